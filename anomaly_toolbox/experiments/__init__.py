@@ -1,0 +1,23 @@
+"""Experiment registry: the names the CLI accepts, loaded lazily so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from anomaly_toolbox.trainers.base import Trainer
+
+#: Experiment name -> (module, trainer class, one-line description).
+EXPERIMENTS: dict[str, tuple[str, str, str]] = {
+    "egbad": ("anomaly_toolbox.trainers.egbad", "EGBADTrainer",
+              "EGBAD: BiGAN with an encoder, residual + discriminator score (28x28)"),
+    "ganomaly": ("anomaly_toolbox.trainers.ganomaly", "GANomalyTrainer",
+                 "GANomaly: encoder-decoder-encoder GAN, latent distance score (32x32)"),
+}
+
+
+def trainer_class(name: str) -> type[Trainer]:
+    """The trainer class of experiment ``name``; ``KeyError`` if unknown."""
+    module, cls, _ = EXPERIMENTS[name]
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,171 @@
+"""Glue the CLI calls: data -> splits -> one trainer per hyperparameter set -> results.
+
+Directory layout under ``log_dir`` (each run resumes when the same command is run again)::
+
+    <experiment>/<dataset>-<protocol><label>-c<contamination>-s<seed>/   results.md, hparams config
+        <run name>/   TensorBoard events, checkpoints/, best_auroc/, best_auprc/, model/, results.json
+
+A run's name is a short hash of its full hyperparameters, so grid runs never share a directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from anomaly_toolbox.datasets import load_raw, one_class_splits
+from anomaly_toolbox.datasets.sources import RawData
+from anomaly_toolbox.datasets.splits import OneClassSplits
+from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.hps import expand, load_grid
+from anomaly_toolbox.results import (RESULTS_FILE, read_results, write_json_atomically,
+                                     write_results_table)
+from anomaly_toolbox.trainers.base import PreparedData, Trainer, TrainingDiverged
+
+TEST_METRICS = ("auroc", "auprc", "f1", "precision", "recall")
+
+
+@dataclass
+class RunConfig:
+    """Everything a user chooses on the command line."""
+
+    experiment: str
+    dataset: str = "mnist"
+    protocol: str = "anomalous"
+    label: int = 0
+    contamination: float = 0.0
+    val_share: float = 0.1
+    seed: int = 42
+    log_dir: Path = Path("logs")
+    data_dir: Path | None = None
+    hps_path: Path | None = None
+    tuning: bool = False
+    jit_compile: bool | None = None
+    restart: bool = False
+    progress_bar: bool = True
+
+
+def resolve_jit(requested: bool | None) -> bool:
+    """XLA on when asked, else on exactly when a GPU is visible."""
+    return bool(tf.config.list_physical_devices("GPU")) if requested is None else requested
+
+
+def run_name(hps: dict[str, Any]) -> str:
+    """Stable 10-hex-digit name of a full hyperparameter set."""
+    return hashlib.sha1(json.dumps(hps, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def experiment_dir(config: RunConfig) -> Path:
+    protocol = "anomalous" if config.protocol == "anomalous" else "normal"
+    return (config.log_dir / config.experiment /
+            f"{config.dataset}-{protocol}{config.label}-c{config.contamination:g}-s{config.seed}")
+
+
+def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
+    """The runs to do: the grid file's first values, or its whole grid with ``tuning``.
+
+    ``config.jit_compile`` (the --jit/--no-jit flag) overrides the hps key; the result is resolved
+    to a bool so that it is logged as what really ran.
+    """
+    schema = trainer_class(config.experiment).schema()
+    grid = load_grid(config.hps_path, schema) if config.hps_path else {}
+    sets = expand(grid, schema, config.tuning)
+    for hps in sets:
+        requested = config.jit_compile if config.jit_compile is not None else hps["jit_compile"]
+        hps["jit_compile"] = resolve_jit(requested)
+    return sets
+
+
+def run_experiment(config: RunConfig) -> list[dict[str, Any]]:
+    """Train and test every hyperparameter set of ``config``; returns each run's results."""
+    trainer_cls = trainer_class(config.experiment)
+    sets = hyperparameter_sets(config)
+    raw = load_raw(config.dataset, config.data_dir)
+    splits = one_class_splits(raw, config.protocol, config.label, config.contamination,
+                              config.val_share, config.seed)
+    data = PreparedData.from_splits(splits, trainer_cls.image_size)
+    root = experiment_dir(config)
+    root.mkdir(parents=True, exist_ok=True)
+    _write_hparams_config(root, trainer_cls)
+    print(f"Data: {raw.source}\nSplits: {json.dumps(splits.describe())}\nLogs: {root}")
+    results = []
+    for index, hps in enumerate(sets):
+        if len(sets) > 1:
+            print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
+        results.append(_run_one(trainer_cls, hps, config, raw, splits, data, root / run_name(hps)))
+        write_results_table(root)
+    print(f"\nResults: {root / 'results.md'}")
+    return results
+
+
+def _write_hparams_config(root: Path, trainer_cls: type[Trainer]) -> None:
+    metrics = [hp.Metric(f"test/{m}", display_name=f"test {m}") for m in TEST_METRICS]
+    metrics += [hp.Metric(f"validation/{m}", display_name=f"validation {m}")
+                for m in ("auroc", "auprc")]
+    with tf.summary.create_file_writer(str(root)).as_default():
+        hp.hparams_config(hparams=[hp.HParam(name) for name in trainer_cls.schema()],
+                          metrics=metrics)
+
+
+def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig, raw: RawData,
+             splits: OneClassSplits, data: PreparedData, run_dir: Path) -> dict[str, Any]:
+    if config.restart and run_dir.exists():
+        shutil.rmtree(run_dir)
+    results_path = run_dir / RESULTS_FILE
+    previous = read_results(results_path)
+    if previous is not None and previous.get("status") == "completed":
+        print(f"{run_dir} already completed; showing its results (--restart trains again)")
+        return previous
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "run": run_dir.name, "run_dir": str(run_dir), "experiment": config.experiment,
+        "dataset": config.dataset, "data_source": raw.source, "protocol": config.protocol,
+        "label": config.label, "contamination": config.contamination, "seed": config.seed,
+        "splits": splits.describe(), "hps": hps, "status": "running",
+    }
+    write_json_atomically(results_path, results)
+    trainer = trainer_cls(hps, channels=splits.train.x.shape[-1], seed=config.seed,
+                          jit_compile=hps["jit_compile"])
+    writer = tf.summary.create_file_writer(str(run_dir))
+    with writer.as_default():
+        hp.hparams(hps, trial_id=run_dir.name)
+    started = time.perf_counter()
+    try:
+        trainer.fit(data, run_dir, writer, progress_bar=config.progress_bar)
+    except TrainingDiverged as error:
+        results.update(status="failed", error=str(error))
+        write_json_atomically(results_path, results)
+        print(f"Run {run_dir.name} failed: {error}")
+        return results
+    except KeyboardInterrupt:
+        results.update(status="interrupted")
+        write_json_atomically(results_path, results)
+        raise
+    train_seconds = time.perf_counter() - started
+    results["selected_model"] = trainer.select_final_model(run_dir)
+    started = time.perf_counter()
+    test = trainer.evaluate(data)
+    test_seconds = time.perf_counter() - started
+    with writer.as_default():
+        for metric, value in test.items():
+            tf.summary.scalar(f"test/{metric}", value, step=int(trainer.epoch))
+    writer.flush()
+    results.update(
+        status="completed", test=test, epochs_trained=int(trainer.epoch),
+        steps_trained=int(trainer.step),
+        validation_best={m: float(v.numpy()) for m, v in trainer.best.items()
+                         if v.numpy() > float("-inf")},
+        timings={"train_seconds": train_seconds, "test_seconds": test_seconds,
+                 "test_images_per_second": len(splits.test) / max(test_seconds, 1e-9)})
+    write_json_atomically(results_path, results)
+    print(f"Test: {json.dumps({k: round(v, 4) for k, v in test.items()})} "
+              f"({results['selected_model']})")
+    return results

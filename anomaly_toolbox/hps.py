@@ -1,0 +1,142 @@
+"""Hyperparameter schemas, JSON grid files and grid expansion.
+
+A grid file maps each key to ``{"type": "Discrete", "values": [...]}`` (the survey toolbox's
+format). Without ``--tuning`` a run takes the first value of every key; with it, every combination.
+Keys a file leaves out take the method's defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GRID_TYPES = ("Discrete",)
+
+
+class HpsError(ValueError):
+    """A hyperparameter file or value is invalid; the message names file, key and problem."""
+
+
+@dataclass(frozen=True)
+class HParam:
+    """One hyperparameter: its type, default and allowed values.
+
+    ``kind`` is one of ``int``, ``float``, ``bool``, ``str``. ``default=None`` means "decided at run
+    time" (e.g. ``jit_compile``: on when a GPU is visible).
+    """
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool = False
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` converted to this parameter's type, or raise :class:`HpsError`."""
+        if value is None and self.default is None:
+            return None
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.kind) or (self.kind is int and isinstance(value, bool)):
+            raise HpsError(f"expects {self.kind.__name__}, got {value!r} "
+                           f"({type(value).__name__})")
+        if self.choices is not None and value not in self.choices:
+            raise HpsError(f"value {value!r} is not one of {list(self.choices)}")
+        if self.positive and value <= 0:
+            raise HpsError(f"must be > 0, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise HpsError(f"must be >= {self.minimum}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise HpsError(f"must be <= {self.maximum}, got {value!r}")
+        return value
+
+
+Schema = dict[str, HParam]
+
+
+def schema_of(*params: HParam) -> Schema:
+    """Schema keyed by parameter name."""
+    return {param.name: param for param in params}
+
+
+def defaults(schema: Schema) -> dict[str, Any]:
+    """The default value of every key."""
+    return {name: param.default for name, param in schema.items()}
+
+
+def _unknown_key_message(key: str, schema: Schema) -> str:
+    close = difflib.get_close_matches(key, schema, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown hyperparameter{hint} Known keys: {', '.join(sorted(schema))}"
+
+
+def parse_grid(raw: Any, schema: Schema, source: str) -> dict[str, list[Any]]:
+    """Validate a decoded grid file and return ``key -> list of checked values``.
+
+    Args:
+        raw: the decoded JSON document.
+        source: name used in error messages (usually the file path).
+    """
+    if not isinstance(raw, dict):
+        raise HpsError(f"{source}: the top level must be a JSON object mapping hyperparameter "
+                       f"names to {{\"type\": \"Discrete\", \"values\": [...]}}")
+    grid: dict[str, list[Any]] = {}
+    for key, entry in raw.items():
+        where = f"{source}: key '{key}'"
+        if key not in schema:
+            raise HpsError(f"{where}: {_unknown_key_message(key, schema)}")
+        if not isinstance(entry, dict) or "values" not in entry:
+            raise HpsError(f"{where}: expected {{\"type\": \"Discrete\", \"values\": [...]}}, "
+                           f"got {json.dumps(entry)}")
+        extra = set(entry) - {"type", "values"}
+        if extra:
+            raise HpsError(f"{where}: unexpected field(s) {sorted(extra)}; only 'type' and "
+                           f"'values' are allowed")
+        if entry.get("type", "Discrete") not in GRID_TYPES:
+            raise HpsError(f"{where}: type {entry['type']!r} is not supported; use "
+                           f"{' or '.join(GRID_TYPES)}")
+        values = entry["values"]
+        if not isinstance(values, list) or not values:
+            raise HpsError(f"{where}: 'values' must be a non-empty list, got {json.dumps(values)}")
+        checked = []
+        for value in values:
+            try:
+                checked.append(schema[key].check(value))
+            except HpsError as error:
+                raise HpsError(f"{where}: {error}") from None
+        grid[key] = checked
+    return grid
+
+
+def load_grid(path: str | Path, schema: Schema) -> dict[str, list[Any]]:
+    """Read and validate a grid file; :class:`HpsError` says what is wrong and where."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HpsError(f"{path}: hyperparameter file not found") from None
+    except OSError as error:
+        raise HpsError(f"{path}: cannot read hyperparameter file ({error.strerror})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise HpsError(f"{path}: malformed JSON at line {error.lineno}, column {error.colno}: "
+                       f"{error.msg}") from None
+    return parse_grid(raw, schema, str(path))
+
+
+def expand(grid: dict[str, list[Any]], schema: Schema, tuning: bool) -> list[dict[str, Any]]:
+    """Full hyperparameter sets: every combination when ``tuning``, else the first values only."""
+    if not tuning:
+        return [{**defaults(schema), **{key: values[0] for key, values in grid.items()}}]
+    keys = list(grid)
+    return [{**defaults(schema), **dict(zip(keys, combo))}
+            for combo in itertools.product(*(grid[key] for key in keys))]
+

@@ -1,0 +1,1 @@
+"""Keras networks, one file per method; shared DCGAN blocks in dcgan.py."""

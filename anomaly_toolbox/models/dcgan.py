@@ -1,0 +1,79 @@
+"""DCGAN building blocks shared by the image methods.
+
+Images are ``[B, S, S, C]`` in [-1, 1]. The conv pyramid halves the side with 4x4 stride-2
+convolutions while the side stays even and at least 8 (28 -> 14 -> 7, 32 -> 16 -> 8 -> 4), doubling
+the filters each time. BatchNorm uses PyTorch's settings (momentum 0.9, epsilon 1e-5) and LeakyReLU
+slope 0.2, as in the DCGAN and GANomaly reference code.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+LEAKY_SLOPE = 0.2
+
+
+def pyramid_steps(image_size: int) -> int:
+    """Number of stride-2 stages for a square image of side ``image_size``."""
+    steps, side = 0, image_size
+    while side % 2 == 0 and side >= 8:
+        side //= 2
+        steps += 1
+    if steps == 0:
+        raise ValueError(f"image side {image_size} cannot be downsampled; use an even side >= 8")
+    return steps
+
+
+def batch_norm(name: str) -> layers.BatchNormalization:
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
+def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str) -> keras.KerasTensor:
+    """``steps`` x [Conv 4x4 s2 -> BN (not on the first) -> LeakyReLU]; filters double each stage."""
+    for i in range(steps):
+        x = layers.Conv2D(filters * 2 ** i, 4, strides=2, padding="same", use_bias=i == 0,
+                          name=f"{prefix}_conv{i}")(x)
+        if i > 0:
+            x = batch_norm(f"{prefix}_bn{i}")(x)
+        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{prefix}_lrelu{i}")(x)
+    return x
+
+
+def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, filters: int,
+                  name: str = "encoder") -> keras.Model:
+    """Image ``[B, S, S, C]`` -> code ``[B, latent_dim]``."""
+    images = keras.Input(image_shape, name="images")
+    features = conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name)
+    code = layers.Dense(latent_dim, name=f"{name}_code")(layers.Flatten()(features))
+    return keras.Model(images, code, name=name)
+
+
+def build_decoder(image_shape: tuple[int, int, int], latent_dim: int, filters: int,
+                  name: str = "decoder") -> keras.Model:
+    """Code ``[B, latent_dim]`` -> image ``[B, S, S, C]`` in [-1, 1] (tanh)."""
+    side, channels = image_shape[0], image_shape[2]
+    steps = pyramid_steps(side)
+    base_side, top_filters = side // 2 ** steps, filters * 2 ** (steps - 1)
+    code = keras.Input((latent_dim,), name="code")
+    x = layers.Dense(base_side * base_side * top_filters, use_bias=False, name=f"{name}_project")(code)
+    x = layers.Reshape((base_side, base_side, top_filters))(x)
+    x = layers.ReLU()(batch_norm(f"{name}_bn_project")(x))
+    for i in reversed(range(steps - 1)):
+        x = layers.Conv2DTranspose(filters * 2 ** i, 4, strides=2, padding="same", use_bias=False,
+                                   name=f"{name}_deconv{i}")(x)
+        x = layers.ReLU()(batch_norm(f"{name}_bn{i}")(x))
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", name=f"{name}_to_image")(x)
+    return keras.Model(code, layers.Activation("tanh")(x), name=name)
+
+
+def build_discriminator(image_shape: tuple[int, int, int], filters: int,
+                        name: str = "discriminator") -> keras.Model:
+    """Image ``[B, S, S, C]`` -> ``(logit [B, 1], features [B, F])``; features feed feature matching."""
+    images = keras.Input(image_shape, name="images")
+    features = layers.Flatten(name=f"{name}_features")(
+        conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name))
+    logit = layers.Dense(1, name=f"{name}_logit")(features)
+    return keras.Model(images, [logit, features], name=name)

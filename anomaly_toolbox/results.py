@@ -1,0 +1,59 @@
+"""Results files: one ``results.json`` per run (written atomically) and a Markdown table over runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.json"
+TABLE_FILE = "results.md"
+TABLE_METRICS = ("auroc", "auprc", "f1", "precision", "recall")
+
+
+def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` so that ``path`` always holds either the old or the new complete file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def read_results(path: Path) -> dict[str, Any] | None:
+    """A run's results, or None if the file is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def markdown_table(runs: list[dict[str, Any]]) -> str:
+    """One row per run: its name, status, the hps that differ between runs, and test metrics."""
+    varying = sorted({key for run in runs for key in run.get("hps", {})
+                      if len({json.dumps(r.get("hps", {}).get(key)) for r in runs}) > 1})
+    header = ["run", "status", *varying, *(f"test {m}" for m in TABLE_METRICS), "train s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run in sorted(runs, key=lambda r: r.get("run", "")):
+        test = run.get("test", {})
+        cells = [run.get("run", "?"), run.get("status", "?"),
+                 *(str(run.get("hps", {}).get(key, "")) for key in varying),
+                 *(f"{test[m]:.4f}" if m in test else "" for m in TABLE_METRICS),
+                 f"{run['timings']['train_seconds']:.0f}" if "timings" in run else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results_table(experiment_dir: Path) -> Path:
+    """Regenerate ``results.md`` from every run's results under ``experiment_dir``."""
+    runs = [r for r in (read_results(p) for p in sorted(experiment_dir.glob(f"*/{RESULTS_FILE}")))
+            if r is not None]
+    first = runs[0] if runs else {}
+    title = (f"# {first.get('experiment', '')} on {first.get('dataset', '')}: "
+             f"{first.get('protocol', '')} label {first.get('label', '')}, "
+             f"contamination {first.get('contamination', '')}, seed {first.get('seed', '')}\n\n"
+             f"Data used: {first.get('data_source', '')}\n\n")
+    path = experiment_dir / TABLE_FILE
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(title + markdown_table(runs), encoding="utf-8")
+    os.replace(partial, path)
+    return path

@@ -1,0 +1,306 @@
+"""The trainer base: everything that is the same for every method.
+
+A method subclasses :class:`Trainer` and supplies only its networks, optimizers, train step, anomaly
+score and reconstruction. The base owns the epoch loop (progress bar, TensorBoard scalars and image
+strips), per-epoch validation AUROC/AUPRC, best-model saving per metric (``.keras``), checkpoints
+that let an interrupted run resume, the XLA switch, and the final test evaluation with a threshold
+chosen on validation data.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches, train_batches
+from anomaly_toolbox.datasets.splits import OneClassSplits
+from anomaly_toolbox.evaluation import choose_threshold, ranking_metrics, threshold_metrics
+from anomaly_toolbox.hps import HParam, Schema, schema_of
+
+SELECTION_METRICS = ("auroc", "auprc")
+IMAGES_IN_STRIP = 8
+CHECKPOINT_DIR, MODEL_DIR = "checkpoints", "model"
+
+
+def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: float,
+                   latent_dim: int, filters: int, ema_decay: float = 0.0) -> tuple[HParam, ...]:
+    """Keys every method has; each method passes its published defaults."""
+    return (
+        HParam("epochs", int, epochs, "training epochs", positive=True),
+        HParam("batch_size", int, batch_size, "images per training batch", positive=True),
+        HParam("learning_rate", float, learning_rate, "Adam learning rate", positive=True),
+        HParam("beta_1", float, beta_1, "Adam beta_1", minimum=0.0, maximum=0.999),
+        HParam("latent_dim", int, latent_dim, "size of the latent code z", positive=True),
+        HParam("filters", int, filters, "filters of the first conv stage (width)", positive=True),
+        HParam("ema_decay", float, ema_decay, "decay of the weight EMA used for scoring and "
+               "saved models (0 = off)", minimum=0.0, maximum=0.9999),
+        HParam("jit_compile", bool, None, "XLA-compile steps (default: on when a GPU is visible)"),
+        HParam("selection_metric", str, "auroc", "validation metric that picks the final model",
+               choices=SELECTION_METRICS),
+    )
+
+
+def adam(learning_rate: float, beta_1: float, beta_2: float = 0.999) -> keras.optimizers.Adam:
+    """Adam with PyTorch's epsilon (1e-8), as the reference implementations use."""
+    return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=1e-8)
+
+
+def bce_with_logits(target: float, logits: tf.Tensor) -> tf.Tensor:
+    """Per-sample binary cross-entropy of logits ``[B, 1]`` against a constant target -> ``[B]``."""
+    labels = tf.fill(tf.shape(logits), tf.cast(target, logits.dtype))
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=-1)
+
+
+def per_sample_l1(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """``||a - b||_1`` over all but the batch axis -> ``[B]``."""
+    return tf.reduce_sum(tf.abs(tf.reshape(a - b, [tf.shape(a)[0], -1])), axis=1)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class PreparedData:
+    """Cached pipelines of one set of splits at a method's image size."""
+
+    train: tf.data.Dataset
+    train_size: int
+    validation: tf.data.Dataset
+    validation_labels: np.ndarray
+    test: tf.data.Dataset
+    test_labels: np.ndarray
+
+    @classmethod
+    def from_splits(cls, splits: OneClassSplits, image_size: int) -> PreparedData:
+        return cls(cached_dataset(splits.train, image_size), len(splits.train),
+                   cached_dataset(splits.validation, image_size), splits.validation.y,
+                   cached_dataset(splits.test, image_size), splits.test.y)
+
+
+def _save_keras_atomically(model: keras.Model, path: Path) -> None:
+    partial = path.with_name(path.stem + ".partial.keras")
+    model.save(partial)
+    os.replace(partial, path)
+
+
+class Trainer(abc.ABC):
+    """Base of every method's trainer.
+
+    Subclasses set ``name``, ``image_size``, ``hparams`` (their full schema, usually
+    ``common_hparams(...) + method keys``) and implement the abstract methods.
+    """
+
+    name: ClassVar[str]
+    image_size: ClassVar[int]
+    hparams: ClassVar[tuple[HParam, ...]]
+
+    def __init__(self, hps: dict[str, Any], channels: int, seed: int, jit_compile: bool) -> None:
+        self.hps = hps
+        self.image_shape = (self.image_size, self.image_size, channels)
+        self.seed = seed
+        self.jit_compile = jit_compile
+        keras.utils.set_random_seed(seed)
+        self.networks: dict[str, keras.Model] = self.build_networks()
+        self.scoring_networks = self.networks
+        if hps["ema_decay"] > 0:
+            self.scoring_networks = {name: keras.models.clone_model(net)
+                                     for name, net in self.networks.items()}
+            for name, net in self.networks.items():
+                self.scoring_networks[name].set_weights(net.get_weights())
+        self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
+        self._updated_variables: dict[str, list[tf.Variable]] = {}
+        for name, (optimizer, network_names) in self.build_optimizers().items():
+            variables = [v for net in network_names for v in self.networks[net].trainable_variables]
+            optimizer.build(variables)
+            self.optimizers[name] = optimizer
+            self._updated_variables[name] = variables
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.best = {metric: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
+                                         name=f"best_{metric}") for metric in SELECTION_METRICS}
+        self._xla_or_graph_step = tf.function(self._train_step_and_average,
+                                              jit_compile=jit_compile)
+        self._compiled_train_step = tf.function(self._draw_noise_and_step)
+        self._compiled_score = tf.function(self.score, jit_compile=jit_compile,
+                                           reduce_retracing=True)
+        self._compiled_reconstruct = tf.function(self.reconstruct, reduce_retracing=True)
+
+    @classmethod
+    def schema(cls) -> Schema:
+        return schema_of(*cls.hparams)
+
+    # ----------------------------------------------------------------- what a method provides
+    @abc.abstractmethod
+    def build_networks(self) -> dict[str, keras.Model]:
+        """The method's networks by name (saved as ``<name>.keras``)."""
+
+    @abc.abstractmethod
+    def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
+        """Optimizer name -> (optimizer, names of the networks whose weights it updates)."""
+
+    def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Random inputs of one train step, drawn from the stateless ``seed`` ``[2]``.
+
+        Drawn outside the XLA cluster on purpose: XLA lowers stateless RNG ops differently, so
+        the same seed would give other numbers with ``jit_compile`` on. Default: no noise.
+        """
+        return {}
+
+    @abc.abstractmethod
+    def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One update on a batch ``[B, S, S, C]`` with ``noise`` from :meth:`sample_noise`.
+
+        Returns scalar losses by name.
+        """
+
+    @abc.abstractmethod
+    def score(self, images: tf.Tensor) -> tf.Tensor:
+        """Anomaly score per image ``[B]``, higher = more anomalous.
+
+        Uses ``self.scoring_networks`` in inference mode (``training=False``).
+        """
+
+    @abc.abstractmethod
+    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
+        """Reconstruction ``[B, S, S, C]`` by ``self.scoring_networks``, shown in TensorBoard."""
+
+    # --------------------------------------------------------------- helpers for train steps
+    def apply_gradients(self, tape: tf.GradientTape, losses: dict[str, tf.Tensor]) -> None:
+        """Differentiate each optimizer's loss w.r.t. its own networks only, then update all.
+
+        All gradients are taken before any weight changes (a simultaneous update).
+        """
+        updates = []
+        for name, loss in losses.items():
+            variables = self._updated_variables[name]
+            updates.append((self.optimizers[name], tape.gradient(loss, variables), variables))
+        for optimizer, gradients, variables in updates:
+            optimizer.apply_gradients(zip(gradients, variables))
+
+    def _draw_noise_and_step(self, images: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._xla_or_graph_step(images, self.sample_noise(images.shape[0], seed))
+
+    def _train_step_and_average(self, images: tf.Tensor,
+                                noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The method's step, then the weight EMA: w_ema <- d w_ema + (1 - d) w.
+
+        d = min(ema_decay, (1 + n) / (10 + n)) at step n, as tf.train.ExponentialMovingAverage,
+        so that early averages are not dominated by the initial weights.
+        """
+        losses = self.train_step(images, noise)
+        if self.scoring_networks is not self.networks:
+            steps = tf.cast(self.step, tf.float32)
+            decay = tf.minimum(self.hps["ema_decay"], (1.0 + steps) / (10.0 + steps))
+            for name, net in self.networks.items():
+                for average, weight in zip(self.scoring_networks[name].weights, net.weights):
+                    average.assign(decay * average + (1.0 - decay) * weight)
+        return losses
+
+    # ------------------------------------------------------------------------ the epoch loop
+    def checkpoint(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(
+            epoch=self.epoch, step=self.step,
+            **{f"best_{metric}": variable for metric, variable in self.best.items()},
+            **{f"network_{name}": net for name, net in self.networks.items()},
+            **{f"scoring_{name}": net for name, net in self.scoring_networks.items()
+               if net is not self.networks[name]},
+            **{f"optimizer_{name}": opt for name, opt in self.optimizers.items()})
+
+    def score_dataset(self, cached: tf.data.Dataset) -> np.ndarray:
+        """Scores ``[N]`` of every image of a cached split, in order."""
+        batch_size = self.hps["batch_size"]
+        return np.concatenate([self._compiled_score(x).numpy()
+                               for x, _ in eval_batches(cached, batch_size)])
+
+    def fit(self, data: PreparedData, run_dir: Path, writer: tf.summary.SummaryWriter,
+            progress_bar: bool = True) -> None:
+        """Train for ``hps['epochs']`` epochs, resuming from ``run_dir/checkpoints`` if present."""
+        checkpoint = self.checkpoint()
+        manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINT_DIR, max_to_keep=2)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            print(f"Resuming from {manager.latest_checkpoint} "
+                  f"(epoch {int(self.epoch)} of {self.hps['epochs']} done)")
+        steps = data.train_size // self.hps["batch_size"]
+        strip = next(iter(eval_batches(data.validation, IMAGES_IN_STRIP)))[0]
+        with writer.as_default():
+            while int(self.epoch) < self.hps["epochs"]:
+                epoch = int(self.epoch)
+                self._train_epoch(data, epoch, steps, progress_bar)
+                metrics = ranking_metrics(data.validation_labels,
+                                          self.score_dataset(data.validation))
+                for metric, value in metrics.items():
+                    tf.summary.scalar(f"validation/{metric}", value, step=epoch + 1)
+                    if value > self.best[metric].numpy():
+                        self.best[metric].assign(value)
+                        self.save_networks(run_dir / f"best_{metric}")
+                reconstruction = self._compiled_reconstruct(strip)
+                tf.summary.image("validation/input_vs_reconstruction",
+                                 (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2.0,
+                                 step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
+                self.epoch.assign_add(1)
+                manager.save()
+                writer.flush()
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no anomalies"
+                print(f"epoch {epoch + 1}/{self.hps['epochs']}: validation {shown}")
+
+    def _train_epoch(self, data: PreparedData, epoch: int, steps: int, progress_bar: bool) -> None:
+        progress = keras.utils.Progbar(steps, verbose=1 if progress_bar else 0, unit_name="step")
+        batches = train_batches(data.train, data.train_size, self.hps["batch_size"], self.seed,
+                                epoch)
+        for index, images in enumerate(batches):
+            seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
+            losses = {name: float(value)
+                      for name, value in self._compiled_train_step(images, seed).items()}
+            for name, value in losses.items():
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"loss '{name}' became {value} at step {int(self.step)} (epoch "
+                        f"{epoch + 1}); the last good checkpoint is kept. Lower learning_rate.")
+                tf.summary.scalar(f"train/{name}", value, step=self.step)
+            self.step.assign_add(1)
+            progress.update(index + 1, list(losses.items()))
+
+    # ------------------------------------------------------------------- models and testing
+    def save_networks(self, directory: Path) -> None:
+        """Save the scoring networks (EMA weights when enabled) as ``<name>.keras``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, net in self.scoring_networks.items():
+            _save_keras_atomically(net, directory / f"{name}.keras")
+
+    def load_networks(self, directory: Path) -> None:
+        """Load ``<name>.keras`` weights into the scoring networks."""
+        for name, net in self.scoring_networks.items():
+            net.load_weights(directory / f"{name}.keras")
+
+    def select_final_model(self, run_dir: Path) -> str:
+        """Load the best weights under ``selection_metric`` (validation) and save them to ``model/``.
+
+        Returns which weights were selected. Without validation anomalies there is no ranking
+        metric, and the last epoch's weights are used.
+        """
+        metric = self.hps["selection_metric"]
+        best_dir = run_dir / f"best_{metric}"
+        if best_dir.is_dir():
+            self.load_networks(best_dir)
+            chosen = f"best validation {metric} ({self.best[metric].numpy():.4f})"
+        else:
+            chosen = "last epoch (validation has no anomalies to rank)"
+        self.save_networks(run_dir / MODEL_DIR)
+        return chosen
+
+    def evaluate(self, data: PreparedData) -> dict[str, float]:
+        """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold."""
+        threshold = choose_threshold(data.validation_labels, self.score_dataset(data.validation))
+        test_scores = self.score_dataset(data.test)
+        return {**ranking_metrics(data.test_labels, test_scores),
+                **threshold_metrics(data.test_labels, test_scores, threshold)}

@@ -1,0 +1,97 @@
+"""EGBAD (Zenati et al. 2018): a BiGAN whose encoder makes reconstruction-based scoring cheap.
+
+Losses (D(x, z) a logit, f(x, z) its feature layer, z ~ N(0, I)):
+
+* D: BCE(D(x, E(x)), 1) + BCE(D(G(z), z), 0)
+* G: ``generator_loss='bce'``: BCE(D(G(z), z), 1); ``'fm'``: ||mean f(x, E(x)) - mean f(G(z), z)||_2^2
+* E: BCE(D(x, E(x)), 0), plus ||x - G(E(x))||_1 when ``encoder_loss='bce_residual'`` (survey Table 1)
+
+Score, w = ``score_weight``: (1 - w) ||x - G(E(x))||_1 + w s_D with s_D =
+``'fm'``: ||f(x, E(x)) - f(G(E(x)), E(x))||_1 or ``'bce'``: BCE(D(G(E(x)), E(x)), 1).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.models.egbad import build_egbad
+from anomaly_toolbox.trainers.base import (Trainer, adam, bce_with_logits, common_hparams,
+                                           per_sample_l1)
+
+
+class EGBADTrainer(Trainer):
+    """EGBAD on 28x28 images."""
+
+    name = "egbad"
+    image_size = 28
+    hparams = (
+        *common_hparams(epochs=10, batch_size=100, learning_rate=2e-4, beta_1=0.5,
+                        latent_dim=200, filters=32, ema_decay=0.999),
+        HParam("dropout", float, 0.5, "dropout rate in the discriminator", minimum=0.0,
+               maximum=0.9),
+        HParam("generator_loss", str, "bce", "G objective", choices=("bce", "fm")),
+        HParam("encoder_loss", str, "bce", "E objective; bce_residual adds ||x - G(E(x))||_1",
+               choices=("bce", "bce_residual")),
+        HParam("score", str, "fm", "discriminator part of the score", choices=("fm", "bce")),
+        HParam("score_weight", float, 0.1, "w in (1 - w) residual + w s_D", minimum=0.0,
+               maximum=1.0),
+    )
+
+    def build_networks(self) -> dict[str, keras.Model]:
+        return build_egbad(self.image_shape, self.hps["latent_dim"], self.hps["filters"],
+                           self.hps["dropout"])
+
+    def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
+        lr, beta_1 = self.hps["learning_rate"], self.hps["beta_1"]
+        return {name: (adam(lr, beta_1), (name,))
+                for name in ("discriminator", "generator", "encoder")}
+
+    def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"z": tf.random.stateless_normal([batch_size, self.hps["latent_dim"]], seed)}
+
+    def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        encoder, generator, discriminator = (self.networks[k] for k in
+                                             ("encoder", "generator", "discriminator"))
+        z = noise["z"]
+        with tf.GradientTape(persistent=True) as tape:
+            z_encoded = encoder(images, training=True)
+            generated = generator(z, training=True)
+            logit_real, features_real = discriminator([images, z_encoded], training=True)
+            logit_fake, features_fake = discriminator([generated, z], training=True)
+            d_loss = tf.reduce_mean(bce_with_logits(1.0, logit_real) +
+                                    bce_with_logits(0.0, logit_fake))
+            if self.hps["generator_loss"] == "bce":
+                g_loss = tf.reduce_mean(bce_with_logits(1.0, logit_fake))
+            else:
+                g_loss = tf.reduce_sum(tf.square(tf.reduce_mean(features_real, axis=0) -
+                                                 tf.reduce_mean(features_fake, axis=0)))
+            e_loss = tf.reduce_mean(bce_with_logits(0.0, logit_real))
+            losses = {"d_loss": d_loss, "g_loss": g_loss, "e_loss": e_loss}
+            if self.hps["encoder_loss"] == "bce_residual":
+                residual = tf.reduce_mean(per_sample_l1(images,
+                                                        generator(z_encoded, training=True)))
+                e_loss += residual
+                losses.update(e_loss=e_loss, e_residual=residual)
+        self.apply_gradients(tape, {"discriminator": d_loss, "generator": g_loss,
+                                    "encoder": e_loss})
+        return losses
+
+    def score(self, images: tf.Tensor) -> tf.Tensor:
+        networks = self.scoring_networks
+        z = networks["encoder"](images, training=False)
+        reconstruction = networks["generator"](z, training=False)
+        discriminator = networks["discriminator"]
+        logit_rec, features_rec = discriminator([reconstruction, z], training=False)
+        if self.hps["score"] == "fm":
+            _, features_real = discriminator([images, z], training=False)
+            disc_score = per_sample_l1(features_real, features_rec)
+        else:
+            disc_score = bce_with_logits(1.0, logit_rec)
+        weight = self.hps["score_weight"]
+        return (1.0 - weight) * per_sample_l1(images, reconstruction) + weight * disc_score
+
+    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
+        networks = self.scoring_networks
+        return networks["generator"](networks["encoder"](images, training=False), training=False)

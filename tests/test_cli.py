@@ -1,0 +1,143 @@
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from anomaly_toolbox.cli import main
+from anomaly_toolbox.results import read_results
+from anomaly_toolbox.trainers.base import Trainer
+from tests.conftest import TINY, write_grid
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def run_dirs(log_dir):
+    return sorted(p.parent for p in log_dir.glob("*/*/*/results.json"))
+
+
+def plugin_names(run_dir):
+    names = set()
+    for path in run_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            names |= {v.metadata.plugin_data.plugin_name for v in event.summary.value}
+    return names
+
+
+def test_egbad_end_to_end_writes_models_checkpoints_results_and_hparams(tmp_path):
+    hps = write_grid(tmp_path / "tiny.json", {**TINY, "epochs": 2})
+    result = invoke("-e", "egbad", "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                    tmp_path / "logs", "--anomalous-label", 1, "-q")
+    assert result.exit_code == 0, result.output
+    [run_dir] = run_dirs(tmp_path / "logs")
+    results = read_results(run_dir / "results.json")
+    assert results["status"] == "completed" and results["epochs_trained"] == 2
+    assert results["data_source"].startswith("mnist-5k")
+    assert results["protocol"] == "anomalous" and results["label"] == 1
+    for metric in ("auroc", "auprc", "f1", "precision", "recall", "threshold"):
+        assert math.isfinite(results["test"][metric])
+    assert 0.0 <= results["test"]["auroc"] <= 1.0
+    assert results["splits"]["test_size"] == len(range(900)) + 450
+    assert list((run_dir / "checkpoints").glob("ckpt-2.index"))
+    assert {"hparams", "scalars", "images"} <= plugin_names(run_dir)
+    assert "| test auroc |" in (run_dir.parent / "results.md").read_text().replace(" auroc", " auroc")
+    encoder = keras.models.load_model(run_dir / "model" / "encoder.keras", compile=False)
+    assert encoder.output_shape == (None, TINY["latent_dim"])
+    again = invoke("-e", "egbad", "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                   tmp_path / "logs", "--anomalous-label", 1, "-q")
+    assert again.exit_code == 0 and "already completed" in again.output
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
+    hps = write_grid(tmp_path / "tiny.json", {**TINY, "epochs": 2})
+    args = ["-e", "ganomaly", "-d", "mnist-5k", "--hps-path", hps, "--normal-label", 7, "-q"]
+    reference = invoke(*args, "--log-dir", tmp_path / "reference")
+    assert reference.exit_code == 0, reference.output
+
+    original = Trainer._train_epoch
+
+    def interrupt_second_epoch(self, data, epoch, *rest):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, data, epoch, *rest)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_second_epoch)
+    interrupted = invoke(*args, "--log-dir", tmp_path / "logs")
+    assert interrupted.exit_code != 0
+    [run_dir] = run_dirs(tmp_path / "logs")
+    assert read_results(run_dir / "results.json")["status"] == "interrupted"
+
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    resumed = invoke(*args, "--log-dir", tmp_path / "logs")
+    assert resumed.exit_code == 0, resumed.output
+    assert "Resuming from" in resumed.output and "epoch 1 of 2 done" in resumed.output
+    results = read_results(run_dir / "results.json")
+    expected = read_results(run_dirs(tmp_path / "reference")[0] / "results.json")
+    assert results["status"] == "completed"
+    assert results["steps_trained"] == expected["steps_trained"] == 2 * (360 // 32)
+    assert results["test"]["auroc"] == pytest.approx(expected["test"]["auroc"], abs=1e-6)
+
+
+def test_ganomaly_grid_search_runs_every_combination(tmp_path):
+    hps = write_grid(tmp_path / "grid.json", {**TINY, "contextual_weight": [50.0, 10.0]})
+    result = invoke("-e", "ganomaly", "-d", "mnist-5k", "--hps-path", hps, "--tuning",
+                    "--log-dir", tmp_path / "logs", "--normal-label", 0, "-q")
+    assert result.exit_code == 0, result.output
+    dirs = run_dirs(tmp_path / "logs")
+    assert len(dirs) == 2
+    weights = {read_results(d / "results.json")["hps"]["contextual_weight"] for d in dirs}
+    assert weights == {50.0, 10.0}
+    assert all("hparams" in plugin_names(d) for d in dirs)
+    table = (dirs[0].parent / "results.md").read_text()
+    assert "contextual_weight" in table and table.count("| completed |") == 2
+
+
+def test_a_diverged_run_is_marked_failed(tmp_path, monkeypatch):
+    from anomaly_toolbox.trainers.egbad import EGBADTrainer
+
+    monkeypatch.setattr(EGBADTrainer, "train_step",
+                        lambda self, images, noise: {"d_loss": tf.constant(np.nan)})
+    hps = write_grid(tmp_path / "tiny.json", TINY)
+    result = invoke("-e", "egbad", "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                    tmp_path / "logs", "-q")
+    assert result.exit_code == 1 and "1 run(s) failed" in result.output
+    [run_dir] = run_dirs(tmp_path / "logs")
+    results = read_results(run_dir / "results.json")
+    assert results["status"] == "failed" and "loss 'd_loss' became nan at step 0" in results["error"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-e", "egbd"], "unknown experiment 'egbd'. Did you mean 'egbad'?"),
+    (["-e", "egbad", "-d", "mnsit"], "unknown dataset 'mnsit'. Did you mean 'mnist'?"),
+    (["-d", "mnist"], "--experiment is required"),
+    (["-e", "egbad", "--anomalous-label", 1, "--normal-label", 2], "not both"),
+    (["-e", "egbad", "--contamination", 1.5], "--contamination must be in [0, 1)"),
+    (["-e", "egbad", "--val-share", 0], "--val-share must be in (0, 1)"),
+    (["-e", "egbad", "--data-dir", "/no/such/dir"], "is not a directory"),
+    (["-e", "egbad", "-d", "mnist-5k", "--anomalous-label", 12], "outside the dataset's classes"),
+    (["-e", "egbad", "--hps-path", "/no/such.json"], "hyperparameter file not found"),
+])
+def test_bad_input_gives_one_clear_message_and_exit_code_2(tmp_path, args, message):
+    result = invoke(*args, "--log-dir", tmp_path)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_malformed_hps_file_is_named_in_the_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochs": {"type": "Discrete", "values": [1]},, }')
+    result = invoke("-e", "ganomaly", "-d", "mnist-5k", "--hps-path", bad, "--log-dir", tmp_path)
+    assert result.exit_code == 2 and "bad.json: malformed JSON at line 1" in result.output
+
+
+def test_list_and_help_explain_experiments_datasets_and_keys():
+    listing = invoke("--list")
+    assert listing.exit_code == 0
+    for word in ("egbad", "ganomaly", "mnist-5k", "generator_loss", "contextual_weight"):
+        assert word in listing.output
+    assert "--anomalous-label" in invoke("--help").output

@@ -1,0 +1,27 @@
+import numpy as np
+
+from anomaly_toolbox.evaluation import choose_threshold, ranking_metrics, threshold_metrics
+
+
+def test_ranking_metrics_for_perfect_and_reversed_scores():
+    labels = np.array([0, 0, 0, 1, 1])
+    assert ranking_metrics(labels, np.array([0.1, 0.2, 0.3, 0.8, 0.9])) == {"auroc": 1.0,
+                                                                             "auprc": 1.0}
+    assert ranking_metrics(labels, -np.array([0.1, 0.2, 0.3, 0.8, 0.9]))["auroc"] == 0.0
+    assert ranking_metrics(np.zeros(3), np.arange(3.0)) == {}
+
+
+def test_threshold_maximises_validation_f1_and_applies_to_test():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.5, 0.7, 0.9])
+    threshold = choose_threshold(labels, scores)
+    assert threshold == 0.5
+    metrics = threshold_metrics(labels, scores, threshold)
+    assert metrics["recall"] == 1.0 and metrics["precision"] == 0.75
+    assert abs(metrics["f1"] - 2 * 0.75 / 1.75) < 1e-12
+
+
+def test_normal_only_validation_gives_a_five_percent_false_positive_threshold():
+    scores = np.arange(100.0)
+    threshold = choose_threshold(np.zeros(100, dtype=int), scores)
+    assert np.mean(scores >= threshold) <= 0.05 + 1e-9

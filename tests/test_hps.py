@@ -1,0 +1,63 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
+from anomaly_toolbox.hps import HpsError, defaults, expand, load_grid, parse_grid
+
+HPS_DIR = Path(__file__).resolve().parents[1] / "hps"
+
+
+@pytest.fixture
+def schema():
+    return trainer_class("egbad").schema()
+
+
+def test_grid_parses_and_expands(schema):
+    grid = parse_grid({"learning_rate": {"type": "Discrete", "values": [1e-4, 1]},
+                       "score": {"type": "Discrete", "values": ["fm", "bce"]}}, schema, "f.json")
+    assert grid["learning_rate"] == [1e-4, 1.0] and isinstance(grid["learning_rate"][1], float)
+    runs = expand(grid, schema, tuning=True)
+    assert len(runs) == 4 and {r["score"] for r in runs} == {"fm", "bce"}
+    assert all(r["epochs"] == defaults(schema)["epochs"] for r in runs)
+    single = expand(grid, schema, tuning=False)
+    assert single == [{**defaults(schema), "learning_rate": 1e-4, "score": "fm"}]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"learning_rat": {"values": [1e-4]}}, "key 'learning_rat': unknown hyperparameter; did you "
+                                           "mean 'learning_rate'?"),
+    ({"epochs": {"type": "Discrete", "values": []}}, "key 'epochs': 'values' must be a non-empty"),
+    ({"epochs": {"type": "Discrete", "values": ["10"]}}, "key 'epochs': expects int, got '10'"),
+    ({"epochs": {"type": "Discrete", "values": [True]}}, "expects int"),
+    ({"epochs": {"type": "Discrete", "values": [0]}}, "must be > 0"),
+    ({"score": {"type": "Discrete", "values": ["l2"]}}, "not one of \\['fm', 'bce'\\]"),
+    ({"epochs": {"type": "Range", "values": [1, 2]}}, "type 'Range' is not supported"),
+    ({"epochs": [1, 2]}, "expected {\"type\": \"Discrete\""),
+    ({"epochs": {"values": [1], "typo": 1}}, "unexpected field"),
+    ([1, 2], "top level must be a JSON object"),
+])
+def test_bad_grids_name_file_key_and_problem(schema, raw, message):
+    with pytest.raises(HpsError, match=message) as error:
+        parse_grid(raw, schema, "my.json")
+    assert str(error.value).startswith("my.json")
+
+
+def test_malformed_and_missing_files(schema, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"epochs": {"type": "Discrete", "values": [1,]}}')
+    with pytest.raises(HpsError, match=r"broken.json: malformed JSON at line 1, column \d+"):
+        load_grid(broken, schema)
+    with pytest.raises(HpsError, match="not found"):
+        load_grid(tmp_path / "missing.json", schema)
+
+
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_shipped_hps_files_are_valid_and_start_with_the_defaults(experiment):
+    schema = trainer_class(experiment).schema()
+    grid = load_grid(HPS_DIR / f"{experiment}.json", schema)
+    first = expand(grid, schema, tuning=False)[0]
+    assert first == defaults(schema)
+    assert len(expand(grid, schema, tuning=True)) > 1
+    assert json.loads((HPS_DIR / f"{experiment}.json").read_text())

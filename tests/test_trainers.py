@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from anomaly_toolbox.datasets.pipeline import to_model_range
+from anomaly_toolbox.evaluation import ranking_metrics
+from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
+from anomaly_toolbox.hps import defaults
+from tests.conftest import TINY
+
+SEED = tf.constant([1, 0], tf.int64)
+
+
+def make_trainer(experiment, jit_compile=False, **overrides):
+    cls = trainer_class(experiment)
+    hps = {**defaults(cls.schema()), **TINY, **overrides, "jit_compile": jit_compile}
+    return cls(hps, channels=1, seed=0, jit_compile=jit_compile)
+
+
+def images_of(bundled, digit, trainer, count):
+    x = bundled.x_train[bundled.y_train == digit][:count]
+    return to_model_range(tf.constant(x), trainer.image_size)
+
+
+def weights_of(trainer):
+    return {name: [w.numpy().copy() for w in net.trainable_weights]
+            for name, net in trainer.networks.items()}
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["tf.function", "xla"])
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_train_step_updates_every_network_and_scores_are_per_sample(bundled, experiment,
+                                                                     jit_compile):
+    trainer = make_trainer(experiment, jit_compile)
+    x = images_of(bundled, 1, trainer, 32)
+    before = weights_of(trainer)
+    losses = trainer._compiled_train_step(x, SEED)
+    assert losses and all(np.isfinite(float(v)) for v in losses.values())
+    after = weights_of(trainer)
+    for name in before:
+        assert any(not np.allclose(a, b) for a, b in zip(before[name], after[name])), name
+    scores = trainer._compiled_score(x).numpy()
+    assert scores.shape == (32,) and np.all(np.isfinite(scores))
+    np.testing.assert_allclose(trainer._compiled_score(x[:3]).numpy(), scores[:3], rtol=1e-4,
+                               atol=1e-4)
+    assert trainer._compiled_reconstruct(x[:4]).shape == (4, trainer.image_size,
+                                                          trainer.image_size, 1)
+
+
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_xla_and_plain_steps_agree(bundled, experiment):
+    plain, xla = make_trainer(experiment, False), make_trainer(experiment, True)
+    x = images_of(bundled, 2, plain, 32)
+    for _ in range(2):
+        plain_losses = plain._compiled_train_step(x, SEED)
+        xla_losses = xla._compiled_train_step(x, SEED)
+    for name in plain_losses:
+        np.testing.assert_allclose(float(plain_losses[name]), float(xla_losses[name]), rtol=1e-3,
+                                   atol=1e-4)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"generator_loss": "fm", "encoder_loss": "bce_residual", "score": "bce"},
+    {"generator_loss": "bce", "encoder_loss": "bce_residual", "score": "fm"},
+])
+def test_egbad_training_cases_and_scores(bundled, overrides):
+    trainer = make_trainer("egbad", **overrides)
+    x = images_of(bundled, 3, trainer, 32)
+    losses = trainer._compiled_train_step(x, SEED)
+    assert float(losses["e_residual"]) > 0
+    assert float(losses["e_loss"]) > float(losses["e_residual"])
+    assert np.all(np.isfinite(trainer._compiled_score(x).numpy()))
+
+
+def test_ema_scoring_weights_follow_the_warm_up_formula(bundled):
+    trainer = make_trainer("ganomaly", ema_decay=0.999)
+    x = images_of(bundled, 0, trainer, 32)
+    initial = [w.numpy().copy() for w in trainer.networks["decoder"].weights]
+    trainer._compiled_train_step(x, SEED)
+    trained = [w.numpy() for w in trainer.networks["decoder"].weights]
+    averaged = [w.numpy() for w in trainer.scoring_networks["decoder"].weights]
+    decay = min(0.999, 1.0 / 10.0)
+    for start, now, average in zip(initial, trained, averaged):
+        np.testing.assert_allclose(average, decay * start + (1 - decay) * now, rtol=1e-5,
+                                   atol=1e-6)
+    assert trainer.scoring_networks["decoder"] is not trainer.networks["decoder"]
+
+
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
+    trainer = make_trainer(experiment, filters=8, latent_dim=16)
+    normals = images_of(bundled, 1, trainer, 400)
+    train, held_out = normals[:368], normals[368:]
+    for step in range(120):
+        batch = tf.gather(train, (np.arange(32) + 32 * step) % 368)
+        losses = trainer._compiled_train_step(batch, tf.constant([0, step], tf.int64))
+        trainer.step.assign_add(1)
+    assert all(np.isfinite(float(v)) for v in losses.values())
+    noise = tf.random.stateless_uniform(held_out.shape, [3, 4], -1.0, 1.0)
+    scores = np.concatenate([trainer._compiled_score(held_out).numpy(),
+                             trainer._compiled_score(noise).numpy()])
+    labels = np.r_[np.zeros(len(held_out)), np.ones(len(noise))]
+    assert ranking_metrics(labels, scores)["auroc"] > 0.9
