@@ -49,7 +49,11 @@ def test_train_step_updates_every_network_and_scores_are_per_sample(bundled, exp
 
 @pytest.mark.parametrize("experiment", list(EXPERIMENTS))
 def test_xla_and_plain_steps_agree(bundled, experiment):
-    plain, xla = make_trainer(experiment, False), make_trainer(experiment, True)
+    """Same math on both paths. Dropout is off: Keras draws its masks inside the compiled step,
+    and XLA draws other numbers than plain TF for the same seed."""
+    overrides = {"dropout": 0.0} if "dropout" in trainer_class(experiment).schema() else {}
+    plain = make_trainer(experiment, False, **overrides)
+    xla = make_trainer(experiment, True, **overrides)
     x = images_of(bundled, 2, plain, 32)
     for _ in range(2):
         plain_losses = plain._compiled_train_step(x, SEED)
@@ -86,12 +90,17 @@ def test_ema_scoring_weights_follow_the_warm_up_formula(bundled):
     assert trainer.scoring_networks["decoder"] is not trainer.networks["decoder"]
 
 
+#: Steps a tiny model needs on one digit; a BiGAN's generator learns far slower than GANomaly's
+#: autoencoder (its reconstructions are flat gray for the first ~200 steps).
+STEPS_TO_LEARN = {"egbad": 500, "ganomaly": 120}
+
+
 @pytest.mark.parametrize("experiment", list(EXPERIMENTS))
 def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
     trainer = make_trainer(experiment, filters=8, latent_dim=16)
     normals = images_of(bundled, 1, trainer, 400)
     train, held_out = normals[:368], normals[368:]
-    for step in range(120):
+    for step in range(STEPS_TO_LEARN[experiment]):
         batch = tf.gather(train, (np.arange(32) + 32 * step) % 368)
         losses = trainer._compiled_train_step(batch, tf.constant([0, step], tf.int64))
         trainer.step.assign_add(1)
