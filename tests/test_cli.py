@@ -53,6 +53,20 @@ def test_egbad_end_to_end_writes_models_checkpoints_results_and_hparams(tmp_path
     assert again.exit_code == 0 and "already completed" in again.output
 
 
+def test_anogan_end_to_end_says_how_validation_was_cheapened(tmp_path):
+    hps = write_grid(tmp_path / "tiny.json", {**TINY, "search_steps": 20,
+                                              "validation_search_steps": 5,
+                                              "validation_subset": 64})
+    result = invoke("-e", "anogan", "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                    tmp_path / "logs", "--normal-label", 1, "-q")
+    assert result.exit_code == 0, result.output
+    [run_dir] = run_dirs(tmp_path / "logs")
+    results = read_results(run_dir / "results.json")
+    assert results["status"] == "completed" and math.isfinite(results["test"]["auroc"])
+    assert "first 64 validation images with 5 search steps" in results["selection_note"]
+    assert "20 steps" in results["selection_note"]
+
+
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     hps = write_grid(tmp_path / "tiny.json", {**TINY, "epochs": 2})
     args = ["-e", "ganomaly", "-d", "mnist-5k", "--hps-path", hps, "--normal-label", 7, "-q"]

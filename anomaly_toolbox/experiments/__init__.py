@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 EXPERIMENTS: dict[str, tuple[str, str, str]] = {
     "egbad": ("anomaly_toolbox.trainers.egbad", "EGBADTrainer",
               "EGBAD: BiGAN with an encoder, residual + discriminator score (28x28)"),
+    "anogan": ("anomaly_toolbox.trainers.anogan", "AnoGANTrainer",
+               "AnoGAN: DCGAN scored by a batched, compiled latent search (28x28)"),
     "ganomaly": ("anomaly_toolbox.trainers.ganomaly", "GANomalyTrainer",
                  "GANomaly: encoder-decoder-encoder GAN, latent distance score (32x32)"),
 }

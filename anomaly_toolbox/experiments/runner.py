@@ -151,6 +151,8 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
         raise
     train_seconds = time.perf_counter() - started
     results["selected_model"] = trainer.select_final_model(run_dir)
+    if trainer.selection_note():
+        results["selection_note"] = trainer.selection_note()
     started = time.perf_counter()
     test = trainer.evaluate(data)
     test_seconds = time.perf_counter() - started

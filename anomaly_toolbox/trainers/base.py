@@ -236,8 +236,7 @@ class Trainer(abc.ABC):
             while int(self.epoch) < self.hps["epochs"]:
                 epoch = int(self.epoch)
                 self._train_epoch(data, epoch, steps, progress_bar)
-                metrics = ranking_metrics(data.validation_labels,
-                                          self.score_dataset(data.validation))
+                metrics = self.validation_metrics(data)
                 for metric, value in metrics.items():
                     tf.summary.scalar(f"validation/{metric}", value, step=epoch + 1)
                     if value > self.best[metric].numpy():
@@ -269,6 +268,14 @@ class Trainer(abc.ABC):
                 tf.summary.scalar(f"train/{name}", value, step=self.step)
             self.step.assign_add(1)
             progress.update(index + 1, list(losses.items()))
+
+    def validation_metrics(self, data: PreparedData) -> dict[str, float]:
+        """Per-epoch validation AUROC/AUPRC that drive model selection (all images by default)."""
+        return ranking_metrics(data.validation_labels, self.score_dataset(data.validation))
+
+    def selection_note(self) -> str | None:
+        """How model selection deviates from scoring the whole validation split, if it does."""
+        return None
 
     # ------------------------------------------------------------------- models and testing
     def save_networks(self, directory: Path) -> None:
