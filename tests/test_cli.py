@@ -67,6 +67,21 @@ def test_anogan_end_to_end_says_how_validation_was_cheapened(tmp_path):
     assert "20 steps" in results["selection_note"]
 
 
+def test_memgan_end_to_end_logs_decoded_memory_and_saves_the_memory(tmp_path):
+    hps = write_grid(tmp_path / "tiny.json", {**TINY, "memory_units": 12})
+    result = invoke("-e", "memgan", "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                    tmp_path / "logs", "--normal-label", 3, "-q")
+    assert result.exit_code == 0, result.output
+    [run_dir] = run_dirs(tmp_path / "logs")
+    assert read_results(run_dir / "results.json")["status"] == "completed"
+    tags = {v.tag for path in run_dir.glob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for v in event.summary.value}
+    assert "memory/decoded_units" in tags
+    memory = keras.models.load_model(run_dir / "model" / "memory.keras", compile=False)
+    assert memory.get_layer("memory_units").memory.shape == (12, TINY["latent_dim"])
+
+
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     hps = write_grid(tmp_path / "tiny.json", {**TINY, "epochs": 2})
     args = ["-e", "ganomaly", "-d", "mnist-5k", "--hps-path", hps, "--normal-label", 7, "-q"]

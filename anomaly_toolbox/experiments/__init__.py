@@ -16,6 +16,8 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
                "AnoGAN: DCGAN scored by a batched, compiled latent search (28x28)"),
     "ganomaly": ("anomaly_toolbox.trainers.ganomaly", "GANomalyTrainer",
                  "GANomaly: encoder-decoder-encoder GAN, latent distance score (32x32)"),
+    "memgan": ("anomaly_toolbox.trainers.memgan", "MEMGANTrainer",
+               "MEMGAN: memory-augmented BiGAN, memory-projected reconstruction score (32x32)"),
 }
 
 

@@ -246,6 +246,7 @@ class Trainer(abc.ABC):
                 tf.summary.image("validation/input_vs_reconstruction",
                                  (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2.0,
                                  step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
+                self.epoch_summaries(epoch + 1)
                 self.epoch.assign_add(1)
                 manager.save()
                 writer.flush()
@@ -272,6 +273,9 @@ class Trainer(abc.ABC):
     def validation_metrics(self, data: PreparedData) -> dict[str, float]:
         """Per-epoch validation AUROC/AUPRC that drive model selection (all images by default)."""
         return ranking_metrics(data.validation_labels, self.score_dataset(data.validation))
+
+    def epoch_summaries(self, epoch: int) -> None:
+        """Extra TensorBoard summaries a method writes after each epoch (none by default)."""
 
     def selection_note(self) -> str | None:
         """How model selection deviates from scoring the whole validation split, if it does."""

@@ -1,0 +1,123 @@
+"""MEMGAN: a memory-augmented BiGAN (seed paper, Algorithm 1).
+
+Fake codes are random convex combinations of the memory rows, z = alpha M with
+alpha = softmax(r), r ~ N(0, I). With P the memory projection:
+
+* D: BCE(D(x, E(x)), 1) + BCE(D(G(z), z), 0)
+* l_adv: E: BCE(D(x, E(x)), 0); G: -log D(G(z), z) = BCE(D(G(z), z), 1)
+* l_cyc = ||x - G(P(E(x)))||_2, l_proj = ||E(x) - P(E(x))||_2 (per image, batch mean)
+* l_mi = -sum_i alpha_i log alpha'_i with alpha' = softmax(M E(G(z)))
+* E minimises adv + cyc + proj + mi, G adv + cyc + mi, M cyc + proj + mi, each term scaled by
+  its hps weight; the four optimizers step together on gradients taken before any update.
+
+Score: ||x - G(P(E(x)))||_2.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.models.memgan import build_memgan
+from anomaly_toolbox.trainers.base import Trainer, adam, bce_with_logits, common_hparams
+
+IMAGES_PER_ROW = 10
+
+
+def per_sample_l2(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """``||a - b||_2`` over all but the batch axis -> ``[B]``."""
+    return tf.norm(tf.reshape(a - b, [tf.shape(a)[0], -1]), axis=1)
+
+
+class MEMGANTrainer(Trainer):
+    """MEMGAN on 32x32 images (MNIST is resized), defaults of the paper's MNIST setting."""
+
+    name = "memgan"
+    image_size = 32
+    hparams = (
+        *common_hparams(epochs=7, batch_size=64, learning_rate=1e-4, beta_1=0.5, latent_dim=64,
+                        filters=64),
+        HParam("memory_units", int, 50, "n, rows of the memory M (its width is latent_dim)",
+               positive=True),
+        HParam("adversarial_weight", float, 1.0, "weight of l_adv", minimum=0.0),
+        HParam("cycle_weight", float, 1.0, "weight of l_cyc", minimum=0.0),
+        HParam("projection_weight", float, 1.0, "weight of l_proj", minimum=0.0),
+        HParam("mutual_information_weight", float, 1.0, "weight of l_mi", minimum=0.0),
+    )
+
+    def build_networks(self) -> dict[str, keras.Model]:
+        return build_memgan(self.image_shape, self.hps["latent_dim"], self.hps["filters"],
+                            self.hps["memory_units"])
+
+    def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
+        lr, beta_1 = self.hps["learning_rate"], self.hps["beta_1"]
+        return {name: (adam(lr, beta_1), (name,))
+                for name in ("discriminator", "encoder", "generator", "memory")}
+
+    @property
+    def memory_layer(self) -> keras.layers.Layer:
+        return self.networks["memory"].get_layer("memory_units")
+
+    def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = tf.random.stateless_normal([batch_size, self.hps["memory_units"]], seed)
+        return {"alpha": tf.nn.softmax(logits, axis=-1)}
+
+    def losses(self, images: tf.Tensor, alpha: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Every loss term (scalars) of one batch in training mode."""
+        encoder, generator, discriminator = (self.networks[k] for k in
+                                             ("encoder", "generator", "discriminator"))
+        memory = self.memory_layer
+        z_fake = memory.combine(alpha)
+        z_real = encoder(images, training=True)
+        projected = memory(z_real)
+        generated = generator(z_fake, training=True)
+        logit_real, _ = discriminator([images, z_real], training=True)
+        logit_fake, _ = discriminator([generated, z_fake], training=True)
+        alpha_recovered = memory.coefficients(encoder(generated, training=True))
+        return {
+            "d_loss": tf.reduce_mean(bce_with_logits(1.0, logit_real) +
+                                     bce_with_logits(0.0, logit_fake)),
+            "e_adv": tf.reduce_mean(bce_with_logits(0.0, logit_real)),
+            "g_adv": tf.reduce_mean(bce_with_logits(1.0, logit_fake)),
+            "cyc": tf.reduce_mean(per_sample_l2(images, generator(projected, training=True))),
+            "proj": tf.reduce_mean(per_sample_l2(z_real, projected)),
+            "mi": tf.reduce_mean(-tf.reduce_sum(
+                alpha * tf.math.log(alpha_recovered + 1e-12), axis=-1)),
+        }
+
+    def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        w = {k: self.hps[f"{k}_weight"] for k in
+             ("adversarial", "cycle", "projection", "mutual_information")}
+        with tf.GradientTape(persistent=True) as tape:
+            terms = self.losses(images, noise["alpha"])
+            shared = w["cycle"] * terms["cyc"] + w["mutual_information"] * terms["mi"]
+            e_loss = w["adversarial"] * terms["e_adv"] + shared + w["projection"] * terms["proj"]
+            g_loss = w["adversarial"] * terms["g_adv"] + shared
+            m_loss = shared + w["projection"] * terms["proj"]
+        self.apply_gradients(tape, {"discriminator": terms["d_loss"], "encoder": e_loss,
+                                    "generator": g_loss, "memory": m_loss})
+        return {**terms, "e_loss": e_loss, "g_loss": g_loss, "m_loss": m_loss}
+
+    def _reconstruction(self, images: tf.Tensor) -> tf.Tensor:
+        networks = self.scoring_networks
+        codes = networks["memory"](networks["encoder"](images, training=False), training=False)
+        return networks["generator"](codes, training=False)
+
+    def score(self, images: tf.Tensor) -> tf.Tensor:
+        return per_sample_l2(images, self._reconstruction(images))
+
+    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
+        return self._reconstruction(images)
+
+    def epoch_summaries(self, epoch: int) -> None:
+        """Decoded memory units G(m_i) as one image grid, ``IMAGES_PER_ROW`` units per row."""
+        memory = self.scoring_networks["memory"].get_layer("memory_units").memory
+        decoded = (self.scoring_networks["generator"](memory, training=False) + 1.0) / 2.0
+        units, side = self.hps["memory_units"], self.image_size
+        rows = -(-units // IMAGES_PER_ROW)
+        padded = tf.pad(decoded, [[0, rows * IMAGES_PER_ROW - units], [0, 0], [0, 0], [0, 0]])
+        grid = tf.reshape(padded, [rows, IMAGES_PER_ROW, side, side, -1])
+        grid = tf.reshape(tf.transpose(grid, [0, 2, 1, 3, 4]),
+                          [1, rows * side, IMAGES_PER_ROW * side, -1])
+        tf.summary.image("memory/decoded_units", grid, step=epoch)
