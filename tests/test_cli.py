@@ -82,6 +82,18 @@ def test_memgan_end_to_end_logs_decoded_memory_and_saves_the_memory(tmp_path):
     assert memory.get_layer("memory_units").memory.shape == (12, TINY["latent_dim"])
 
 
+def test_ama_end_to_end_reports_both_scores_and_stores_the_gaussian(tmp_path):
+    hps = write_grid(tmp_path / "tiny.json", {**TINY, "n_critic": 1, "negative_start_epoch": 1})
+    result = invoke("-e", "ama", "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                    tmp_path / "logs", "--normal-label", 5, "-q")
+    assert result.exit_code == 0, result.output
+    [run_dir] = run_dirs(tmp_path / "logs")
+    test = read_results(run_dir / "results.json")["test"]
+    assert math.isfinite(test["auroc"]) and math.isfinite(test["a_score_auroc"])
+    gaussian = json.loads((run_dir / "model" / "gaussian.json").read_text())
+    assert gaussian["std"] > 0
+
+
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     hps = write_grid(tmp_path / "tiny.json", {**TINY, "epochs": 2})
     args = ["-e", "ganomaly", "-d", "mnist-5k", "--hps-path", hps, "--normal-label", 7, "-q"]

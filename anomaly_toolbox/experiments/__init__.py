@@ -18,6 +18,8 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
                  "GANomaly: encoder-decoder-encoder GAN, latent distance score (32x32)"),
     "memgan": ("anomaly_toolbox.trainers.memgan", "MEMGANTrainer",
                "MEMGAN: memory-augmented BiGAN, memory-projected reconstruction score (32x32)"),
+    "ama": ("anomaly_toolbox.trainers.ama", "AMATrainer",
+            "AMA: adversarial mirrored autoencoder, WGAN-GP critic on image pairs (32x32)"),
 }
 
 

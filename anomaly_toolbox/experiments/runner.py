@@ -150,7 +150,7 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
         write_json_atomically(results_path, results)
         raise
     train_seconds = time.perf_counter() - started
-    results["selected_model"] = trainer.select_final_model(run_dir)
+    results["selected_model"] = trainer.select_final_model(run_dir, data)
     if trainer.selection_note():
         results["selection_note"] = trainer.selection_note()
     started = time.perf_counter()

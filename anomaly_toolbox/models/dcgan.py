@@ -31,12 +31,17 @@ def batch_norm(name: str) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
-def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str) -> keras.KerasTensor:
-    """``steps`` x [Conv 4x4 s2 -> BN (not on the first) -> LeakyReLU]; filters double each stage."""
+def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
+                 normalise: bool = True) -> keras.KerasTensor:
+    """``steps`` x [Conv 4x4 s2 -> BN (not on the first) -> LeakyReLU]; filters double each stage.
+
+    ``normalise=False`` drops BatchNorm, as WGAN-GP critics must (the penalty is per sample).
+    """
     for i in range(steps):
-        x = layers.Conv2D(filters * 2 ** i, 4, strides=2, padding="same", use_bias=i == 0,
+        with_bn = normalise and i > 0
+        x = layers.Conv2D(filters * 2 ** i, 4, strides=2, padding="same", use_bias=not with_bn,
                           name=f"{prefix}_conv{i}")(x)
-        if i > 0:
+        if with_bn:
             x = batch_norm(f"{prefix}_bn{i}")(x)
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{prefix}_lrelu{i}")(x)
     return x
@@ -70,10 +75,13 @@ def build_decoder(image_shape: tuple[int, int, int], latent_dim: int, filters: i
 
 
 def build_discriminator(image_shape: tuple[int, int, int], filters: int,
-                        name: str = "discriminator") -> keras.Model:
-    """Image ``[B, S, S, C]`` -> ``(logit [B, 1], features [B, F])``; features feed feature matching."""
+                        name: str = "discriminator", normalise: bool = True) -> keras.Model:
+    """Image ``[B, S, S, C]`` -> ``(logit [B, 1], features [B, F])``; features feed feature matching.
+
+    ``normalise=False`` builds a WGAN-GP critic (no BatchNorm).
+    """
     images = keras.Input(image_shape, name="images")
     features = layers.Flatten(name=f"{name}_features")(
-        conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name))
+        conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name, normalise))
     logit = layers.Dense(1, name=f"{name}_logit")(features)
     return keras.Model(images, [logit, features], name=name)

@@ -293,8 +293,9 @@ class Trainer(abc.ABC):
         for name, net in self.scoring_networks.items():
             net.load_weights(directory / f"{name}.keras")
 
-    def select_final_model(self, run_dir: Path) -> str:
-        """Load the best weights under ``selection_metric`` (validation) and save them to ``model/``.
+    def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
+        """Load the best weights under ``selection_metric`` (validation), let the method
+        :meth:`calibrate` on them, and save them to ``model/``.
 
         Returns which weights were selected. Without validation anomalies there is no ranking
         metric, and the last epoch's weights are used.
@@ -307,11 +308,22 @@ class Trainer(abc.ABC):
         else:
             chosen = "last epoch (validation has no anomalies to rank)"
         self.save_networks(run_dir / MODEL_DIR)
+        self.calibrate(data, run_dir / MODEL_DIR)
         return chosen
+
+    def calibrate(self, data: PreparedData, model_dir: Path) -> None:
+        """Fit what scoring needs beyond the weights on training data and store it in
+        ``model_dir`` (nothing by default)."""
 
     def evaluate(self, data: PreparedData) -> dict[str, float]:
         """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold."""
-        threshold = choose_threshold(data.validation_labels, self.score_dataset(data.validation))
-        test_scores = self.score_dataset(data.test)
-        return {**ranking_metrics(data.test_labels, test_scores),
-                **threshold_metrics(data.test_labels, test_scores, threshold)}
+        return test_metrics(data, self.score_dataset(data.validation),
+                            self.score_dataset(data.test))
+
+
+def test_metrics(data: PreparedData, validation_scores: np.ndarray,
+                 test_scores: np.ndarray) -> dict[str, float]:
+    """AUROC and AUPRC on test, and precision/recall/F1 at the threshold chosen on validation."""
+    threshold = choose_threshold(data.validation_labels, validation_scores)
+    return {**ranking_metrics(data.test_labels, test_scores),
+            **threshold_metrics(data.test_labels, test_scores, threshold)}

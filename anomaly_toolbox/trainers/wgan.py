@@ -1,0 +1,25 @@
+"""Wasserstein-GAN helpers shared by the WGAN-GP methods."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+
+def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor,
+                     epsilon: tf.Tensor) -> tf.Tensor:
+    """E[(||grad_x_hat D(x_hat)||_2 - 1)^2] with x_hat = eps real + (1 - eps) fake (Gulrajani 2017).
+
+    Args:
+        critic: maps inputs ``[B, ...]`` to scores ``[B, 1]`` or ``[B]``.
+        real, fake: ``[B, ...]``; the norm runs over every non-batch axis (all stacked channels).
+        epsilon: ``[B]`` mixing weights in [0, 1].
+    """
+    eps = tf.reshape(epsilon, [-1] + [1] * (len(real.shape) - 1))
+    mixed = eps * real + (1.0 - eps) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(mixed)
+        scores = tf.reduce_sum(critic(mixed))
+    gradients = tf.reshape(tape.gradient(scores, mixed), [tf.shape(real)[0], -1])
+    return tf.reduce_mean(tf.square(tf.norm(gradients, axis=1) - 1.0))
