@@ -94,6 +94,20 @@ def test_ama_end_to_end_reports_both_scores_and_stores_the_gaussian(tmp_path):
     assert gaussian["std"] > 0
 
 
+def test_jointgan_on_contaminated_data_reports_every_score_part(tmp_path):
+    hps = write_grid(tmp_path / "tiny.json", {**TINY, "n_critic": 1})
+    result = invoke("-e", "jointgan", "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                    tmp_path / "logs", "--normal-label", 8, "--contamination", 0.05, "-q")
+    assert result.exit_code == 0, result.output
+    [run_dir] = run_dirs(tmp_path / "logs")
+    results = read_results(run_dir / "results.json")
+    splits = results["splits"]
+    assert splits["train_anomalies"] / splits["train_size"] == pytest.approx(0.05, abs=0.5 / 360)
+    assert results["contamination"] == 0.05 and run_dir.parent.name.endswith("-c0.05-s42")
+    for key in ("auroc", "ln_auroc", "lo_auroc", "ln_f1", "lo_f1"):
+        assert math.isfinite(results["test"][key])
+
+
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     hps = write_grid(tmp_path / "tiny.json", {**TINY, "epochs": 2})
     args = ["-e", "ganomaly", "-d", "mnist-5k", "--hps-path", hps, "--normal-label", 7, "-q"]

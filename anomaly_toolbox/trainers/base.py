@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -215,11 +216,13 @@ class Trainer(abc.ABC):
                if net is not self.networks[name]},
             **{f"optimizer_{name}": opt for name, opt in self.optimizers.items()})
 
-    def score_dataset(self, cached: tf.data.Dataset) -> np.ndarray:
-        """Scores ``[N]`` of every image of a cached split, in order."""
-        batch_size = self.hps["batch_size"]
-        return np.concatenate([self._compiled_score(x).numpy()
-                               for x, _ in eval_batches(cached, batch_size)])
+    def score_dataset(self, cached: tf.data.Dataset,
+                      scorer: Callable[[tf.Tensor], tf.Tensor] | None = None) -> np.ndarray:
+        """``scorer`` (default: the compiled :meth:`score`) of every image of a cached split,
+        in order, concatenated along the batch axis."""
+        scorer = scorer or self._compiled_score
+        return np.concatenate([scorer(x).numpy()
+                               for x, _ in eval_batches(cached, self.hps["batch_size"])])
 
     def fit(self, data: PreparedData, run_dir: Path, writer: tf.summary.SummaryWriter,
             progress_bar: bool = True) -> None:

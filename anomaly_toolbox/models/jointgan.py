@@ -1,0 +1,18 @@
+"""Networks of the jointly trained encoder + WGAN-GP (Berg, Ahlberg, Felsberg): a DCGAN generator
+and encoder, and a Wasserstein critic without BatchNorm."""
+
+from __future__ import annotations
+
+import keras
+
+from anomaly_toolbox.models.dcgan import build_decoder, build_discriminator, build_encoder
+
+
+def build_jointgan(image_shape: tuple[int, int, int], latent_dim: int,
+                   filters: int) -> dict[str, keras.Model]:
+    """Networks keyed ``generator``, ``encoder`` and ``critic``."""
+    return {
+        "generator": build_decoder(image_shape, latent_dim, filters, "generator"),
+        "encoder": build_encoder(image_shape, latent_dim, filters, "encoder"),
+        "critic": build_discriminator(image_shape, filters, "critic", normalise=False),
+    }

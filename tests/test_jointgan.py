@@ -1,0 +1,47 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from anomaly_toolbox.trainers.jointgan import latent_norm_score, min_max_normalise
+from tests.test_trainers import images_of, make_trainer
+
+
+def test_smaller_latent_norm_is_more_anomalous():
+    codes = tf.constant([[0.1, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [3.0, 0.0, -4.0, 0.0]])
+    scores = latent_norm_score(codes).numpy()
+    np.testing.assert_allclose(scores, [-0.05, -1.0, -2.5], rtol=1e-6)
+    assert scores[0] > scores[1] > scores[2]
+
+
+def test_min_max_normalisation_is_per_image():
+    images = tf.stack([tf.linspace(-1.0, 1.0, 16), tf.linspace(2.0, 3.0, 16)])
+    images = tf.reshape(images, [2, 4, 4, 1])
+    normalised = min_max_normalise(images).numpy()
+    for image in normalised:
+        assert image.min() == pytest.approx(0.0) and image.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(normalised[0], normalised[1], atol=1e-6)
+
+
+def test_score_is_lambda_mix_of_normalised_residual_and_latent_norm(bundled):
+    trainer = make_trainer("jointgan", score_lambda=0.3)
+    x = images_of(bundled, 2, trainer, 8)
+    parts = trainer.score_parts(x).numpy()
+    np.testing.assert_allclose(trainer.score(x).numpy(), 0.3 * parts[:, 0] + 0.7 * parts[:, 1],
+                               rtol=1e-5)
+    assert np.all(parts[:, 0] >= 0) and np.all(parts[:, 0] <= math.sqrt(32 * 32) / (32 * 32))
+    assert np.all(parts[:, 1] <= 0)
+
+
+@pytest.mark.parametrize("encoder_loss", ["image", "latent"])
+def test_joint_training_lowers_the_consistency_loss(bundled, encoder_loss):
+    trainer = make_trainer("jointgan", n_critic=2, encoder_loss=encoder_loss, filters=8,
+                           latent_dim=16)
+    x = images_of(bundled, 1, trainer, 320)
+    consistency = []
+    for step in range(150):
+        losses = trainer._compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
+                                              tf.constant([0, step], tf.int64))
+        consistency.append(float(losses["consistency"]))
+    assert np.mean(consistency[-10:]) < 0.8 * np.mean(consistency[:10])
