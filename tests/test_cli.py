@@ -108,6 +108,19 @@ def test_jointgan_on_contaminated_data_reports_every_score_part(tmp_path):
         assert math.isfinite(results["test"][key])
 
 
+@pytest.mark.parametrize("discriminator", ["projection", "concat"])
+def test_cbigan_end_to_end_with_each_discriminator(tmp_path, discriminator):
+    hps = write_grid(tmp_path / "tiny.json", {**TINY, "discriminator": discriminator})
+    result = invoke("-e", "cbigan", "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                    tmp_path / "logs", "--anomalous-label", 2, "-q")
+    assert result.exit_code == 0, result.output
+    [run_dir] = run_dirs(tmp_path / "logs")
+    results = read_results(run_dir / "results.json")
+    assert results["status"] == "completed" and math.isfinite(results["test"]["auroc"])
+    loaded = keras.models.load_model(run_dir / "model" / "discriminator.keras", compile=False)
+    assert len(loaded.outputs) == 2
+
+
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     hps = write_grid(tmp_path / "tiny.json", {**TINY, "epochs": 2})
     args = ["-e", "ganomaly", "-d", "mnist-5k", "--hps-path", hps, "--normal-label", 7, "-q"]

@@ -22,6 +22,8 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
             "AMA: adversarial mirrored autoencoder, WGAN-GP critic on image pairs (32x32)"),
     "jointgan": ("anomaly_toolbox.trainers.jointgan", "JointGANTrainer",
                  "Joint encoder + WGAN-GP for contaminated data, latent-norm score (32x32)"),
+    "cbigan": ("anomaly_toolbox.trainers.cbigan", "CBiGANTrainer",
+               "BiGAN with consistency losses and a projection discriminator (28x28)"),
 }
 
 

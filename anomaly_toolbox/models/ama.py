@@ -16,5 +16,5 @@ def build_ama(image_shape: tuple[int, int, int], latent_dim: int,
         "encoder": build_encoder(image_shape, latent_dim, filters, "encoder"),
         "generator": build_decoder(image_shape, latent_dim, filters, "generator"),
         "critic": build_discriminator((side, side, 2 * channels), filters, "critic",
-                                      normalise=False),
+                                      normalisation="none"),
     }

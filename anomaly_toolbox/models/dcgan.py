@@ -31,16 +31,24 @@ def batch_norm(name: str) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
-def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
-                 normalise: bool = True) -> keras.KerasTensor:
-    """``steps`` x [Conv 4x4 s2 -> BN (not on the first) -> LeakyReLU]; filters double each stage.
+#: Normalisation of a conv pyramid: ``dcgan`` BatchNorm after every conv but the first, ``batch``
+#: after every conv, ``none`` (WGAN-GP critics: the penalty is per sample), ``spectral`` spectral
+#: normalisation of every conv's kernel.
+NORMALISATIONS = ("dcgan", "batch", "none", "spectral")
 
-    ``normalise=False`` drops BatchNorm, as WGAN-GP critics must (the penalty is per sample).
-    """
+
+def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
+                 normalisation: str = "dcgan") -> keras.KerasTensor:
+    """``steps`` x [Conv 4x4 s2 -> normalisation -> LeakyReLU]; filters double each stage."""
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation '{normalisation}'; use one of {NORMALISATIONS}")
     for i in range(steps):
-        with_bn = normalise and i > 0
-        x = layers.Conv2D(filters * 2 ** i, 4, strides=2, padding="same", use_bias=not with_bn,
-                          name=f"{prefix}_conv{i}")(x)
+        with_bn = normalisation == "batch" or (normalisation == "dcgan" and i > 0)
+        conv = layers.Conv2D(filters * 2 ** i, 4, strides=2, padding="same", use_bias=not with_bn,
+                             name=f"{prefix}_conv{i}")
+        if normalisation == "spectral":
+            conv = layers.SpectralNormalization(conv, name=f"{prefix}_sn{i}")
+        x = conv(x)
         if with_bn:
             x = batch_norm(f"{prefix}_bn{i}")(x)
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{prefix}_lrelu{i}")(x)
@@ -48,10 +56,10 @@ def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
 
 
 def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, filters: int,
-                  name: str = "encoder") -> keras.Model:
+                  name: str = "encoder", normalisation: str = "dcgan") -> keras.Model:
     """Image ``[B, S, S, C]`` -> code ``[B, latent_dim]``."""
     images = keras.Input(image_shape, name="images")
-    features = conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name)
+    features = conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name, normalisation)
     code = layers.Dense(latent_dim, name=f"{name}_code")(layers.Flatten()(features))
     return keras.Model(images, code, name=name)
 
@@ -75,13 +83,13 @@ def build_decoder(image_shape: tuple[int, int, int], latent_dim: int, filters: i
 
 
 def build_discriminator(image_shape: tuple[int, int, int], filters: int,
-                        name: str = "discriminator", normalise: bool = True) -> keras.Model:
+                        name: str = "discriminator", normalisation: str = "dcgan") -> keras.Model:
     """Image ``[B, S, S, C]`` -> ``(logit [B, 1], features [B, F])``; features feed feature matching.
 
-    ``normalise=False`` builds a WGAN-GP critic (no BatchNorm).
+    ``normalisation='none'`` builds a WGAN-GP critic.
     """
     images = keras.Input(image_shape, name="images")
     features = layers.Flatten(name=f"{name}_features")(
-        conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name, normalise))
+        conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name, normalisation))
     logit = layers.Dense(1, name=f"{name}_logit")(features)
     return keras.Model(images, [logit, features], name=name)

@@ -14,5 +14,5 @@ def build_jointgan(image_shape: tuple[int, int, int], latent_dim: int,
     return {
         "generator": build_decoder(image_shape, latent_dim, filters, "generator"),
         "encoder": build_encoder(image_shape, latent_dim, filters, "encoder"),
-        "critic": build_discriminator(image_shape, filters, "critic", normalise=False),
+        "critic": build_discriminator(image_shape, filters, "critic", normalisation="none"),
     }

@@ -1,0 +1,52 @@
+"""Networks of the BiGAN with consistency losses (seed paper): encoder E and generator G with
+BatchNorm in every hidden conv, and a joint discriminator D(x, z) of two kinds:
+
+* ``projection``: D(x, z) = f_1(GSP(phi(x))) + <f_z(GSP(phi(x))), z>, phi a conv pyramid, GSP
+  global sum pooling over the spatial axes. Spectral normalisation covers the convolutions (as the
+  seed paper says) and also f_1 and f_z, as in Miyato & Koyama's projection discriminator: without
+  it the logit grows without bound, the adversarial gradient swamps the consistency terms and the
+  reconstructions stop improving;
+* ``concat``: EGBAD's discriminator (x and z paths concatenated).
+
+Both return ``(logit [B, 1], features [B, F])``; for ``projection`` the features are GSP(phi(x)).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from anomaly_toolbox.models.dcgan import build_decoder, build_encoder, conv_pyramid, pyramid_steps
+from anomaly_toolbox.models.egbad import build_joint_discriminator
+
+DISCRIMINATORS = ("projection", "concat")
+
+
+def build_projection_discriminator(image_shape: tuple[int, int, int], latent_dim: int,
+                                   filters: int, name: str = "discriminator") -> keras.Model:
+    """``(x [B, S, S, C], z [B, latent_dim])`` -> ``(logit [B, 1], GSP(phi(x)) [B, F])``."""
+    images = keras.Input(image_shape, name="images")
+    code = keras.Input((latent_dim,), name="code")
+    phi = conv_pyramid(images, filters, pyramid_steps(image_shape[0]), f"{name}_phi", "spectral")
+    pooled = layers.Activation("linear", name=f"{name}_features")(ops.sum(phi, axis=(1, 2)))
+    unconditional = layers.SpectralNormalization(layers.Dense(1), name=f"{name}_f1")(pooled)
+    projection = layers.SpectralNormalization(layers.Dense(latent_dim), name=f"{name}_fz")(pooled)
+    logit = layers.Add(name=f"{name}_logit")(
+        [unconditional, ops.sum(projection * code, axis=1, keepdims=True)])
+    return keras.Model([images, code], [logit, pooled], name=name)
+
+
+def build_cbigan(image_shape: tuple[int, int, int], latent_dim: int, filters: int,
+                 discriminator: str) -> dict[str, keras.Model]:
+    """Networks keyed ``encoder``, ``generator``, ``discriminator``."""
+    if discriminator not in DISCRIMINATORS:
+        raise ValueError(f"unknown discriminator '{discriminator}'; use one of {DISCRIMINATORS}")
+    if discriminator == "projection":
+        critic = build_projection_discriminator(image_shape, latent_dim, filters)
+    else:
+        critic = build_joint_discriminator(image_shape, latent_dim, filters, dropout=0.0)
+    return {
+        "encoder": build_encoder(image_shape, latent_dim, filters, "encoder", "batch"),
+        "generator": build_decoder(image_shape, latent_dim, filters, "generator"),
+        "discriminator": critic,
+    }

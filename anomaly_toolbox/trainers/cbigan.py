@@ -1,0 +1,86 @@
+"""BiGAN with consistency losses and a projection discriminator (seed paper).
+
+BiGAN adversarial terms as EGBAD (D: BCE(D(x, E(x)), 1) + BCE(D(G(z), z), 0); E: BCE(D(x, E(x)), 0);
+G: BCE(D(G(z), z), 1)), plus the consistency terms
+L_img = ||x - G(E(x))||_1 and L_lat = ||z - E(G(z))||_1 (means over elements, so that alpha
+balances terms of similar size whatever the image or code size).
+E and G each minimise alpha (L_img + L_lat) + (1 - alpha) L_adv (their own adversarial term).
+
+Score: (1 - lambda) ||x - G(E(x))||_1 + lambda ||f(x) - f(G(E(x)))||_1 (per-image sums), f the
+discriminator's features of (x, E(x)) and (G(E(x)), E(x)).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.models.cbigan import DISCRIMINATORS, build_cbigan
+from anomaly_toolbox.trainers.base import (Trainer, adam, bce_with_logits, common_hparams,
+                                           per_sample_l1)
+
+
+class CBiGANTrainer(Trainer):
+    """Consistency BiGAN on 28x28 images; Adam 1e-4, betas (0.9, 0.999) as in the paper."""
+
+    name = "cbigan"
+    image_size = 28
+    hparams = (
+        *common_hparams(epochs=40, batch_size=64, learning_rate=1e-4, beta_1=0.9,
+                        latent_dim=100, filters=32),
+        HParam("discriminator", str, "projection", "joint discriminator kind",
+               choices=DISCRIMINATORS),
+        HParam("alpha", float, 0.9, "weight of the consistency terms vs adversarial",
+               minimum=0.0, maximum=1.0),
+        HParam("score_lambda", float, 0.1, "lambda in (1 - lambda) residual + lambda features",
+               minimum=0.0, maximum=1.0),
+    )
+
+    def build_networks(self) -> dict[str, keras.Model]:
+        return build_cbigan(self.image_shape, self.hps["latent_dim"], self.hps["filters"],
+                            self.hps["discriminator"])
+
+    def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
+        lr, beta_1 = self.hps["learning_rate"], self.hps["beta_1"]
+        return {name: (adam(lr, beta_1), (name,))
+                for name in ("discriminator", "generator", "encoder")}
+
+    def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"z": tf.random.stateless_normal([batch_size, self.hps["latent_dim"]], seed)}
+
+    def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        encoder, generator, discriminator = (self.networks[k] for k in
+                                             ("encoder", "generator", "discriminator"))
+        z, alpha = noise["z"], self.hps["alpha"]
+        with tf.GradientTape(persistent=True) as tape:
+            z_encoded = encoder(images, training=True)
+            generated = generator(z, training=True)
+            logit_real, _ = discriminator([images, z_encoded], training=True)
+            logit_fake, _ = discriminator([generated, z], training=True)
+            d_loss = tf.reduce_mean(bce_with_logits(1.0, logit_real) +
+                                    bce_with_logits(0.0, logit_fake))
+            image_consistency = tf.reduce_mean(
+                tf.abs(images - generator(z_encoded, training=True)))
+            latent_consistency = tf.reduce_mean(tf.abs(z - encoder(generated, training=True)))
+            consistency = alpha * (image_consistency + latent_consistency)
+            e_loss = consistency + (1.0 - alpha) * tf.reduce_mean(bce_with_logits(0.0, logit_real))
+            g_loss = consistency + (1.0 - alpha) * tf.reduce_mean(bce_with_logits(1.0, logit_fake))
+        self.apply_gradients(tape, {"discriminator": d_loss, "encoder": e_loss,
+                                    "generator": g_loss})
+        return {"d_loss": d_loss, "e_loss": e_loss, "g_loss": g_loss,
+                "image_consistency": image_consistency, "latent_consistency": latent_consistency}
+
+    def score(self, images: tf.Tensor) -> tf.Tensor:
+        networks = self.scoring_networks
+        z = networks["encoder"](images, training=False)
+        reconstruction = networks["generator"](z, training=False)
+        _, features_real = networks["discriminator"]([images, z], training=False)
+        _, features_rec = networks["discriminator"]([reconstruction, z], training=False)
+        weight = self.hps["score_lambda"]
+        return ((1.0 - weight) * per_sample_l1(images, reconstruction) +
+                weight * per_sample_l1(features_real, features_rec))
+
+    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
+        networks = self.scoring_networks
+        return networks["generator"](networks["encoder"](images, training=False), training=False)
