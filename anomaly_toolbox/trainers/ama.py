@@ -165,16 +165,14 @@ class AMATrainer(Trainer):
                 "autoencoder_loss": objective}
 
     def score(self, images: tf.Tensor) -> tf.Tensor:
-        networks = self.scoring_networks
-        reconstruction = networks["generator"](networks["encoder"](images, training=False),
-                                               training=False)
-        _, real = networks["critic"](pair(images, images), training=False)
-        _, fake = networks["critic"](pair(images, reconstruction), training=False)
+        _, reconstruction = self.encode_decode(images)
+        critic = self.scoring_networks["critic"]
+        _, real = critic(pair(images, images), training=False)
+        _, fake = critic(pair(images, reconstruction), training=False)
         return tf.reduce_sum(tf.abs(real - fake), axis=1)
 
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        networks = self.scoring_networks
-        return networks["generator"](networks["encoder"](images, training=False), training=False)
+        return self.encode_decode(images)[1]
 
     def calibrate(self, data: PreparedData, model_dir: Path) -> None:
         """Fit the Gaussian of the A-score to the training split's R-scores."""

@@ -24,8 +24,8 @@ import tensorflow as tf
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.anogan import build_anogan
-from anomaly_toolbox.trainers.base import (PreparedData, Trainer, adam, bce_with_logits,
-                                           common_hparams, per_sample_l1)
+from anomaly_toolbox.trainers.base import (PreparedData, Trainer, bce_with_logits, common_hparams,
+                                           per_sample_l1)
 
 
 class AnoGANTrainer(Trainer):
@@ -76,11 +76,10 @@ class AnoGANTrainer(Trainer):
         return build_anogan(self.image_shape, self.hps["latent_dim"], self.hps["filters"])
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
-        lr, beta_1 = self.hps["learning_rate"], self.hps["beta_1"]
-        return {name: (adam(lr, beta_1), (name,)) for name in ("discriminator", "generator")}
+        return self.adam_per_network(("discriminator", "generator"))
 
     def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"z": tf.random.stateless_normal([batch_size, self.hps["latent_dim"]], seed)}
+        return {"z": self.standard_normal_codes(batch_size, seed)}
 
     def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         generator, discriminator = self.networks["generator"], self.networks["discriminator"]

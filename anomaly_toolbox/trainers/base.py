@@ -174,7 +174,22 @@ class Trainer(abc.ABC):
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
         """Reconstruction ``[B, S, S, C]`` by ``self.scoring_networks``, shown in TensorBoard."""
 
-    # --------------------------------------------------------------- helpers for train steps
+    # --------------------------------------------------------------- helpers for methods
+    def adam_per_network(self, names: tuple[str, ...], beta_2: float = 0.999,
+                         ) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
+        """One Adam (hps learning_rate and beta_1) per network, named after it."""
+        return {name: (adam(self.hps["learning_rate"], self.hps["beta_1"], beta_2), (name,))
+                for name in names}
+
+    def standard_normal_codes(self, batch_size: int, seed: tf.Tensor) -> tf.Tensor:
+        """z ~ N(0, I) ``[batch_size, latent_dim]`` from a stateless seed."""
+        return tf.random.stateless_normal([batch_size, self.hps["latent_dim"]], seed)
+
+    def encode_decode(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(E(x), G(E(x)))`` by the scoring networks ``encoder`` and ``generator``."""
+        codes = self.scoring_networks["encoder"](images, training=False)
+        return codes, self.scoring_networks["generator"](codes, training=False)
+
     def apply_gradients(self, tape: tf.GradientTape, losses: dict[str, tf.Tensor]) -> None:
         """Differentiate each optimizer's loss w.r.t. its own networks only, then update all.
 

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.cbigan import DISCRIMINATORS, build_cbigan
-from anomaly_toolbox.trainers.base import (Trainer, adam, bce_with_logits, common_hparams,
-                                           per_sample_l1)
+from anomaly_toolbox.trainers.base import Trainer, common_hparams, per_sample_l1
+from anomaly_toolbox.trainers.bigan import bigan_terms
 
 
 class CBiGANTrainer(Trainer):
@@ -42,12 +42,10 @@ class CBiGANTrainer(Trainer):
                             self.hps["discriminator"])
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
-        lr, beta_1 = self.hps["learning_rate"], self.hps["beta_1"]
-        return {name: (adam(lr, beta_1), (name,))
-                for name in ("discriminator", "generator", "encoder")}
+        return self.adam_per_network(("discriminator", "generator", "encoder"))
 
     def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"z": tf.random.stateless_normal([batch_size, self.hps["latent_dim"]], seed)}
+        return {"z": self.standard_normal_codes(batch_size, seed)}
 
     def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         encoder, generator, discriminator = (self.networks[k] for k in
@@ -56,31 +54,26 @@ class CBiGANTrainer(Trainer):
         with tf.GradientTape(persistent=True) as tape:
             z_encoded = encoder(images, training=True)
             generated = generator(z, training=True)
-            logit_real, _ = discriminator([images, z_encoded], training=True)
-            logit_fake, _ = discriminator([generated, z], training=True)
-            d_loss = tf.reduce_mean(bce_with_logits(1.0, logit_real) +
-                                    bce_with_logits(0.0, logit_fake))
+            terms = bigan_terms(discriminator, images, z_encoded, generated, z)
             image_consistency = tf.reduce_mean(
                 tf.abs(images - generator(z_encoded, training=True)))
             latent_consistency = tf.reduce_mean(tf.abs(z - encoder(generated, training=True)))
             consistency = alpha * (image_consistency + latent_consistency)
-            e_loss = consistency + (1.0 - alpha) * tf.reduce_mean(bce_with_logits(0.0, logit_real))
-            g_loss = consistency + (1.0 - alpha) * tf.reduce_mean(bce_with_logits(1.0, logit_fake))
-        self.apply_gradients(tape, {"discriminator": d_loss, "encoder": e_loss,
+            e_loss = consistency + (1.0 - alpha) * terms.encoder_adversarial
+            g_loss = consistency + (1.0 - alpha) * terms.generator_adversarial
+        self.apply_gradients(tape, {"discriminator": terms.d_loss, "encoder": e_loss,
                                     "generator": g_loss})
-        return {"d_loss": d_loss, "e_loss": e_loss, "g_loss": g_loss,
+        return {"d_loss": terms.d_loss, "e_loss": e_loss, "g_loss": g_loss,
                 "image_consistency": image_consistency, "latent_consistency": latent_consistency}
 
     def score(self, images: tf.Tensor) -> tf.Tensor:
-        networks = self.scoring_networks
-        z = networks["encoder"](images, training=False)
-        reconstruction = networks["generator"](z, training=False)
-        _, features_real = networks["discriminator"]([images, z], training=False)
-        _, features_rec = networks["discriminator"]([reconstruction, z], training=False)
+        z, reconstruction = self.encode_decode(images)
+        discriminator = self.scoring_networks["discriminator"]
+        _, features_real = discriminator([images, z], training=False)
+        _, features_rec = discriminator([reconstruction, z], training=False)
         weight = self.hps["score_lambda"]
         return ((1.0 - weight) * per_sample_l1(images, reconstruction) +
                 weight * per_sample_l1(features_real, features_rec))
 
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        networks = self.scoring_networks
-        return networks["generator"](networks["encoder"](images, training=False), training=False)
+        return self.encode_decode(images)[1]

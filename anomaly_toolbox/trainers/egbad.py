@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.egbad import build_egbad
-from anomaly_toolbox.trainers.base import (Trainer, adam, bce_with_logits, common_hparams,
-                                           per_sample_l1)
+from anomaly_toolbox.trainers.base import Trainer, bce_with_logits, common_hparams, per_sample_l1
+from anomaly_toolbox.trainers.bigan import bigan_terms
 
 
 class EGBADTrainer(Trainer):
@@ -51,12 +51,10 @@ class EGBADTrainer(Trainer):
                            self.hps["dropout"])
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
-        lr, beta_1 = self.hps["learning_rate"], self.hps["beta_1"]
-        return {name: (adam(lr, beta_1), (name,))
-                for name in ("discriminator", "generator", "encoder")}
+        return self.adam_per_network(("discriminator", "generator", "encoder"))
 
     def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"z": tf.random.stateless_normal([batch_size, self.hps["latent_dim"]], seed)}
+        return {"z": self.standard_normal_codes(batch_size, seed)}
 
     def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         encoder, generator, discriminator = (self.networks[k] for k in
@@ -64,32 +62,26 @@ class EGBADTrainer(Trainer):
         z = noise["z"]
         with tf.GradientTape(persistent=True) as tape:
             z_encoded = encoder(images, training=True)
-            generated = generator(z, training=True)
-            logit_real, features_real = discriminator([images, z_encoded], training=True)
-            logit_fake, features_fake = discriminator([generated, z], training=True)
-            d_loss = tf.reduce_mean(bce_with_logits(1.0, logit_real) +
-                                    bce_with_logits(0.0, logit_fake))
+            terms = bigan_terms(discriminator, images, z_encoded, generator(z, training=True), z)
             if self.hps["generator_loss"] == "bce":
-                g_loss = tf.reduce_mean(bce_with_logits(1.0, logit_fake))
+                g_loss = terms.generator_adversarial
             else:
-                g_loss = tf.reduce_sum(tf.square(tf.reduce_mean(features_real, axis=0) -
-                                                 tf.reduce_mean(features_fake, axis=0)))
-            e_loss = tf.reduce_mean(bce_with_logits(0.0, logit_real))
-            losses = {"d_loss": d_loss, "g_loss": g_loss, "e_loss": e_loss}
+                g_loss = tf.reduce_sum(tf.square(tf.reduce_mean(terms.features_real, axis=0) -
+                                                 tf.reduce_mean(terms.features_fake, axis=0)))
+            e_loss = terms.encoder_adversarial
+            losses = {"d_loss": terms.d_loss, "g_loss": g_loss, "e_loss": e_loss}
             if self.hps["encoder_loss"] == "bce_residual":
                 residual = tf.reduce_mean(per_sample_l1(images,
                                                         generator(z_encoded, training=True)))
                 e_loss += residual
                 losses.update(e_loss=e_loss, e_residual=residual)
-        self.apply_gradients(tape, {"discriminator": d_loss, "generator": g_loss,
+        self.apply_gradients(tape, {"discriminator": terms.d_loss, "generator": g_loss,
                                     "encoder": e_loss})
         return losses
 
     def score(self, images: tf.Tensor) -> tf.Tensor:
-        networks = self.scoring_networks
-        z = networks["encoder"](images, training=False)
-        reconstruction = networks["generator"](z, training=False)
-        discriminator = networks["discriminator"]
+        z, reconstruction = self.encode_decode(images)
+        discriminator = self.scoring_networks["discriminator"]
         logit_rec, features_rec = discriminator([reconstruction, z], training=False)
         if self.hps["score"] == "fm":
             _, features_real = discriminator([images, z], training=False)
@@ -100,5 +92,4 @@ class EGBADTrainer(Trainer):
         return (1.0 - weight) * per_sample_l1(images, reconstruction) + weight * disc_score
 
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        networks = self.scoring_networks
-        return networks["generator"](networks["encoder"](images, training=False), training=False)
+        return self.encode_decode(images)[1]

@@ -25,8 +25,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.jointgan import build_jointgan
-from anomaly_toolbox.trainers.base import (PreparedData, Trainer, adam, common_hparams,
-                                           test_metrics)
+from anomaly_toolbox.trainers.base import PreparedData, Trainer, common_hparams, test_metrics
 from anomaly_toolbox.trainers.wgan import gradient_penalty
 
 
@@ -65,13 +64,11 @@ class JointGANTrainer(Trainer):
         return build_jointgan(self.image_shape, self.hps["latent_dim"], self.hps["filters"])
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
-        lr, beta_1 = self.hps["learning_rate"], self.hps["beta_1"]
-        return {name: (adam(lr, beta_1, self.hps["beta_2"]), (name,))
-                for name in ("critic", "generator", "encoder")}
+        return self.adam_per_network(("critic", "generator", "encoder"), self.hps["beta_2"])
 
     def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         seeds = tf.random.experimental.stateless_split(seed, 2)
-        return {"z": tf.random.stateless_normal([batch_size, self.hps["latent_dim"]], seeds[0]),
+        return {"z": self.standard_normal_codes(batch_size, seeds[0]),
                 "penalty_mix": tf.random.stateless_uniform([self.hps["n_critic"], batch_size],
                                                            seeds[1])}
 
@@ -104,8 +101,7 @@ class JointGANTrainer(Trainer):
 
     def score_parts(self, images: tf.Tensor) -> tf.Tensor:
         """``[B, 2]``: Ln (normalised residual) and Lo (negative latent norm) per image."""
-        codes = self.scoring_networks["encoder"](images, training=False)
-        reconstruction = self.scoring_networks["generator"](codes, training=False)
+        codes, reconstruction = self.encode_decode(images)
         residual = tf.reshape(min_max_normalise(images) - min_max_normalise(reconstruction),
                               [tf.shape(images)[0], -1])
         pixels = float(np.prod(images.shape[1:]))
@@ -117,8 +113,7 @@ class JointGANTrainer(Trainer):
         return weight * parts[:, 0] + (1.0 - weight) * parts[:, 1]
 
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        networks = self.scoring_networks
-        return networks["generator"](networks["encoder"](images, training=False), training=False)
+        return self.encode_decode(images)[1]
 
     def evaluate(self, data: PreparedData) -> dict[str, float]:
         """Metrics of a, and of Ln and Lo alone under ``ln_*`` and ``lo_*`` keys."""

@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.memgan import build_memgan
-from anomaly_toolbox.trainers.base import Trainer, adam, bce_with_logits, common_hparams
+from anomaly_toolbox.trainers.base import Trainer, common_hparams
+from anomaly_toolbox.trainers.bigan import bigan_terms
 
 IMAGES_PER_ROW = 10
 
@@ -51,9 +52,7 @@ class MEMGANTrainer(Trainer):
                             self.hps["memory_units"])
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
-        lr, beta_1 = self.hps["learning_rate"], self.hps["beta_1"]
-        return {name: (adam(lr, beta_1), (name,))
-                for name in ("discriminator", "encoder", "generator", "memory")}
+        return self.adam_per_network(("discriminator", "encoder", "generator", "memory"))
 
     @property
     def memory_layer(self) -> keras.layers.Layer:
@@ -72,14 +71,12 @@ class MEMGANTrainer(Trainer):
         z_real = encoder(images, training=True)
         projected = memory(z_real)
         generated = generator(z_fake, training=True)
-        logit_real, _ = discriminator([images, z_real], training=True)
-        logit_fake, _ = discriminator([generated, z_fake], training=True)
+        terms = bigan_terms(discriminator, images, z_real, generated, z_fake)
         alpha_recovered = memory.coefficients(encoder(generated, training=True))
         return {
-            "d_loss": tf.reduce_mean(bce_with_logits(1.0, logit_real) +
-                                     bce_with_logits(0.0, logit_fake)),
-            "e_adv": tf.reduce_mean(bce_with_logits(0.0, logit_real)),
-            "g_adv": tf.reduce_mean(bce_with_logits(1.0, logit_fake)),
+            "d_loss": terms.d_loss,
+            "e_adv": terms.encoder_adversarial,
+            "g_adv": terms.generator_adversarial,
             "cyc": tf.reduce_mean(per_sample_l2(images, generator(projected, training=True))),
             "proj": tf.reduce_mean(per_sample_l2(z_real, projected)),
             "mi": tf.reduce_mean(-tf.reduce_sum(
