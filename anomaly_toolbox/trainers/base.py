@@ -108,7 +108,6 @@ class Trainer(abc.ABC):
         self.hps = hps
         self.image_shape = (self.image_size, self.image_size, channels)
         self.seed = seed
-        self.jit_compile = jit_compile
         keras.utils.set_random_seed(seed)
         self.networks: dict[str, keras.Model] = self.build_networks()
         self.scoring_networks = self.networks
