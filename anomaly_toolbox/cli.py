@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
+from anomaly_toolbox.datasets import DATASET_HELP, DATASETS
 from anomaly_toolbox.experiments import EXPERIMENTS
 
-DATASET_NAMES = ("mnist", "mnist-5k")
 DEFAULT_ANOMALOUS_LABEL = 0
 
 
@@ -25,7 +25,7 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
-def _check_name(kind: str, name: str, known: tuple[str, ...] | list[str]) -> None:
+def _check_name(kind: str, name: str, known: list[str]) -> None:
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -34,7 +34,6 @@ def _check_name(kind: str, name: str, known: tuple[str, ...] | list[str]) -> Non
 
 
 def _print_catalogue() -> None:
-    from anomaly_toolbox.datasets import DATASET_HELP
     from anomaly_toolbox.experiments import trainer_class
 
     click.echo("Experiments (--experiment) and their hyperparameters (hps keys, defaults):")
@@ -51,7 +50,7 @@ def _print_catalogue() -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--experiment", "-e", help=f"Method to train: {', '.join(EXPERIMENTS)}.")
 @click.option("--dataset", "-d", default="mnist", show_default=True,
-              help=f"Dataset: {', '.join(DATASET_NAMES)}.")
+              help=f"Dataset: {', '.join(DATASETS)}.")
 @click.option("--hps-path", type=click.Path(path_type=Path),
               help="JSON grid of hyperparameters (see hps/). Default: the method's defaults.")
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
@@ -92,7 +91,7 @@ def main(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bo
     if experiment is None:
         raise BadInput("--experiment is required; one of: " + ", ".join(EXPERIMENTS))
     _check_name("experiment", experiment, list(EXPERIMENTS))
-    _check_name("dataset", dataset, DATASET_NAMES)
+    _check_name("dataset", dataset, list(DATASETS))
     if anomalous_label is not None and normal_label is not None:
         raise BadInput("give either --anomalous-label (P1) or --normal-label (P3), not both")
     if not 0.0 <= contamination < 1.0:

@@ -12,11 +12,15 @@ TABLE_FILE = "results.md"
 TABLE_METRICS = ("auroc", "auprc", "f1", "precision", "recall")
 
 
-def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` so that ``path`` always holds either the old or the new complete file."""
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` so that ``path`` always holds either the old or the new complete file."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
+
+
+def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
+    write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def read_results(path: Path) -> dict[str, Any] | None:
@@ -53,7 +57,5 @@ def write_results_table(experiment_dir: Path) -> Path:
              f"contamination {first.get('contamination', '')}, seed {first.get('seed', '')}\n\n"
              f"Data used: {first.get('data_source', '')}\n\n")
     path = experiment_dir / TABLE_FILE
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(title + markdown_table(runs), encoding="utf-8")
-    os.replace(partial, path)
+    write_text_atomically(path, title + markdown_table(runs))
     return path

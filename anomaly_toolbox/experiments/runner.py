@@ -26,11 +26,9 @@ from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import expand, load_grid
-from anomaly_toolbox.results import (RESULTS_FILE, read_results, write_json_atomically,
-                                     write_results_table)
+from anomaly_toolbox.results import (RESULTS_FILE, TABLE_METRICS, read_results,
+                                     write_json_atomically, write_results_table)
 from anomaly_toolbox.trainers.base import PreparedData, Trainer, TrainingDiverged
-
-TEST_METRICS = ("auroc", "auprc", "f1", "precision", "recall")
 
 
 @dataclass
@@ -64,9 +62,9 @@ def run_name(hps: dict[str, Any]) -> str:
 
 
 def experiment_dir(config: RunConfig) -> Path:
-    protocol = "anomalous" if config.protocol == "anomalous" else "normal"
     return (config.log_dir / config.experiment /
-            f"{config.dataset}-{protocol}{config.label}-c{config.contamination:g}-s{config.seed}")
+            f"{config.dataset}-{config.protocol}{config.label}-c{config.contamination:g}"
+            f"-s{config.seed}")
 
 
 def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
@@ -107,7 +105,7 @@ def run_experiment(config: RunConfig) -> list[dict[str, Any]]:
 
 
 def _write_hparams_config(root: Path, trainer_cls: type[Trainer]) -> None:
-    metrics = [hp.Metric(f"test/{m}", display_name=f"test {m}") for m in TEST_METRICS]
+    metrics = [hp.Metric(f"test/{m}", display_name=f"test {m}") for m in TABLE_METRICS]
     metrics += [hp.Metric(f"validation/{m}", display_name=f"validation {m}")
                 for m in ("auroc", "auprc")]
     with tf.summary.create_file_writer(str(root)).as_default():
@@ -151,8 +149,9 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
         raise
     train_seconds = time.perf_counter() - started
     results["selected_model"] = trainer.select_final_model(run_dir, data)
-    if trainer.selection_note():
-        results["selection_note"] = trainer.selection_note()
+    note = trainer.selection_note()
+    if note:
+        results["selection_note"] = note
     started = time.perf_counter()
     test = trainer.evaluate(data)
     test_seconds = time.perf_counter() - started
@@ -169,5 +168,5 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
                  "test_images_per_second": len(splits.test) / max(test_seconds, 1e-9)})
     write_json_atomically(results_path, results)
     print(f"Test: {json.dumps({k: round(v, 4) for k, v in test.items()})} "
-              f"({results['selected_model']})")
+          f"({results['selected_model']})")
     return results
