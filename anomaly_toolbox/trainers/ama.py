@@ -34,7 +34,7 @@ from scipy.stats import norm
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.ama import build_ama
 from anomaly_toolbox.trainers.base import PreparedData, Trainer, common_hparams, test_metrics
-from anomaly_toolbox.trainers.wgan import gradient_penalty
+from anomaly_toolbox.trainers.wgan import train_critic
 
 GAUSSIAN_FILE = "gaussian.json"
 
@@ -145,17 +145,12 @@ class AMATrainer(Trainer):
         return objective, parts
 
     def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        encoder, generator, critic = (self.networks[k] for k in ("encoder", "generator", "critic"))
+        encoder, generator = self.networks["encoder"], self.networks["generator"]
         codes = encoder(images, training=True)
         reconstruction = generator(codes, training=True)
-        for index in range(self.hps["n_critic"]):
-            with tf.GradientTape() as tape:
-                objective, _ = self._objective(images, codes, reconstruction, noise)
-                penalty = gradient_penalty(lambda pairs: critic(pairs, training=True)[0],
-                                           pair(images, images), pair(images, reconstruction),
-                                           noise["penalty_mix"][index])
-                critic_loss = -objective + self.hps["gp_weight"] * penalty
-            self.apply_gradients(tape, {"critic": critic_loss})
+        _, penalty, critic_loss = train_critic(
+            self, lambda: self._objective(images, codes, reconstruction, noise)[0],
+            pair(images, images), pair(images, reconstruction), noise["penalty_mix"])
         with tf.GradientTape(persistent=True) as tape:
             codes = encoder(images, training=True)
             objective, parts = self._objective(images, codes, generator(codes, training=True),

@@ -26,7 +26,7 @@ import tensorflow as tf
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.jointgan import build_jointgan
 from anomaly_toolbox.trainers.base import PreparedData, Trainer, common_hparams, test_metrics
-from anomaly_toolbox.trainers.wgan import gradient_penalty
+from anomaly_toolbox.trainers.wgan import train_critic
 
 
 def min_max_normalise(images: tf.Tensor) -> tf.Tensor:
@@ -76,15 +76,13 @@ class JointGANTrainer(Trainer):
         generator, encoder, critic = (self.networks[k] for k in ("generator", "encoder", "critic"))
         z = noise["z"]
         generated = generator(z, training=True)
-        for index in range(self.hps["n_critic"]):
-            with tf.GradientTape() as tape:
-                real = critic(images, training=True)[0]
-                fake = critic(generated, training=True)[0]
-                w_distance = tf.reduce_mean(real) - tf.reduce_mean(fake)
-                penalty = gradient_penalty(lambda x: critic(x, training=True)[0], images,
-                                           generated, noise["penalty_mix"][index])
-                critic_loss = -w_distance + self.hps["gp_weight"] * penalty
-            self.apply_gradients(tape, {"critic": critic_loss})
+
+        def w_distance() -> tf.Tensor:
+            return (tf.reduce_mean(critic(images, training=True)[0]) -
+                    tf.reduce_mean(critic(generated, training=True)[0]))
+
+        distance, penalty, critic_loss = train_critic(self, w_distance, images, generated,
+                                                      noise["penalty_mix"])
         with tf.GradientTape(persistent=True) as tape:
             generated = generator(z, training=True)
             adversarial = -tf.reduce_mean(critic(generated, training=True)[0])
@@ -96,7 +94,7 @@ class JointGANTrainer(Trainer):
             weighted = self.hps["consistency_weight"] * consistency
             generator_loss = adversarial + weighted
         self.apply_gradients(tape, {"generator": generator_loss, "encoder": weighted})
-        return {"critic_loss": critic_loss, "w_distance": w_distance, "gradient_penalty": penalty,
+        return {"critic_loss": critic_loss, "w_distance": distance, "gradient_penalty": penalty,
                 "g_adversarial": adversarial, "consistency": consistency}
 
     def score_parts(self, images: tf.Tensor) -> tf.Tensor:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
+
+if TYPE_CHECKING:
+    from anomaly_toolbox.trainers.base import Trainer
 
 
 def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor,
@@ -23,3 +27,21 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
         scores = tf.reduce_sum(critic(mixed))
     gradients = tf.reshape(tape.gradient(scores, mixed), [tf.shape(real)[0], -1])
     return tf.reduce_mean(tf.square(tf.norm(gradients, axis=1) - 1.0))
+
+
+def train_critic(trainer: Trainer, objective: Callable[[], tf.Tensor], real: tf.Tensor,
+                 fake: tf.Tensor, mix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``hps['n_critic']`` updates of ``trainer.networks['critic']`` on one batch.
+
+    Each minimises -objective() + gp_weight * GP(real, fake) with its own row of ``mix``
+    ``[n_critic, B]``. Returns the last ``(objective, penalty, loss)``.
+    """
+    critic = trainer.networks["critic"]
+    for index in range(trainer.hps["n_critic"]):
+        with tf.GradientTape() as tape:
+            value = objective()
+            penalty = gradient_penalty(lambda x: critic(x, training=True)[0], real, fake,
+                                       mix[index])
+            loss = -value + trainer.hps["gp_weight"] * penalty
+        trainer.apply_gradients(tape, {"critic": loss})
+    return value, penalty, loss
