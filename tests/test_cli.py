@@ -182,6 +182,14 @@ def test_bad_input_gives_one_clear_message_and_exit_code_2(tmp_path, args, messa
     assert message in result.output and "Traceback" not in result.output
 
 
+def test_inconsistent_hps_fail_before_a_run_directory_is_written(tmp_path):
+    result = train_tiny(tmp_path, "anogan", {**TINY, "search_boundary_1": 300,
+                                             "search_boundary_2": 200})
+    assert result.exit_code == 2 and "search_boundary_1 (300) must be smaller" in result.output
+    assert run_dirs(tmp_path / "logs") == []
+    assert not [p for p in (tmp_path / "logs").glob("*/*/*") if p.is_dir()]
+
+
 def test_malformed_hps_file_is_named_in_the_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"epochs": {"type": "Discrete", "values": [1]},, }')

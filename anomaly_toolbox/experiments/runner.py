@@ -122,6 +122,8 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
     if previous is not None and previous.get("status") == "completed":
         print(f"{run_dir} already completed; showing its results (--restart trains again)")
         return previous
+    trainer = trainer_cls(hps, channels=splits.train.x.shape[-1], seed=config.seed,
+                          jit_compile=hps["jit_compile"])
     run_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "run": run_dir.name, "run_dir": str(run_dir), "experiment": config.experiment,
@@ -130,8 +132,6 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
         "splits": splits.describe(), "hps": hps, "status": "running",
     }
     write_json_atomically(results_path, results)
-    trainer = trainer_cls(hps, channels=splits.train.x.shape[-1], seed=config.seed,
-                          jit_compile=hps["jit_compile"])
     writer = tf.summary.create_file_writer(str(run_dir))
     with writer.as_default():
         hp.hparams(hps, trial_id=run_dir.name)
