@@ -1,7 +1,8 @@
-"""The ``anomaly-box`` command line.
+"""The ``anomaly-box`` command line: ``train`` (the default command) and ``benchmark``.
 
-Heavy imports (TensorFlow) happen only when a run starts, so ``--help`` and ``--list`` are instant.
-Bad input ends with one message and exit code 2.
+``anomaly-box --experiment egbad`` is short for ``anomaly-box train --experiment egbad``. Heavy
+imports (TensorFlow) happen only when a run starts, so ``--help`` and ``--list`` are instant. Bad
+input ends with one message and exit code 2.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -33,6 +36,21 @@ def _check_name(kind: str, name: str, known: list[str]) -> None:
                        f"(see anomaly-box --list).")
 
 
+def _check_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None and not data_dir.is_dir():
+        raise BadInput(f"--data-dir {data_dir} is not a directory")
+
+
+def _int_list(option: str, text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise BadInput(f"{option} takes comma-separated integers like 0,1,2; got '{text}'") from None
+    if not values:
+        raise BadInput(f"{option} is empty; give comma-separated integers like 0,1,2")
+    return values
+
+
 def _print_catalogue() -> None:
     from anomaly_toolbox.experiments import trainer_class
 
@@ -47,7 +65,36 @@ def _print_catalogue() -> None:
         click.echo(f"  {name:10s} {text}")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+class TrainByDefault(click.Group):
+    """A group that runs ``train`` when the first argument names no subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["train", *args]
+        return super().parse_args(ctx, args)
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(cls=TrainByDefault, context_settings=CONTEXT)
+def main() -> None:
+    """GAN-based anomaly detection: train, benchmark.
+
+    Without a command, the arguments go to `train`: anomaly-box -e egbad -d mnist
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _labels_to_protocol(anomalous_label: int | None, normal_label: int | None) -> tuple[str, int]:
+    if anomalous_label is not None and normal_label is not None:
+        raise BadInput("give either --anomalous-label (P1) or --normal-label (P3), not both")
+    if normal_label is not None:
+        return "normal", normal_label
+    return "anomalous", DEFAULT_ANOMALOUS_LABEL if anomalous_label is None else anomalous_label
+
+
+@main.command(context_settings=CONTEXT)
 @click.option("--experiment", "-e", help=f"Method to train: {', '.join(EXPERIMENTS)}.")
 @click.option("--dataset", "-d", default="mnist", show_default=True,
               help=f"Dataset: {', '.join(DATASETS)}.")
@@ -76,15 +123,14 @@ def _print_catalogue() -> None:
                                               "(default: resume or reuse it).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--list", "list_all", is_flag=True, help="List experiments, hps keys and datasets.")
-def main(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bool,
-         anomalous_label: int | None, normal_label: int | None, contamination: float,
-         val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
-         jit_compile: bool | None, restart: bool, quiet: bool, list_all: bool) -> None:
+def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bool,
+          anomalous_label: int | None, normal_label: int | None, contamination: float,
+          val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
+          jit_compile: bool | None, restart: bool, quiet: bool, list_all: bool) -> None:
     """Train, select on validation and test GAN-based anomaly detectors.
 
     Example: anomaly-box --experiment egbad --dataset mnist --anomalous-label 3
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if list_all:
         _print_catalogue()
         return
@@ -92,22 +138,17 @@ def main(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bo
         raise BadInput("--experiment is required; one of: " + ", ".join(EXPERIMENTS))
     _check_name("experiment", experiment, list(EXPERIMENTS))
     _check_name("dataset", dataset, list(DATASETS))
-    if anomalous_label is not None and normal_label is not None:
-        raise BadInput("give either --anomalous-label (P1) or --normal-label (P3), not both")
+    _check_data_dir(data_dir)
+    protocol, label = _labels_to_protocol(anomalous_label, normal_label)
     if not 0.0 <= contamination < 1.0:
         raise BadInput(f"--contamination must be in [0, 1), got {contamination}")
     if not 0.0 < val_share < 1.0:
         raise BadInput(f"--val-share must be in (0, 1), got {val_share}")
-    if data_dir is not None and not data_dir.is_dir():
-        raise BadInput(f"--data-dir {data_dir} is not a directory")
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from anomaly_toolbox.experiments.runner import RunConfig, run_experiment
     from anomaly_toolbox.hps import HpsError
 
-    protocol, label = (("normal", normal_label) if normal_label is not None
-                       else ("anomalous", DEFAULT_ANOMALOUS_LABEL if anomalous_label is None
-                             else anomalous_label))
     config = RunConfig(experiment=experiment, dataset=dataset, protocol=protocol, label=label,
                        contamination=contamination, val_share=val_share, seed=seed,
                        log_dir=log_dir, data_dir=data_dir, hps_path=hps_path, tuning=tuning,
@@ -119,3 +160,58 @@ def main(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bo
     failed = [r["run"] for r in results if r.get("status") != "completed"]
     if failed:
         raise click.ClickException(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--methods", "-m", default="all", show_default=True,
+              help="Comma-separated experiments, or 'all' (GAN methods and baselines: "
+                   f"{', '.join(EXPERIMENTS)}).")
+@click.option("--dataset", "-d", default="mnist", show_default=True,
+              help=f"Dataset: {', '.join(DATASETS)}.")
+@click.option("--protocol", type=click.Choice(["anomalous", "normal"]), default="anomalous",
+              show_default=True, help="anomalous = P1 (each class in turn is the anomaly), "
+                                      "normal = P3 (each class in turn is normal).")
+@click.option("--labels", help="Comma-separated classes (default: every class).")
+@click.option("--seeds", default="42", show_default=True, help="Comma-separated seeds.")
+@click.option("--epochs", type=int, help="Train every network for this many epochs instead of "
+                                         "each method's default (said in the report).")
+@click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
+              show_default=True, help="Where runs and the report go; finished runs are reused.")
+@click.option("--data-dir", type=click.Path(path_type=Path),
+              help="tensorflow-datasets data directory (default: tfds' own).")
+@click.option("--jit/--no-jit", "jit_compile", default=None,
+              help="XLA-compile steps (default: on when a GPU is visible).")
+@click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
+def benchmark(methods: str, dataset: str, protocol: str, labels: str | None, seeds: str,
+              epochs: int | None, log_dir: Path, data_dir: Path | None,
+              jit_compile: bool | None, output: Path | None) -> None:
+    """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
+
+    Example: anomaly-box benchmark -m ganomaly,ocsvm -d mnist-5k --labels 0,1 --seeds 1,2,3
+    """
+    chosen = list(EXPERIMENTS) if methods == "all" else [m.strip() for m in methods.split(",")]
+    for method in chosen:
+        _check_name("experiment", method, list(EXPERIMENTS))
+    _check_name("dataset", dataset, list(DATASETS))
+    _check_data_dir(data_dir)
+    if epochs is not None and epochs <= 0:
+        raise BadInput(f"--epochs must be > 0, got {epochs}")
+    label_list = None if labels is None else _int_list("--labels", labels)
+    seed_list = _int_list("--seeds", seeds)
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, run_benchmark
+
+    config = BenchmarkConfig(
+        methods=chosen, dataset=dataset, protocol=protocol, labels=label_list, seeds=seed_list,
+        log_dir=log_dir, data_dir=data_dir, jit_compile=jit_compile,
+        overrides={} if epochs is None else {"epochs": epochs},
+        command="anomaly-box benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+    try:
+        report, path = run_benchmark(config)
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report, encoding="utf-8")
+    click.echo(f"\n{report}\nReport: {path}")

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"
 TABLE_METRICS = ("auroc", "auprc", "f1", "precision", "recall")
@@ -59,3 +61,44 @@ def write_results_table(experiment_dir: Path) -> Path:
     path = experiment_dir / TABLE_FILE
     write_text_atomically(path, title + markdown_table(runs))
     return path
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean ± std`` with 3 decimals; the sample std (ddof 1), left out for a single value."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+
+
+def benchmark_table(runs: list[dict[str, Any]], metric: str, methods: list[str],
+                    labels: list[int]) -> str:
+    """Markdown table of test ``metric``: one row per class label, one column per method.
+
+    A cell is mean ± std over the seeds whose run completed; "failed" when every run of the cell
+    failed, "-" when there is none yet. The last row averages over classes: per seed the mean over
+    all labels (only seeds complete for every label), then mean ± std over those seeds.
+    """
+    by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        by_cell.setdefault((run["experiment"], run["label"]), []).append(run)
+
+    def completed(method: str, label: int) -> dict[int, float]:
+        return {run["seed"]: run["test"][metric] for run in by_cell.get((method, label), [])
+                if run.get("status") == "completed"}
+
+    lines = ["| class | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for label in labels:
+        cells = []
+        for method in methods:
+            values = completed(method, label)
+            cells.append(mean_std(list(values.values())) if values
+                         else "failed" if by_cell.get((method, label)) else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    averages = []
+    for method in methods:
+        per_label = [completed(method, label) for label in labels]
+        seeds = set.intersection(*(set(values) for values in per_label)) if per_label else set()
+        averages.append(mean_std([float(np.mean([values[seed] for values in per_label]))
+                                  for seed in sorted(seeds)]) if seeds else "-")
+    lines.append("| **average** | " + " | ".join(averages) + " |")
+    return "\n".join(lines) + "\n"

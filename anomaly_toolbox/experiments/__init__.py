@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from anomaly_toolbox.trainers.base import Trainer
+    from anomaly_toolbox.trainers.shallow import ShallowTrainer
 
 #: Experiment name -> (module, trainer class, one-line description).
 EXPERIMENTS: dict[str, tuple[str, str, str]] = {
@@ -24,10 +25,23 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
                  "Joint encoder + WGAN-GP for contaminated data, latent-norm score (32x32)"),
     "cbigan": ("anomaly_toolbox.trainers.cbigan", "CBiGANTrainer",
                "BiGAN with consistency losses and a projection discriminator (28x28)"),
+    "ae": ("anomaly_toolbox.trainers.autoencoder", "AutoencoderTrainer",
+           "baseline: convolutional autoencoder, squared reconstruction error (32x32)"),
+    "deepsvdd": ("anomaly_toolbox.trainers.deepsvdd", "DeepSVDDTrainer",
+                 "baseline: one-class Deep SVDD, distance to the hypersphere centre (28x28)"),
+    "ocsvm": ("anomaly_toolbox.trainers.shallow", "OCSVMTrainer",
+              "baseline: RBF one-class SVM on flattened pixels, gamma chosen on validation"),
+    "iforest": ("anomaly_toolbox.trainers.shallow", "IsolationForestTrainer",
+                "baseline: Isolation Forest on flattened pixels"),
+    "kde": ("anomaly_toolbox.trainers.shallow", "KDETrainer",
+            "baseline: Gaussian KDE on flattened pixels, bandwidth chosen on validation"),
 }
 
+#: The classic baselines among :data:`EXPERIMENTS`; the rest are the GAN-based methods.
+BASELINES = ("ae", "deepsvdd", "ocsvm", "iforest", "kde")
 
-def trainer_class(name: str) -> type[Trainer]:
+
+def trainer_class(name: str) -> type[Trainer] | type[ShallowTrainer]:
     """The trainer class of experiment ``name``; ``KeyError`` if unknown."""
     module, cls, _ = EXPERIMENTS[name]
     return getattr(importlib.import_module(module), cls)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,13 @@ from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.experiments import trainer_class
-from anomaly_toolbox.hps import expand, load_grid
+from anomaly_toolbox.hps import HpsError, expand, load_grid
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_METRICS, read_results,
                                      write_json_atomically, write_results_table)
 from anomaly_toolbox.trainers.base import PreparedData, Trainer, TrainingDiverged
+from anomaly_toolbox.trainers.shallow import ShallowTrainer
+
+TrainerClass = type[Trainer] | type[ShallowTrainer]
 
 
 @dataclass
@@ -49,6 +52,8 @@ class RunConfig:
     jit_compile: bool | None = None
     restart: bool = False
     progress_bar: bool = True
+    #: Values that replace the hps file's for every run (keys the method lacks are ignored).
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_jit(requested: bool | None) -> bool:
@@ -71,22 +76,35 @@ def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
     """The runs to do: the grid file's first values, or its whole grid with ``tuning``.
 
     ``config.jit_compile`` (the --jit/--no-jit flag) overrides the hps key; the result is resolved
-    to a bool so that it is logged as what really ran.
+    to a bool so that it is logged as what really ran. Methods without the key ignore the flag.
     """
     schema = trainer_class(config.experiment).schema()
     grid = load_grid(config.hps_path, schema) if config.hps_path else {}
     sets = expand(grid, schema, config.tuning)
+    for key, value in config.overrides.items():
+        if key in schema:
+            try:
+                checked = schema[key].check(value)
+            except HpsError as error:
+                raise HpsError(f"override '{key}': {error}") from None
+            for hps in sets:
+                hps[key] = checked
+    if "jit_compile" not in schema:
+        return sets
     for hps in sets:
         requested = config.jit_compile if config.jit_compile is not None else hps["jit_compile"]
         hps["jit_compile"] = resolve_jit(requested)
     return sets
 
 
-def run_experiment(config: RunConfig) -> list[dict[str, Any]]:
-    """Train and test every hyperparameter set of ``config``; returns each run's results."""
+def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[str, Any]]:
+    """Train and test every hyperparameter set of ``config``; returns each run's results.
+
+    ``raw``: the dataset's arrays when the caller has loaded them already (else loaded here).
+    """
     trainer_cls = trainer_class(config.experiment)
     sets = hyperparameter_sets(config)
-    raw = load_raw(config.dataset, config.data_dir)
+    raw = raw if raw is not None else load_raw(config.dataset, config.data_dir)
     splits = one_class_splits(raw, config.protocol, config.label, config.contamination,
                               config.val_share, config.seed)
     data = PreparedData.from_splits(splits, trainer_cls.image_size)
@@ -104,7 +122,7 @@ def run_experiment(config: RunConfig) -> list[dict[str, Any]]:
     return results
 
 
-def _write_hparams_config(root: Path, trainer_cls: type[Trainer]) -> None:
+def _write_hparams_config(root: Path, trainer_cls: TrainerClass) -> None:
     metrics = [hp.Metric(f"test/{m}", display_name=f"test {m}") for m in TABLE_METRICS]
     metrics += [hp.Metric(f"validation/{m}", display_name=f"validation {m}")
                 for m in ("auroc", "auprc")]
@@ -113,7 +131,7 @@ def _write_hparams_config(root: Path, trainer_cls: type[Trainer]) -> None:
                           metrics=metrics)
 
 
-def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig, raw: RawData,
+def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], config: RunConfig, raw: RawData,
              splits: OneClassSplits, data: PreparedData, run_dir: Path) -> dict[str, Any]:
     if config.restart and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -123,7 +141,7 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
         print(f"{run_dir} already completed; showing its results (--restart trains again)")
         return previous
     trainer = trainer_cls(hps, channels=splits.train.x.shape[-1], seed=config.seed,
-                          jit_compile=hps["jit_compile"])
+                          jit_compile=hps.get("jit_compile", False))
     run_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "run": run_dir.name, "run_dir": str(run_dir), "experiment": config.experiment,
@@ -134,7 +152,8 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
     write_json_atomically(results_path, results)
     writer = tf.summary.create_file_writer(str(run_dir))
     with writer.as_default():
-        hp.hparams(hps, trial_id=run_dir.name)
+        hp.hparams({key: "auto" if value is None else value for key, value in hps.items()},
+                   trial_id=run_dir.name)
     started = time.perf_counter()
     try:
         trainer.fit(data, run_dir, writer, progress_bar=config.progress_bar)
@@ -155,15 +174,13 @@ def _run_one(trainer_cls: type[Trainer], hps: dict[str, Any], config: RunConfig,
     started = time.perf_counter()
     test = trainer.evaluate(data)
     test_seconds = time.perf_counter() - started
+    summary = trainer.training_summary()
     with writer.as_default():
         for metric, value in test.items():
-            tf.summary.scalar(f"test/{metric}", value, step=int(trainer.epoch))
+            tf.summary.scalar(f"test/{metric}", value, step=summary["epochs_trained"])
     writer.flush()
     results.update(
-        status="completed", test=test, epochs_trained=int(trainer.epoch),
-        steps_trained=int(trainer.step),
-        validation_best={m: float(v.numpy()) for m, v in trainer.best.items()
-                         if v.numpy() > float("-inf")},
+        status="completed", test=test, **summary,
         timings={"train_seconds": train_seconds, "test_seconds": test_seconds,
                  "test_images_per_second": len(splits.test) / max(test_seconds, 1e-9)})
     write_json_atomically(results_path, results)

@@ -44,6 +44,8 @@ def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: f
         HParam("ema_decay", float, ema_decay, "decay of the weight EMA used for scoring and "
                "saved models (0 = off)", minimum=0.0, maximum=0.9999),
         HParam("jit_compile", bool, None, "XLA-compile steps (default: on when a GPU is visible)"),
+        HParam("mixed_precision", bool, False, "compute in bfloat16 with float32 weights and "
+               "outputs (Keras 'mixed_bfloat16'; speeds up recent GPUs, no loss scaling needed)"),
         HParam("selection_metric", str, "auroc", "validation metric that picks the final model",
                choices=SELECTION_METRICS),
     )
@@ -109,7 +111,8 @@ class Trainer(abc.ABC):
         self.image_shape = (self.image_size, self.image_size, channels)
         self.seed = seed
         keras.utils.set_random_seed(seed)
-        self.networks: dict[str, keras.Model] = self.build_networks()
+        self.networks: dict[str, keras.Model] = self._build_networks_in_precision(
+            hps["mixed_precision"])
         self.scoring_networks = self.networks
         if hps["ema_decay"] > 0:
             self.scoring_networks = {name: keras.models.clone_model(net)
@@ -137,6 +140,25 @@ class Trainer(abc.ABC):
     @classmethod
     def schema(cls) -> Schema:
         return schema_of(*cls.hparams)
+
+    def _build_networks_in_precision(self, mixed: bool) -> dict[str, keras.Model]:
+        """:meth:`build_networks`, under Keras' ``mixed_bfloat16`` policy when ``mixed``.
+
+        Each mixed network gets a float32 cast on every output, so losses and scores stay float32
+        whatever the method computes from them (Keras' advice for mixed-precision outputs).
+        """
+        if not mixed:
+            return self.build_networks()
+        previous = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+        try:
+            networks = self.build_networks()
+        finally:
+            keras.mixed_precision.set_dtype_policy(previous)
+        return {name: keras.Model(net.input, keras.tree.map_structure(
+                    lambda output: keras.layers.Activation("linear", dtype="float32")(output),
+                    net.output), name=net.name)
+                for name, net in networks.items()}
 
     # ----------------------------------------------------------------- what a method provides
     @abc.abstractmethod
@@ -169,9 +191,14 @@ class Trainer(abc.ABC):
         Uses ``self.scoring_networks`` in inference mode (``training=False``).
         """
 
-    @abc.abstractmethod
-    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        """Reconstruction ``[B, S, S, C]`` by ``self.scoring_networks``, shown in TensorBoard."""
+    def reconstruct(self, images: tf.Tensor) -> tf.Tensor | None:
+        """Reconstruction ``[B, S, S, C]`` by ``self.scoring_networks``, shown in TensorBoard
+        next to its input; None for methods that do not reconstruct."""
+        return None
+
+    def before_training(self, data: PreparedData) -> None:
+        """Set up what training needs from the data before the first step of a fresh run
+        (nothing by default; a resumed run restores it from the checkpoint)."""
 
     # --------------------------------------------------------------- helpers for methods
     def adam_per_network(self, names: tuple[str, ...], beta_2: float = 0.999,
@@ -247,6 +274,8 @@ class Trainer(abc.ABC):
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
             print(f"Resuming from {manager.latest_checkpoint} "
                   f"(epoch {int(self.epoch)} of {self.hps['epochs']} done)")
+        else:
+            self.before_training(data)
         steps = data.train_size // self.hps["batch_size"]
         strip = next(iter(eval_batches(data.validation, IMAGES_IN_STRIP)))[0]
         with writer.as_default():
@@ -260,9 +289,10 @@ class Trainer(abc.ABC):
                         self.best[metric].assign(value)
                         self.save_networks(run_dir / f"best_{metric}")
                 reconstruction = self._compiled_reconstruct(strip)
-                tf.summary.image("validation/input_vs_reconstruction",
-                                 (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2.0,
-                                 step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
+                if reconstruction is not None:
+                    tf.summary.image("validation/input_vs_reconstruction",
+                                     (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2.0,
+                                     step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
                 self.epoch_summaries(epoch + 1)
                 self.epoch.assign_add(1)
                 manager.save()
@@ -331,6 +361,13 @@ class Trainer(abc.ABC):
     def calibrate(self, data: PreparedData, model_dir: Path) -> None:
         """Fit what scoring needs beyond the weights on training data and store it in
         ``model_dir`` (nothing by default)."""
+
+    def training_summary(self) -> dict[str, Any]:
+        """Epochs and steps trained and the best validation metrics, for results files."""
+        return {"epochs_trained": int(self.epoch), "steps_trained": int(self.step),
+                "validation_best": {metric: float(value.numpy())
+                                    for metric, value in self.best.items()
+                                    if value.numpy() > float("-inf")}}
 
     def evaluate(self, data: PreparedData) -> dict[str, float]:
         """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold."""

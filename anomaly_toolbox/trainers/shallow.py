@@ -1,0 +1,194 @@
+"""Classic baselines on flattened pixels (scikit-learn): OC-SVM, Isolation Forest and KDE.
+
+They run in the same pipeline as the networks (same splits, images in [-1, 1] at 28x28, the same
+validation threshold and test metrics) so that a results table shows whether a GAN beats them.
+Their one sensitive hyperparameter (OC-SVM's gamma, KDE's bandwidth) is chosen on the validation
+split when the hps leave it unset, as Ruff et al. (2018) did for these baselines; the test split
+is never used for it.
+
+Scores, higher = more anomalous: OC-SVM -decision_function; Isolation Forest -score_samples
+(the average path length, negated); KDE -log density.
+"""
+
+from __future__ import annotations
+
+import abc
+import pickle
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import KernelDensity
+from sklearn.svm import OneClassSVM
+
+from anomaly_toolbox.datasets.pipeline import eval_batches
+from anomaly_toolbox.evaluation import ranking_metrics
+from anomaly_toolbox.hps import HParam, Schema, schema_of
+from anomaly_toolbox.trainers.base import MODEL_DIR, SELECTION_METRICS, PreparedData, test_metrics
+
+DETECTOR_FILE = "detector.pkl"
+
+
+def flat_images(cached: tf.data.Dataset) -> np.ndarray:
+    """Every image of a cached split, flattened: ``[N, S * S * C]`` float32."""
+    batches = [x.numpy().reshape(len(x), -1) for x, _ in eval_batches(cached, 1024)]
+    return np.concatenate(batches)
+
+
+def shallow_hparams() -> tuple[HParam, ...]:
+    return (
+        HParam("max_train_samples", int, 10_000, "random subsample of the training split "
+               "(kernel methods scale quadratically)", positive=True),
+        HParam("selection_metric", str, "auroc", "validation metric that picks the candidate",
+               choices=SELECTION_METRICS),
+    )
+
+
+class ShallowTrainer(abc.ABC):
+    """A scikit-learn detector with the trainer interface the experiment runner uses.
+
+    Subclasses set ``name`` and ``hparams`` and say which candidate models to fit.
+    """
+
+    name: ClassVar[str]
+    image_size: ClassVar[int] = 28
+    hparams: ClassVar[tuple[HParam, ...]]
+
+    def __init__(self, hps: dict[str, Any], channels: int, seed: int, jit_compile: bool) -> None:
+        self.hps = hps
+        self.seed = seed
+        self.detector: Any = None
+        self.chosen = ""
+        self.validation_best: dict[str, float] = {}
+
+    @classmethod
+    def schema(cls) -> Schema:
+        return schema_of(*cls.hparams)
+
+    @abc.abstractmethod
+    def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
+        """Unfitted detectors to try, each with a description of its setting."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def score(detector: Any, images: np.ndarray) -> np.ndarray:
+        """Anomaly scores ``[N]`` of flattened images, higher = more anomalous."""
+
+    def fit(self, data: PreparedData, run_dir: Path, writer: tf.summary.SummaryWriter,
+            progress_bar: bool = True) -> None:
+        """Fit every candidate on (a subsample of) the training split; keep the best one on
+        validation ``selection_metric`` (the only one when there is a single candidate)."""
+        train = flat_images(data.train)
+        if len(train) > self.hps["max_train_samples"]:
+            rng = np.random.default_rng(self.seed)
+            train = train[rng.choice(len(train), self.hps["max_train_samples"], replace=False)]
+        validation = flat_images(data.validation)
+        metric = self.hps["selection_metric"]
+        best = -np.inf
+        for index, (setting, detector) in enumerate(self.candidates(train)):
+            detector.fit(train)
+            metrics = ranking_metrics(data.validation_labels, self.score(detector, validation))
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no anomalies"
+            print(f"{self.name} {setting}: validation {shown}")
+            with writer.as_default():
+                for name, value in metrics.items():
+                    tf.summary.scalar(f"validation/{name}", value, step=index)
+            value = metrics.get(metric, -np.inf)
+            if self.detector is None or value > best:
+                best, self.detector, self.chosen = value, detector, setting
+                self.validation_best = metrics
+        writer.flush()
+
+    def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
+        """Pickle the chosen detector to ``model/detector.pkl``; say which setting it is."""
+        (run_dir / MODEL_DIR).mkdir(parents=True, exist_ok=True)
+        with open(run_dir / MODEL_DIR / DETECTOR_FILE, "wb") as file:
+            pickle.dump(self.detector, file)
+        return self.chosen
+
+    def selection_note(self) -> str | None:
+        return None
+
+    def training_summary(self) -> dict[str, Any]:
+        return {"epochs_trained": 1, "steps_trained": 0, "validation_best": self.validation_best}
+
+    def evaluate(self, data: PreparedData) -> dict[str, float]:
+        return test_metrics(data, self.score(self.detector, flat_images(data.validation)),
+                            self.score(self.detector, flat_images(data.test)))
+
+
+def _median_distance(train: np.ndarray, seed: int, pairs: int = 2_000) -> float:
+    """Median Euclidean distance between random pairs of training images."""
+    rng = np.random.default_rng(seed)
+    first, second = rng.integers(len(train), size=(2, pairs))
+    return float(np.median(np.linalg.norm(train[first] - train[second], axis=1))) or 1.0
+
+
+class OCSVMTrainer(ShallowTrainer):
+    """One-class SVM with an RBF kernel."""
+
+    name = "ocsvm"
+    hparams = (
+        *shallow_hparams(),
+        HParam("nu", float, 0.1, "upper bound on the share of training outliers", minimum=1e-4,
+               maximum=1.0),
+        HParam("gamma", float, None, "RBF kernel width (default: chosen on validation among "
+               "2^k / (d var(x)), k = -3..6)", positive=True),
+    )
+
+    def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
+        if self.hps["gamma"] is not None:
+            gammas = [self.hps["gamma"]]
+        else:
+            scale = 1.0 / (train.shape[1] * train.var())
+            gammas = [scale * 2.0 ** k for k in range(-3, 7)]
+        return [(f"gamma={gamma:.3g}", OneClassSVM(kernel="rbf", nu=self.hps["nu"], gamma=gamma))
+                for gamma in gammas]
+
+    @staticmethod
+    def score(detector: Any, images: np.ndarray) -> np.ndarray:
+        return -detector.decision_function(images)
+
+
+class IsolationForestTrainer(ShallowTrainer):
+    """Isolation Forest (Liu et al. 2008)."""
+
+    name = "iforest"
+    hparams = (
+        *shallow_hparams(),
+        HParam("n_estimators", int, 100, "trees in the forest", positive=True),
+    )
+
+    def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
+        return [(f"n_estimators={self.hps['n_estimators']}",
+                 IsolationForest(n_estimators=self.hps["n_estimators"], random_state=self.seed))]
+
+    @staticmethod
+    def score(detector: Any, images: np.ndarray) -> np.ndarray:
+        return -detector.score_samples(images)
+
+
+class KDETrainer(ShallowTrainer):
+    """Gaussian kernel density estimate."""
+
+    name = "kde"
+    hparams = (
+        *shallow_hparams(),
+        HParam("bandwidth", float, None, "Gaussian kernel bandwidth (default: chosen on "
+               "validation among 2^k x the median pairwise distance, k = -4..1)", positive=True),
+    )
+
+    def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
+        if self.hps["bandwidth"] is not None:
+            bandwidths = [self.hps["bandwidth"]]
+        else:
+            median = _median_distance(train, self.seed)
+            bandwidths = [median * 2.0 ** k for k in range(-4, 2)]
+        return [(f"bandwidth={bandwidth:.3g}", KernelDensity(bandwidth=bandwidth))
+                for bandwidth in bandwidths]
+
+    @staticmethod
+    def score(detector: Any, images: np.ndarray) -> np.ndarray:
+        return -detector.score_samples(images)
