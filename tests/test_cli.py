@@ -202,4 +202,6 @@ def test_list_and_help_explain_experiments_datasets_and_keys():
     assert listing.exit_code == 0
     for word in ("egbad", "ganomaly", "mnist-5k", "generator_loss", "contextual_weight"):
         assert word in listing.output
-    assert "--anomalous-label" in invoke("--help").output
+    assert "--anomalous-label" in invoke("train", "--help").output
+    overview = invoke("--help").output
+    assert "benchmark" in overview and "train" in overview

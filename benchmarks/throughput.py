@@ -1,0 +1,104 @@
+"""Images per second of one train step and of scoring, per method, batch size, mode and precision.
+
+Modes: eager (the step run op by op), tf.function (a graph), XLA (tf.function with jit_compile).
+Precision: float32, or Keras 'mixed_bfloat16' (the hps key mixed_precision). Networks have each
+method's default widths and random weights, fed random images: speed does not depend on weights.
+Every cell runs ``--warmup`` steps first (tracing, compiling), then times ``--steps`` steps.
+Scoring is timed with the compiled score function of the same mode (AnoGAN's score is its whole
+latent search). A cell that fails prints its error instead of a number.
+
+Run: python benchmarks/throughput.py [--methods egbad,ganomaly] [--batch-sizes 64,256]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from anomaly_toolbox.experiments import BASELINES, EXPERIMENTS, trainer_class  # noqa: E402
+from anomaly_toolbox.experiments.benchmark import describe_machine  # noqa: E402
+from anomaly_toolbox.hps import defaults  # noqa: E402
+from anomaly_toolbox.trainers.base import Trainer  # noqa: E402
+
+MODES = ("eager", "tf.function", "XLA")
+NETWORK_METHODS = [name for name in EXPERIMENTS if name not in BASELINES] + ["ae", "deepsvdd"]
+
+
+def timed_rate(call: Callable[[], object], batch_size: int, warmup: int, steps: int) -> float:
+    """Images per second of ``call`` (one batch each), after ``warmup`` untimed calls."""
+    def run_and_sync() -> None:
+        result = call()
+        tf.nest.map_structure(lambda t: t.numpy(), result)
+
+    for _ in range(warmup):
+        run_and_sync()
+    started = time.perf_counter()
+    for _ in range(steps):
+        run_and_sync()
+    return batch_size * steps / (time.perf_counter() - started)
+
+
+def make_trainer(method: str, batch_size: int, mixed: bool, jit_compile: bool) -> Trainer:
+    cls = trainer_class(method)
+    hps = {**defaults(cls.schema()), "batch_size": batch_size, "mixed_precision": mixed,
+           "jit_compile": jit_compile}
+    return cls(hps, channels=1, seed=0, jit_compile=jit_compile)
+
+
+def measure(method: str, batch_size: int, mixed: bool, mode: str, warmup: int,
+            steps: int) -> tuple[str, str]:
+    """``(train images/s, score images/s)`` of one cell, as table text."""
+    try:
+        trainer = make_trainer(method, batch_size, mixed, jit_compile=mode == "XLA")
+        size = trainer.image_size
+        images = tf.random.stateless_uniform([batch_size, size, size, 1], [0, 1], -1.0, 1.0)
+        seed = tf.constant([0, 1], tf.int64)
+        if mode == "eager":
+            def train_step() -> object:
+                return trainer._train_step_and_average(
+                    images, trainer.sample_noise(batch_size, seed))
+            score = trainer.score
+        else:
+            def train_step() -> object:
+                return trainer._compiled_train_step(images, seed)
+            score = trainer._compiled_score
+        train_rate = timed_rate(train_step, batch_size, warmup, steps)
+        score_rate = timed_rate(lambda: score(images), batch_size, warmup, steps)
+        return f"{train_rate:.0f}", f"{score_rate:.0f}"
+    except Exception as error:  # noqa: BLE001 - a failing cell is reported, the table goes on
+        message = f"error: {type(error).__name__}"
+        return message, message
+
+
+@click.command()
+@click.option("--methods", default=",".join(NETWORK_METHODS), show_default=True)
+@click.option("--batch-sizes", default="64,256", show_default=True)
+@click.option("--modes", default=",".join(MODES), show_default=True)
+@click.option("--precisions", default="float32,mixed_bfloat16", show_default=True)
+@click.option("--warmup", default=2, show_default=True, help="Untimed steps (compilation).")
+@click.option("--steps", default=10, show_default=True, help="Timed steps per cell.")
+def main(methods: str, batch_sizes: str, modes: str, precisions: str, warmup: int,
+         steps: int) -> None:
+    print(f"Machine: {describe_machine()}")
+    print(f"Images per second (higher is better); {steps} timed steps after {warmup} warm-up "
+          f"steps; random weights and images, each method's default widths.\n")
+    print("| method | batch | precision | mode | train step img/s | score img/s |")
+    print("|---|---|---|---|---|---|")
+    for method in methods.split(","):
+        for batch_size in (int(b) for b in batch_sizes.split(",")):
+            for precision in precisions.split(","):
+                for mode in modes.split(","):
+                    train, score = measure(method, batch_size, precision != "float32", mode,
+                                           warmup, steps)
+                    print(f"| {method} | {batch_size} | {precision} | {mode} | {train} | "
+                          f"{score} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The classic baselines: conv autoencoder, Deep SVDD and the scikit-learn detectors."""
+
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from anomaly_toolbox.datasets import one_class_splits
+from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.hps import defaults
+from anomaly_toolbox.trainers.base import PreparedData
+from anomaly_toolbox.trainers.shallow import DETECTOR_FILE, flat_images
+from tests.test_trainers import SEED, images_of, make_trainer
+
+
+def test_deepsvdd_centre_is_the_mean_feature_pushed_away_from_zero(bundled):
+    trainer = make_trainer("deepsvdd")
+    splits = one_class_splits(bundled, "normal", 1, seed=0)
+    data = PreparedData.from_splits(splits, trainer.image_size)
+    trainer.before_training(data)
+    features = trainer.networks["feature_map"](
+        tf.concat([x for x, _ in data.train.batch(512)], axis=0), training=False).numpy()
+    mean = features.mean(axis=0)
+    centre = trainer.networks["centre"].get_layer("centre").centre.numpy()
+    far = np.abs(mean) >= 0.1
+    np.testing.assert_allclose(centre[far], mean[far], rtol=1e-4, atol=1e-5)
+    assert np.all(np.abs(centre[~far]) == pytest.approx(0.1))
+    assert np.all(np.sign(centre[~far]) == np.where(mean[~far] < 0, -1, 1))
+    np.testing.assert_array_equal(
+        trainer.scoring_networks["centre"].get_layer("centre").centre.numpy(), centre)
+
+
+def test_deepsvdd_is_bias_free_and_training_pulls_features_to_the_centre(bundled):
+    trainer = make_trainer("deepsvdd")
+    assert not [w.name for w in trainer.networks["feature_map"].weights if "bias" in w.name]
+    trainer.networks["centre"].get_layer("centre").centre.assign(np.full(8, 0.5, np.float32))
+    x = images_of(bundled, 1, trainer, 32)
+    first = float(trainer._compiled_train_step(x, SEED)["distance_loss"])
+    for _ in range(30):
+        last = float(trainer._compiled_train_step(x, SEED)["distance_loss"])
+    assert last < 0.5 * first
+
+
+def test_mixed_precision_computes_in_bfloat16_and_keeps_float32_outputs(bundled):
+    trainer = make_trainer("ganomaly", mixed_precision=True)
+    conv = trainer.networks["encoder_in"].get_layer("encoder_in_conv0")
+    assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
+    x = images_of(bundled, 1, trainer, 32)
+    losses = trainer._compiled_train_step(x, SEED)
+    assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in losses.values())
+    scores = trainer._compiled_score(x)
+    assert scores.dtype == tf.float32 and np.all(np.isfinite(scores.numpy()))
+
+
+@pytest.fixture(scope="module")
+def digit_one_normal(bundled):
+    """P3 with digit 1 normal: every flattened-pixel baseline separates it well."""
+    splits = one_class_splits(bundled, "normal", 1, seed=0)
+    return PreparedData.from_splits(splits, 28)
+
+
+@pytest.mark.parametrize("experiment", ["ocsvm", "iforest", "kde"])
+def test_shallow_baselines_detect_other_digits_and_save_what_they_chose(
+        tmp_path, digit_one_normal, experiment):
+    cls = trainer_class(experiment)
+    trainer = cls(defaults(cls.schema()), channels=1, seed=0, jit_compile=False)
+    trainer.fit(digit_one_normal, tmp_path, tf.summary.create_noop_writer(), progress_bar=False)
+    chosen = trainer.select_final_model(tmp_path, digit_one_normal)
+    test = trainer.evaluate(digit_one_normal)
+    assert test["auroc"] > 0.9, test
+    assert chosen and trainer.training_summary()["validation_best"]["auroc"] > 0.9
+    with open(tmp_path / "model" / DETECTOR_FILE, "rb") as file:
+        restored = pickle.load(file)
+    images = flat_images(digit_one_normal.test)[:50]
+    np.testing.assert_allclose(cls.score(restored, images), cls.score(trainer.detector, images))
+
+
+def test_unset_kernel_widths_are_chosen_on_validation(digit_one_normal, capsys):
+    cls = trainer_class("ocsvm")
+    trainer = cls(defaults(cls.schema()), channels=1, seed=0, jit_compile=False)
+    trainer.fit(digit_one_normal, None, tf.summary.create_noop_writer(), progress_bar=False)
+    tried = [line for line in capsys.readouterr().out.splitlines() if "gamma=" in line]
+    aurocs = {line.split(":")[0].split()[1]: float(line.split("auroc ")[1].split(",")[0])
+              for line in tried}
+    assert len(aurocs) == 10
+    assert trainer.chosen in aurocs
+    assert trainer.validation_best["auroc"] == pytest.approx(max(aurocs.values()), abs=1e-4)
+    assert aurocs[trainer.chosen] == pytest.approx(max(aurocs.values()), abs=1e-4)
+
+    fixed = cls({**defaults(cls.schema()), "gamma": 0.01}, channels=1, seed=0, jit_compile=False)
+    assert [setting for setting, _ in fixed.candidates(np.zeros((4, 3)))] == ["gamma=0.01"]

@@ -1,0 +1,63 @@
+"""The accuracy benchmark: its table writer and a two-class, one-seed run of tiny models."""
+
+import re
+
+from click.testing import CliRunner
+
+from anomaly_toolbox.cli import main
+from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, run_benchmark
+from anomaly_toolbox.results import benchmark_table, mean_std
+from tests.conftest import TINY
+
+
+def run(method, label, seed, auroc, status="completed"):
+    result = {"experiment": method, "label": label, "seed": seed, "status": status}
+    if status == "completed":
+        result["test"] = {"auroc": auroc}
+    return result
+
+
+def test_mean_std_uses_the_sample_std_and_shows_one_value_alone():
+    assert mean_std([0.5, 0.7]) == "0.600 ± 0.141"
+    assert mean_std([0.8123]) == "0.812"
+
+
+def test_table_has_a_row_per_class_marks_failures_and_averages_complete_seeds():
+    runs = [run("a", 0, 1, 0.9), run("a", 0, 2, 0.7), run("a", 1, 1, 0.5), run("a", 1, 2, 0.3),
+            run("b", 0, 1, 0.8), run("b", 1, 1, 0.6), run("b", 1, 2, 0.4),
+            run("c", 0, 1, 0.0, status="failed")]
+    lines = benchmark_table(runs, "auroc", ["a", "b", "c"], [0, 1]).splitlines()
+    assert lines[0] == "| class | a | b | c |"
+    assert lines[2] == "| 0 | 0.800 ± 0.141 | 0.800 | failed |"
+    assert lines[3] == "| 1 | 0.400 ± 0.141 | 0.500 ± 0.141 | - |"
+    # a: seed 1 -> 0.7, seed 2 -> 0.5; b: only seed 1 has both classes -> 0.7
+    assert lines[4] == "| **average** | 0.600 ± 0.141 | 0.700 | - |"
+
+
+def test_two_classes_one_seed_of_tiny_models_fill_the_table(tmp_path, capsys):
+    config = BenchmarkConfig(methods=["deepsvdd", "iforest"], dataset="mnist-5k", labels=[0, 1],
+                             seeds=[0], log_dir=tmp_path, overrides=TINY)
+    report, path = run_benchmark(config)
+    assert path.read_text() == report
+    assert "mnist-5k: bundled real MNIST subset" in report and "epochs=1" in report
+    auroc_table = report.split("Test AUROC:")[1].split("Test AUPRC:")[0]
+    rows = [line for line in auroc_table.splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["0", "1", "**average**"]
+    for row in rows:
+        values = [float(cell) for cell in re.findall(r"\d\.\d{3}", row)]
+        assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)
+    first = capsys.readouterr().out
+    assert first.count("Test: ") == 4
+    assert run_benchmark(config)[0] == report
+    assert capsys.readouterr().out.count("already completed") == 4
+
+
+def test_benchmark_rejects_bad_input_with_exit_code_2(tmp_path):
+    for args, message in [(["-m", "ganomly"], "Did you mean 'ganomaly'?"),
+                          (["--labels", "one"], "--labels takes comma-separated integers"),
+                          (["--epochs", "0"], "--epochs must be > 0"),
+                          (["-d", "mnist-5k", "-m", "iforest", "--labels", "12"],
+                           "outside the dataset's classes")]:
+        result = CliRunner().invoke(main, ["benchmark", *args, "--log-dir", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
