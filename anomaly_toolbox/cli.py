@@ -7,20 +7,19 @@ input ends with one message and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from anomaly_toolbox.datasets import DATASET_HELP, DATASETS
 from anomaly_toolbox.experiments import EXPERIMENTS
-
-DEFAULT_ANOMALOUS_LABEL = 0
-
 
 class BadInput(click.ClickException):
     """Invalid user input: printed as ``Error: ...`` with exit code 2."""
@@ -36,9 +35,15 @@ def _check_name(kind: str, name: str, known: list[str]) -> None:
                        f"(see anomaly-box --list).")
 
 
-def _check_data_dir(data_dir: Path | None) -> None:
-    if data_dir is not None and not data_dir.is_dir():
-        raise BadInput(f"--data-dir {data_dir} is not a directory")
+@contextlib.contextmanager
+def _bad_input_as_exit_2() -> Iterator[None]:
+    """Errors that mean bad input (hps, labels, data that is missing or malformed) -> exit 2."""
+    from anomaly_toolbox.datasets import DatasetUnavailable
+
+    try:
+        yield
+    except (ValueError, DatasetUnavailable) as error:
+        raise BadInput(str(error)) from None
 
 
 def _int_list(option: str, text: str) -> list[int]:
@@ -86,12 +91,27 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _labels_to_protocol(anomalous_label: int | None, normal_label: int | None) -> tuple[str, int]:
+def _labels_to_protocol(dataset: str, anomalous_label: int | None,
+                        normal_label: int | None) -> tuple[str, int]:
+    """The protocol and class chosen, else the dataset's default (P1 class 0 for most)."""
     if anomalous_label is not None and normal_label is not None:
         raise BadInput("give either --anomalous-label (P1) or --normal-label (P3), not both")
     if normal_label is not None:
         return "normal", normal_label
-    return "anomalous", DEFAULT_ANOMALOUS_LABEL if anomalous_label is None else anomalous_label
+    if anomalous_label is not None:
+        return "anomalous", anomalous_label
+    return DATASETS[dataset].protocol, DATASETS[dataset].label
+
+
+def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> None:
+    _check_name("dataset", dataset, list(DATASETS))
+    if data_dir is not None and not data_dir.is_dir():
+        raise BadInput(f"--data-dir {data_dir} is not a directory")
+    if DATASETS[dataset].needs_category and not category:
+        raise BadInput(f"dataset '{dataset}' needs --category, e.g. --category bottle")
+    if category and not DATASETS[dataset].needs_category:
+        raise BadInput(f"--category applies to datasets with categories (mvtec), not "
+                       f"'{dataset}'")
 
 
 @main.command(context_settings=CONTEXT)
@@ -103,8 +123,8 @@ def _labels_to_protocol(anomalous_label: int | None, normal_label: int | None) -
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
               help="Run every combination of the grid (else only the first values).")
 @click.option("--anomalous-label", type=int,
-              help=f"Protocol P1: this class is the anomaly, the rest normal "
-                   f"(default: P1 with class {DEFAULT_ANOMALOUS_LABEL}).")
+              help="Protocol P1: this class is the anomaly, the rest normal (default: the "
+                   "dataset's own, P1 with class 0 for most; P3 with class 0 for folder/mvtec).")
 @click.option("--normal-label", type=int,
               help="Protocol P3: this class is normal, the rest anomalous.")
 @click.option("--contamination", type=float, default=0.0, show_default=True,
@@ -115,7 +135,9 @@ def _labels_to_protocol(anomalous_label: int | None, normal_label: int | None) -
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where TensorBoard logs, checkpoints, models, results go.")
 @click.option("--data-dir", type=click.Path(path_type=Path),
-              help="tensorflow-datasets data directory (default: tfds' own).")
+              help="tfds data directory (default: tfds' own); for kdd99 the folder with the raw "
+                   "KDD file or scikit-learn's cache; for folder/mvtec the image folder.")
+@click.option("--category", help="Category of datasets that have them (mvtec: e.g. bottle).")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile train and score steps (default: hps key jit_compile, else on "
                    "when a GPU is visible).")
@@ -126,7 +148,8 @@ def _labels_to_protocol(anomalous_label: int | None, normal_label: int | None) -
 def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bool,
           anomalous_label: int | None, normal_label: int | None, contamination: float,
           val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
-          jit_compile: bool | None, restart: bool, quiet: bool, list_all: bool) -> None:
+          category: str | None, jit_compile: bool | None, restart: bool, quiet: bool,
+          list_all: bool) -> None:
     """Train, select on validation and test GAN-based anomaly detectors.
 
     Example: anomaly-box --experiment egbad --dataset mnist --anomalous-label 3
@@ -137,9 +160,8 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
     if experiment is None:
         raise BadInput("--experiment is required; one of: " + ", ".join(EXPERIMENTS))
     _check_name("experiment", experiment, list(EXPERIMENTS))
-    _check_name("dataset", dataset, list(DATASETS))
-    _check_data_dir(data_dir)
-    protocol, label = _labels_to_protocol(anomalous_label, normal_label)
+    _check_data(dataset, data_dir, category)
+    protocol, label = _labels_to_protocol(dataset, anomalous_label, normal_label)
     if not 0.0 <= contamination < 1.0:
         raise BadInput(f"--contamination must be in [0, 1), got {contamination}")
     if not 0.0 < val_share < 1.0:
@@ -147,16 +169,14 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from anomaly_toolbox.experiments.runner import RunConfig, run_experiment
-    from anomaly_toolbox.hps import HpsError
 
     config = RunConfig(experiment=experiment, dataset=dataset, protocol=protocol, label=label,
                        contamination=contamination, val_share=val_share, seed=seed,
-                       log_dir=log_dir, data_dir=data_dir, hps_path=hps_path, tuning=tuning,
+                       log_dir=log_dir, data_dir=data_dir, category=category,
+                       hps_path=hps_path, tuning=tuning,
                        jit_compile=jit_compile, restart=restart, progress_bar=not quiet)
-    try:
+    with _bad_input_as_exit_2():
         results = run_experiment(config)
-    except (HpsError, ValueError) as error:
-        raise BadInput(str(error)) from None
     failed = [r["run"] for r in results if r.get("status") != "completed"]
     if failed:
         raise click.ClickException(f"{len(failed)} run(s) failed: {', '.join(failed)}")
@@ -168,22 +188,25 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
                    f"{', '.join(EXPERIMENTS)}).")
 @click.option("--dataset", "-d", default="mnist", show_default=True,
               help=f"Dataset: {', '.join(DATASETS)}.")
-@click.option("--protocol", type=click.Choice(["anomalous", "normal"]), default="anomalous",
-              show_default=True, help="anomalous = P1 (each class in turn is the anomaly), "
-                                      "normal = P3 (each class in turn is normal).")
-@click.option("--labels", help="Comma-separated classes (default: every class).")
+@click.option("--protocol", type=click.Choice(["anomalous", "normal"]),
+              help="anomalous = P1 (each class in turn is the anomaly), normal = P3 (each class "
+                   "in turn is normal). Default: the dataset's (P1 for most).")
+@click.option("--labels", help="Comma-separated classes (default: every class; for two-class "
+                               "datasets the dataset's default class).")
 @click.option("--seeds", default="42", show_default=True, help="Comma-separated seeds.")
 @click.option("--epochs", type=int, help="Train every network for this many epochs instead of "
                                          "each method's default (said in the report).")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where runs and the report go; finished runs are reused.")
 @click.option("--data-dir", type=click.Path(path_type=Path),
-              help="tensorflow-datasets data directory (default: tfds' own).")
+              help="tfds data directory (default: tfds' own); for kdd99 the folder with the raw "
+                   "KDD file or scikit-learn's cache; for folder/mvtec the image folder.")
+@click.option("--category", help="Category of datasets that have them (mvtec: e.g. bottle).")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile steps (default: on when a GPU is visible).")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
-def benchmark(methods: str, dataset: str, protocol: str, labels: str | None, seeds: str,
-              epochs: int | None, log_dir: Path, data_dir: Path | None,
+def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
+              epochs: int | None, log_dir: Path, data_dir: Path | None, category: str | None,
               jit_compile: bool | None, output: Path | None) -> None:
     """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
 
@@ -192,8 +215,7 @@ def benchmark(methods: str, dataset: str, protocol: str, labels: str | None, see
     chosen = list(EXPERIMENTS) if methods == "all" else [m.strip() for m in methods.split(",")]
     for method in chosen:
         _check_name("experiment", method, list(EXPERIMENTS))
-    _check_name("dataset", dataset, list(DATASETS))
-    _check_data_dir(data_dir)
+    _check_data(dataset, data_dir, category)
     if epochs is not None and epochs <= 0:
         raise BadInput(f"--epochs must be > 0, got {epochs}")
     label_list = None if labels is None else _int_list("--labels", labels)
@@ -203,14 +225,13 @@ def benchmark(methods: str, dataset: str, protocol: str, labels: str | None, see
     from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, run_benchmark
 
     config = BenchmarkConfig(
-        methods=chosen, dataset=dataset, protocol=protocol, labels=label_list, seeds=seed_list,
-        log_dir=log_dir, data_dir=data_dir, jit_compile=jit_compile,
+        methods=chosen, dataset=dataset, protocol=protocol or DATASETS[dataset].protocol,
+        labels=label_list, seeds=seed_list, log_dir=log_dir, data_dir=data_dir,
+        category=category, jit_compile=jit_compile,
         overrides={} if epochs is None else {"epochs": epochs},
         command="anomaly-box benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
-    try:
+    with _bad_input_as_exit_2():
         report, path = run_benchmark(config)
-    except ValueError as error:
-        raise BadInput(str(error)) from None
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(report, encoding="utf-8")

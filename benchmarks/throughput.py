@@ -48,7 +48,7 @@ def make_trainer(method: str, batch_size: int, mixed: bool, jit_compile: bool) -
     cls = trainer_class(method)
     hps = {**defaults(cls.schema()), "batch_size": batch_size, "mixed_precision": mixed,
            "jit_compile": jit_compile}
-    return cls(hps, channels=1, seed=0, jit_compile=jit_compile)
+    return cls(hps, sample_shape=(28, 28, 1), seed=0, jit_compile=jit_compile)
 
 
 def measure(method: str, batch_size: int, mixed: bool, mode: str, warmup: int,

@@ -51,4 +51,4 @@ def test_boundaries_out_of_order_are_rejected():
     hps = {**defaults(AnoGANTrainer.schema()), **TINY, "search_boundary_1": 300,
            "search_boundary_2": 200}
     with pytest.raises(ValueError, match="search_boundary_1 \\(300\\) must be smaller"):
-        AnoGANTrainer(hps, channels=1, seed=0, jit_compile=False)
+        AnoGANTrainer(hps, sample_shape=(28, 28, 1), seed=0, jit_compile=False)

@@ -64,7 +64,7 @@ def digit_one_normal(bundled):
 def test_shallow_baselines_detect_other_digits_and_save_what_they_chose(
         tmp_path, digit_one_normal, experiment):
     cls = trainer_class(experiment)
-    trainer = cls(defaults(cls.schema()), channels=1, seed=0, jit_compile=False)
+    trainer = cls(defaults(cls.schema()), sample_shape=(28, 28, 1), seed=0, jit_compile=False)
     trainer.fit(digit_one_normal, tmp_path, tf.summary.create_noop_writer(), progress_bar=False)
     chosen = trainer.select_final_model(tmp_path, digit_one_normal)
     test = trainer.evaluate(digit_one_normal)
@@ -78,7 +78,7 @@ def test_shallow_baselines_detect_other_digits_and_save_what_they_chose(
 
 def test_unset_kernel_widths_are_chosen_on_validation(digit_one_normal, capsys):
     cls = trainer_class("ocsvm")
-    trainer = cls(defaults(cls.schema()), channels=1, seed=0, jit_compile=False)
+    trainer = cls(defaults(cls.schema()), sample_shape=(28, 28, 1), seed=0, jit_compile=False)
     trainer.fit(digit_one_normal, None, tf.summary.create_noop_writer(), progress_bar=False)
     tried = [line for line in capsys.readouterr().out.splitlines() if "gamma=" in line]
     aurocs = {line.split(":")[0].split()[1]: float(line.split("auroc ")[1].split(",")[0])
@@ -88,5 +88,5 @@ def test_unset_kernel_widths_are_chosen_on_validation(digit_one_normal, capsys):
     assert trainer.validation_best["auroc"] == pytest.approx(max(aurocs.values()), abs=1e-4)
     assert aurocs[trainer.chosen] == pytest.approx(max(aurocs.values()), abs=1e-4)
 
-    fixed = cls({**defaults(cls.schema()), "gamma": 0.01}, channels=1, seed=0, jit_compile=False)
+    fixed = cls({**defaults(cls.schema()), "gamma": 0.01}, sample_shape=(28, 28, 1), seed=0, jit_compile=False)
     assert [setting for setting, _ in fixed.candidates(np.zeros((4, 3)))] == ["gamma=0.01"]

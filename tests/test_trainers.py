@@ -18,11 +18,11 @@ NETWORK_METHODS = [name for name in EXPERIMENTS if issubclass(trainer_class(name
 FAST = {"ama": {"n_critic": 1}, "jointgan": {"n_critic": 1}}
 
 
-def make_trainer(experiment, jit_compile=False, **overrides):
+def make_trainer(experiment, jit_compile=False, sample_shape=(28, 28, 1), **overrides):
     cls = trainer_class(experiment)
     hps = {**defaults(cls.schema()), **TINY, **FAST.get(experiment, {}), **overrides,
            "jit_compile": jit_compile}
-    return cls(hps, channels=1, seed=0, jit_compile=jit_compile)
+    return cls(hps, sample_shape=sample_shape, seed=0, jit_compile=jit_compile)
 
 
 def images_of(bundled, digit, trainer, count):
@@ -69,6 +69,17 @@ def test_xla_and_plain_steps_agree(bundled, experiment):
     for name in plain_losses:
         np.testing.assert_allclose(float(plain_losses[name]), float(xla_losses[name]), rtol=1e-3,
                                    atol=1e-4)
+
+
+@pytest.mark.parametrize("experiment", NETWORK_METHODS)
+def test_rgb_images_flow_through_every_image_method(bundled, experiment):
+    """Networks read the channel count from the data (CIFAR-10, RGB folders)."""
+    trainer = make_trainer(experiment, sample_shape=(32, 32, 3))
+    grey = images_of(bundled, 4, trainer, 32)
+    x = tf.concat([grey, -grey, grey * 0.5], axis=-1)
+    losses = trainer._compiled_train_step(x, SEED)
+    assert all(np.isfinite(float(v)) for v in losses.values())
+    assert trainer._compiled_score(x).shape == (32,)
 
 
 @pytest.mark.parametrize("overrides", [

@@ -2,32 +2,68 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from anomaly_toolbox.datasets.sources import (DatasetUnavailable, RawData, load_bundled_mnist,
-                                              load_mnist)
+                                              load_mnist, load_tfds)
 from anomaly_toolbox.datasets.splits import PROTOCOLS, OneClassSplits, Split, one_class_splits
 
-#: Dataset name -> loader taking the tfds data directory (None = tfds default).
-DATASETS: dict[str, Callable[[str | Path | None], RawData]] = {
-    "mnist": load_mnist,
-    "mnist-5k": lambda data_dir: load_bundled_mnist(),
+
+def _lazy(module: str, function: str) -> Callable[[str | Path | None, str | None], RawData]:
+    """A loader imported on first use (keeps ``anomaly-box --help`` free of TensorFlow)."""
+    def load(data_dir: str | Path | None, category: str | None) -> RawData:
+        return getattr(importlib.import_module(module), function)(data_dir, category)
+    return load
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset the CLI knows: its loader ``(data_dir, category) -> RawData``, a help line, and
+    the protocol and class used when the user names neither."""
+
+    loader: Callable[[str | Path | None, str | None], RawData]
+    help: str
+    protocol: str = "anomalous"
+    label: int = 0
+    needs_category: bool = False
+
+
+DATASETS: dict[str, Dataset] = {
+    "mnist": Dataset(lambda data_dir, category: load_mnist(data_dir),
+                     "full MNIST via tensorflow-datasets (cached or downloadable); offline and "
+                     "uncached it falls back to mnist-5k and says so"),
+    "mnist-5k": Dataset(lambda data_dir, category: load_bundled_mnist(),
+                        "bundled real MNIST subset (5,000 images, 500 per class), always offline"),
+    "fashion_mnist": Dataset(lambda data_dir, category: load_tfds("fashion_mnist", data_dir),
+                             "Fashion-MNIST via tensorflow-datasets (28x28 grayscale, 10 classes)"),
+    "cifar10": Dataset(lambda data_dir, category: load_tfds("cifar10", data_dir),
+                       "CIFAR-10 via tensorflow-datasets (32x32 RGB, 10 classes)"),
+    "kdd99": Dataset(_lazy("anomaly_toolbox.datasets.kdd99", "load_kdd99"),
+                     "KDDCUP99 10% (tabular): class 0 normal traffic, the default anomaly; a raw "
+                     "kddcup.data_10_percent[.gz] in --data-dir or scikit-learn's cached copy"),
+    "folder": Dataset(_lazy("anomaly_toolbox.datasets.folder", "load_folder"),
+                      "your images in --data-dir: train/good + test/good + test/<defect> (MVTec "
+                      "AD layout) or normal/ + abnormal/; default: class 0 (good) normal",
+                      protocol="normal"),
+    "mvtec": Dataset(_lazy("anomaly_toolbox.datasets.folder", "load_mvtec"),
+                     "MVTec AD: --data-dir is the unpacked archive, --category one of its "
+                     "objects (e.g. bottle); default: good images normal",
+                     protocol="normal", needs_category=True),
 }
 
-DATASET_HELP = {
-    "mnist": "full MNIST via tensorflow-datasets (cached or downloadable); offline and uncached it "
-             "falls back to mnist-5k and says so",
-    "mnist-5k": "bundled real MNIST subset (5,000 images, 500 per class), always offline",
-}
+DATASET_HELP = {name: dataset.help for name, dataset in DATASETS.items()}
 
 
-def load_raw(name: str, data_dir: str | Path | None = None) -> RawData:
+def load_raw(name: str, data_dir: str | Path | None = None,
+             category: str | None = None) -> RawData:
     """Raw arrays of dataset ``name``; ``KeyError`` naming the known datasets if unknown."""
     if name not in DATASETS:
         raise KeyError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}")
-    return DATASETS[name](data_dir)
+    return DATASETS[name].loader(data_dir, category)
 
 
-__all__ = ["DATASETS", "DATASET_HELP", "PROTOCOLS", "DatasetUnavailable", "OneClassSplits",
-           "RawData", "Split", "load_raw", "one_class_splits"]
+__all__ = ["DATASETS", "DATASET_HELP", "PROTOCOLS", "Dataset", "DatasetUnavailable",
+           "OneClassSplits", "RawData", "Split", "load_raw", "one_class_splits"]

@@ -21,8 +21,14 @@ def to_model_range(images: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def cached_dataset(split: Split, image_size: int) -> tf.data.Dataset:
-    """Preprocessed ``(image, label)`` pairs, cached in memory, unbatched and in split order."""
+    """Preprocessed ``(sample, label)`` pairs, cached in memory, unbatched and in split order.
+
+    Images go through :func:`to_model_range`; tabular samples ``[N, F]`` (already scaled by their
+    loader) only become float32.
+    """
     dataset = tf.data.Dataset.from_tensor_slices((split.x, split.y))
+    if split.x.ndim == 2:
+        return dataset.map(lambda x, y: (tf.cast(x, tf.float32), y)).cache()
     dataset = dataset.map(lambda x, y: (to_model_range(x, image_size), y),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.cache()

@@ -13,6 +13,10 @@ A validation split is carved from the training side: ``val_share`` of the traini
 test split then lacks; P3: of the other classes of the official train part, which P3 never uses).
 Validation drives model selection and thresholds; the test split is only ever scored at the end.
 
+When the training part holds no anomalies at all (MVTec AD and other folder datasets), P3's
+validation anomalies are ``val_share`` of the test part's anomalies, which the test split then
+lacks: model selection needs labelled anomalies, and the test split must never provide them.
+
 ``contamination`` = gamma puts anomalies into the training split so that they are a share gamma of
 it (Berg et al.), taken from the same pool as the validation anomalies and disjoint from them.
 """
@@ -103,6 +107,7 @@ def one_class_splits(raw: RawData, protocol: str, label: int, contamination: flo
     def shuffled(images: np.ndarray) -> np.ndarray:
         return images[rng.permutation(len(images))]
 
+    anomalies_from_test = False
     if protocol == "anomalous":
         pool_x = np.concatenate([raw.x_train, raw.x_test])
         pool_y = np.concatenate([raw.y_train, raw.y_test])
@@ -113,11 +118,22 @@ def one_class_splits(raw: RawData, protocol: str, label: int, contamination: flo
     else:
         train_normals = shuffled(raw.x_train[raw.y_train == label])
         spare_anomalies = shuffled(raw.x_train[raw.y_train != label])
-        test_normals = raw.x_test[raw.y_test == label]
+        test_x, test_y = raw.x_test, (raw.y_test != label).astype(np.int64)
+        if len(spare_anomalies) == 0:
+            test_anomalies = shuffled(raw.x_test[raw.y_test != label])
+            taken = max(1, int(round(val_share * len(test_anomalies))))
+            if len(test_anomalies) - taken < 1:
+                raise ValueError(f"the test part has {len(test_anomalies)} anomalies; at least 2 "
+                                 f"are needed (validation takes {taken})")
+            spare_anomalies, anomalies_from_test = test_anomalies[:taken], True
+            test_x = np.concatenate([raw.x_test[raw.y_test == label], test_anomalies[taken:]])
+            test_y = np.r_[np.zeros(int(np.sum(raw.y_test == label)), np.int64),
+                           np.ones(len(test_anomalies) - taken, np.int64)]
 
     val_normal_count = max(1, int(round(val_share * len(train_normals))))
     val_normals, train_normals = train_normals[:val_normal_count], train_normals[val_normal_count:]
-    val_anomaly_count = max(1, int(round(val_share * len(spare_anomalies))))
+    val_anomaly_count = (len(spare_anomalies) if anomalies_from_test
+                         else max(1, int(round(val_share * len(spare_anomalies)))))
     val_anomalies = spare_anomalies[:val_anomaly_count]
     contamination_anomaly_count = contamination_count(len(train_normals), contamination)
     available = len(spare_anomalies) - val_anomaly_count
@@ -133,7 +149,7 @@ def one_class_splits(raw: RawData, protocol: str, label: int, contamination: flo
     if protocol == "anomalous":
         test = _stack([(test_normals, 0), (spare_anomalies[used:], 1)], rng)
     else:
-        test = Split(raw.x_test, (raw.y_test != label).astype(np.int64))
+        test = Split(test_x, test_y)
     return OneClassSplits(
         train=_stack([(train_normals, 0), (train_anomalies, 1)], rng),
         validation=_stack([(val_normals, 0), (val_anomalies, 1)], rng),

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anomaly_toolbox.datasets import load_raw
-from anomaly_toolbox.experiments.runner import RunConfig, run_experiment
+from anomaly_toolbox.datasets import DATASETS, load_raw
+from anomaly_toolbox.experiments.runner import RunConfig, data_name, run_experiment
 from anomaly_toolbox.results import benchmark_table, write_text_atomically
 
 PROTOCOL_NAMES = {"anomalous": "P1: the class is the anomaly, the other classes are normal",
@@ -24,7 +24,8 @@ PROTOCOL_NAMES = {"anomalous": "P1: the class is the anomaly, the other classes 
 
 @dataclass
 class BenchmarkConfig:
-    """What to run: ``methods`` x ``labels`` (None = every class) x ``seeds`` on one dataset."""
+    """What to run: ``methods`` x ``labels`` x ``seeds`` on one dataset. ``labels`` None: every
+    class, or the dataset's default class when it has two (kdd99, folder, mvtec)."""
 
     methods: list[str]
     dataset: str = "mnist"
@@ -33,6 +34,7 @@ class BenchmarkConfig:
     seeds: list[int] = field(default_factory=lambda: [42])
     log_dir: Path = Path("logs")
     data_dir: Path | None = None
+    category: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     jit_compile: bool | None = None
     progress_bar: bool = False
@@ -41,8 +43,11 @@ class BenchmarkConfig:
 
 def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     """Run (or read back) every cell; write and return the Markdown report and its path."""
-    raw = load_raw(config.dataset, config.data_dir)
-    labels = config.labels if config.labels is not None else list(range(raw.num_classes))
+    raw = load_raw(config.dataset, config.data_dir, config.category)
+    labels = config.labels
+    if labels is None:
+        labels = ([DATASETS[config.dataset].label] if raw.num_classes == 2
+                  else list(range(raw.num_classes)))
     cells = [(method, label, seed) for method in config.methods for label in labels
              for seed in config.seeds]
     runs = []
@@ -52,11 +57,12 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
               f"seed {seed} ({time.perf_counter() - started:.0f} s so far)")
         runs += run_experiment(RunConfig(
             experiment=method, dataset=config.dataset, protocol=config.protocol, label=label,
-            seed=seed, log_dir=config.log_dir, data_dir=config.data_dir,
+            seed=seed, log_dir=config.log_dir, data_dir=config.data_dir, category=config.category,
             jit_compile=config.jit_compile, progress_bar=config.progress_bar,
             overrides=config.overrides), raw=raw)
     report = benchmark_report(runs, config, labels, raw.source)
-    path = config.log_dir / f"benchmark-{config.dataset}-{config.protocol}.md"
+    name = data_name(config.dataset, config.data_dir, config.category)
+    path = config.log_dir / f"benchmark-{name}-{config.protocol}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, report)
     return report, path
@@ -67,7 +73,8 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
     """Title, data and settings, then the AUROC and AUPRC tables."""
     overrides = ", ".join(f"{k}={v}" for k, v in sorted(config.overrides.items())) or "none"
     lines = [
-        f"## {config.dataset}, {PROTOCOL_NAMES[config.protocol]}",
+        f"## {data_name(config.dataset, config.data_dir, config.category)}, "
+        f"{PROTOCOL_NAMES[config.protocol]}",
         "",
         f"- Data: {source}",
         f"- Seeds: {', '.join(map(str, config.seeds))} (cells: mean ± sample std over seeds)",

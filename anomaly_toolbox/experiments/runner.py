@@ -47,6 +47,7 @@ class RunConfig:
     seed: int = 42
     log_dir: Path = Path("logs")
     data_dir: Path | None = None
+    category: str | None = None
     hps_path: Path | None = None
     tuning: bool = False
     jit_compile: bool | None = None
@@ -66,10 +67,20 @@ def run_name(hps: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(hps, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def data_name(dataset: str, data_dir: Path | None, category: str | None) -> str:
+    """The dataset's name in log paths: with its category, and for 'folder' the folder's name,
+    so that two image folders never share runs."""
+    if category:
+        return f"{dataset}-{category}"
+    if dataset == "folder" and data_dir is not None:
+        return f"folder-{Path(data_dir).resolve().name}"
+    return dataset
+
+
 def experiment_dir(config: RunConfig) -> Path:
+    name = data_name(config.dataset, config.data_dir, config.category)
     return (config.log_dir / config.experiment /
-            f"{config.dataset}-{config.protocol}{config.label}-c{config.contamination:g}"
-            f"-s{config.seed}")
+            f"{name}-{config.protocol}{config.label}-c{config.contamination:g}-s{config.seed}")
 
 
 def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
@@ -104,7 +115,7 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     """
     trainer_cls = trainer_class(config.experiment)
     sets = hyperparameter_sets(config)
-    raw = raw if raw is not None else load_raw(config.dataset, config.data_dir)
+    raw = raw if raw is not None else load_raw(config.dataset, config.data_dir, config.category)
     splits = one_class_splits(raw, config.protocol, config.label, config.contamination,
                               config.val_share, config.seed)
     data = PreparedData.from_splits(splits, trainer_cls.image_size)
@@ -140,7 +151,7 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], config: RunConfig, 
     if previous is not None and previous.get("status") == "completed":
         print(f"{run_dir} already completed; showing its results (--restart trains again)")
         return previous
-    trainer = trainer_cls(hps, channels=splits.train.x.shape[-1], seed=config.seed,
+    trainer = trainer_cls(hps, sample_shape=splits.train.x.shape[1:], seed=config.seed,
                           jit_compile=hps.get("jit_compile", False))
     run_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {

@@ -7,6 +7,8 @@ from keras import layers
 
 from anomaly_toolbox.models.dcgan import (LEAKY_SLOPE, build_decoder, build_encoder, conv_pyramid,
                                           pyramid_steps)
+from anomaly_toolbox.models.dense import (build_dense_decoder, build_dense_encoder,
+                                          build_dense_joint_discriminator)
 
 
 def build_joint_discriminator(image_shape: tuple[int, int, int], latent_dim: int, filters: int,
@@ -37,4 +39,14 @@ def build_egbad(image_shape: tuple[int, int, int], latent_dim: int, filters: int
         "encoder": build_encoder(image_shape, latent_dim, filters, "encoder"),
         "generator": build_decoder(image_shape, latent_dim, filters, "generator"),
         "discriminator": build_joint_discriminator(image_shape, latent_dim, filters, dropout),
+    }
+
+
+def build_dense_egbad(features: int, latent_dim: int, width: int,
+                      dropout: float) -> dict[str, keras.Model]:
+    """EGBAD for tabular samples ``[B, F]`` (Zenati et al.'s KDD99 networks), same keys."""
+    return {
+        "encoder": build_dense_encoder(features, latent_dim, width, "encoder"),
+        "generator": build_dense_decoder(features, latent_dim, width, "generator"),
+        "discriminator": build_dense_joint_discriminator(features, latent_dim, width, dropout),
     }

@@ -105,10 +105,22 @@ class Trainer(abc.ABC):
     name: ClassVar[str]
     image_size: ClassVar[int]
     hparams: ClassVar[tuple[HParam, ...]]
+    #: Whether :meth:`build_networks` has dense networks for tabular samples ``[B, F]``.
+    supports_tabular: ClassVar[bool] = False
 
-    def __init__(self, hps: dict[str, Any], channels: int, seed: int, jit_compile: bool) -> None:
+    def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int,
+                 jit_compile: bool) -> None:
+        """``sample_shape``: one raw sample's shape, ``(H, W, C)`` for images (resized to
+        ``image_size``) or ``(F,)`` for tabular data (only where ``supports_tabular``)."""
         self.hps = hps
-        self.image_shape = (self.image_size, self.image_size, channels)
+        self.tabular = len(sample_shape) == 1
+        if self.tabular and not self.supports_tabular:
+            raise ValueError(f"{self.name} works on images only and this dataset is tabular; "
+                             f"use one of the methods with a dense variant (egbad, ganomaly) or "
+                             f"a scikit-learn baseline (ocsvm, iforest, kde)")
+        self.image_shape = (self.image_size, self.image_size, sample_shape[-1])
+        #: What the networks take per sample: ``image_shape``, or ``(F,)`` for tabular data.
+        self.input_shape = tuple(sample_shape) if self.tabular else self.image_shape
         self.seed = seed
         keras.utils.set_random_seed(seed)
         self.networks: dict[str, keras.Model] = self._build_networks_in_precision(
@@ -289,7 +301,7 @@ class Trainer(abc.ABC):
                         self.best[metric].assign(value)
                         self.save_networks(run_dir / f"best_{metric}")
                 reconstruction = self._compiled_reconstruct(strip)
-                if reconstruction is not None:
+                if reconstruction is not None and not self.tabular:
                     tf.summary.image("validation/input_vs_reconstruction",
                                      (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2.0,
                                      step=epoch + 1, max_outputs=IMAGES_IN_STRIP)

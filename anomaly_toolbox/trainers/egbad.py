@@ -16,13 +16,13 @@ import keras
 import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam
-from anomaly_toolbox.models.egbad import build_egbad
+from anomaly_toolbox.models.egbad import build_dense_egbad, build_egbad
 from anomaly_toolbox.trainers.base import Trainer, bce_with_logits, common_hparams, per_sample_l1
 from anomaly_toolbox.trainers.bigan import bigan_terms
 
 
 class EGBADTrainer(Trainer):
-    """EGBAD on 28x28 images.
+    """EGBAD on 28x28 images, or dense networks on tabular data (hps/egbad_kdd99.json).
 
     Defaults follow the paper (latent 200, batch 100, Adam beta_1 0.5, weight EMA 0.999 for
     scoring, dropout 0.5 in D) except the learning rate (2e-4 instead of 1e-5) and 40 epochs, so
@@ -33,6 +33,7 @@ class EGBADTrainer(Trainer):
 
     name = "egbad"
     image_size = 28
+    supports_tabular = True
     hparams = (
         *common_hparams(epochs=40, batch_size=100, learning_rate=2e-4, beta_1=0.5,
                         latent_dim=200, filters=32, ema_decay=0.999),
@@ -47,6 +48,9 @@ class EGBADTrainer(Trainer):
     )
 
     def build_networks(self) -> dict[str, keras.Model]:
+        if self.tabular:
+            return build_dense_egbad(self.input_shape[0], self.hps["latent_dim"],
+                                     self.hps["filters"], self.hps["dropout"])
         return build_egbad(self.image_shape, self.hps["latent_dim"], self.hps["filters"],
                            self.hps["dropout"])
 

@@ -15,17 +15,18 @@ import keras
 import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam
-from anomaly_toolbox.models.ganomaly import build_ganomaly
+from anomaly_toolbox.models.ganomaly import build_dense_ganomaly, build_ganomaly
 from anomaly_toolbox.trainers.base import Trainer, adam, bce_with_logits, common_hparams
 
 GENERATOR_NETWORKS = ("encoder_in", "decoder", "encoder_out")
 
 
 class GANomalyTrainer(Trainer):
-    """GANomaly on 32x32 images."""
+    """GANomaly on 32x32 images, or dense networks on tabular data (hps/ganomaly_kdd99.json)."""
 
     name = "ganomaly"
     image_size = 32
+    supports_tabular = True
     hparams = (
         *common_hparams(epochs=15, batch_size=64, learning_rate=2e-4, beta_1=0.5,
                         latent_dim=100, filters=64),
@@ -35,6 +36,9 @@ class GANomalyTrainer(Trainer):
     )
 
     def build_networks(self) -> dict[str, keras.Model]:
+        if self.tabular:
+            return build_dense_ganomaly(self.input_shape[0], self.hps["latent_dim"],
+                                        self.hps["filters"])
         return build_ganomaly(self.image_shape, self.hps["latent_dim"], self.hps["filters"])
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:

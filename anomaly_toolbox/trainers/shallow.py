@@ -56,7 +56,8 @@ class ShallowTrainer(abc.ABC):
     image_size: ClassVar[int] = 28
     hparams: ClassVar[tuple[HParam, ...]]
 
-    def __init__(self, hps: dict[str, Any], channels: int, seed: int, jit_compile: bool) -> None:
+    def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int,
+                 jit_compile: bool) -> None:
         self.hps = hps
         self.seed = seed
         self.detector: Any = None

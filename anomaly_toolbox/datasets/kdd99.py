@@ -1,0 +1,107 @@
+"""KDDCUP99, 10% set, as tabular data (Zenati et al.'s preprocessing).
+
+Class 0 is normal traffic and class 1 an attack. Normal traffic is the minority (about 20%), so
+the survey treats it as the anomaly: the default protocol, P1 with class 0 anomalous, does that.
+The three text columns (protocol, service, flag) are one-hot encoded; every column is then
+min-max scaled to [0, 1] with the minimum and maximum of the training part. There is no official
+test part, so a fixed, seed-independent half of the records is the test part, as in Zenati et al.
+
+Sources, in order: a raw KDD file in ``--data-dir`` (``kddcup.data_10_percent``, optionally
+``.gz`` or ``.csv``: 41 comma-separated features and a label such as ``normal.``), else
+scikit-learn's ``fetch_kddcup99`` cache under ``--data-dir`` (downloaded once when online).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from anomaly_toolbox.datasets.sources import DatasetUnavailable, RawData, network_reachable
+
+log = logging.getLogger(__name__)
+
+RAW_FILES = ("kddcup.data_10_percent", "kddcup.data_10_percent.gz", "kddcup.data_10_percent.csv")
+FEATURE_COUNT = 41
+TEXT_COLUMNS = (1, 2, 3)
+NORMAL_TRAFFIC = "normal."
+_DOWNLOAD_HOST = ("ndownloader.figshare.com", 443)
+_SPLIT_SEED = 20180001
+_TEST_SHARE = 0.5
+
+
+def _read_raw_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[N, 41]`` (strings) and labels ``[N]`` of a KDD file; malformed rows are errors."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows, labels = [], []
+    with opener(path, "rt", newline="") as file:
+        for number, row in enumerate(csv.reader(file), start=1):
+            if not row:
+                continue
+            if len(row) != FEATURE_COUNT + 1:
+                raise ValueError(f"{path}, line {number}: expected {FEATURE_COUNT} features and a "
+                                 f"label ({FEATURE_COUNT + 1} comma-separated fields), got "
+                                 f"{len(row)}")
+            rows.append(row[:FEATURE_COUNT])
+            labels.append(row[FEATURE_COUNT].strip())
+    if not rows:
+        raise ValueError(f"{path} holds no records")
+    return np.array(rows, dtype=object), np.array(labels, dtype=object)
+
+
+def _fetch_with_sklearn(data_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import fetch_kddcup99
+
+    home = None if data_dir is None else str(data_dir)
+    try:
+        bunch = fetch_kddcup99(percent10=True, data_home=home, download_if_missing=False)
+    except OSError:
+        if not network_reachable(_DOWNLOAD_HOST):
+            raise DatasetUnavailable(
+                f"KDDCUP99 is not cached under {home or 'scikit-learn’s data home'} and the "
+                f"download host is unreachable. Put the raw file {RAW_FILES[0]} (or .gz) into a "
+                f"directory and pass --data-dir DIR, or run `python -c \"from sklearn.datasets "
+                f"import fetch_kddcup99; fetch_kddcup99(data_home='DIR')\"` on a connected "
+                f"machine and copy DIR here.") from None
+        log.info("Downloading KDDCUP99 (10%%) with scikit-learn into %s", home or "its data home")
+        bunch = fetch_kddcup99(percent10=True, data_home=home, download_if_missing=True)
+    decode = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v, otypes=[object])
+    return decode(bunch.data), decode(bunch.target)
+
+
+def encode(rows: np.ndarray) -> np.ndarray:
+    """One-hot text columns (categories sorted) + numeric columns -> float ``[N, F]``."""
+    parts = []
+    for column in range(FEATURE_COUNT):
+        values = rows[:, column]
+        if column in TEXT_COLUMNS:
+            categories = np.unique(values.astype(str))
+            parts.append((values.astype(str)[:, None] == categories[None, :]).astype(np.float32))
+        else:
+            try:
+                parts.append(values.astype(np.float64)[:, None])
+            except ValueError:
+                raise ValueError(f"KDD column {column + 1} should be numeric") from None
+    return np.concatenate(parts, axis=1)
+
+
+def load_kdd99(data_dir: str | Path | None, category: str | None = None) -> RawData:
+    """KDDCUP99 10%: float32 features ``[N, F]`` in [0, 1] and labels (0 = normal traffic)."""
+    raw_file = next((Path(data_dir) / name for name in RAW_FILES
+                     if data_dir is not None and (Path(data_dir) / name).is_file()), None)
+    rows, labels = _read_raw_file(raw_file) if raw_file else _fetch_with_sklearn(data_dir)
+    features = encode(rows)
+    targets = (labels != NORMAL_TRAFFIC).astype(np.int64)
+    order = np.random.default_rng(_SPLIT_SEED).permutation(len(targets))
+    cut = int(round((1.0 - _TEST_SHARE) * len(order)))
+    train, test = order[:cut], order[cut:]
+    low, high = features[train].min(axis=0), features[train].max(axis=0)
+    scale = np.where(high > low, high - low, 1.0)
+    scaled = np.clip((features - low) / scale, 0.0, 1.0).astype(np.float32)
+    source = f"kdd99: {raw_file}" if raw_file else "kdd99: scikit-learn fetch_kddcup99 (10%)"
+    return RawData(x_train=scaled[train], y_train=targets[train], x_test=scaled[test],
+                   y_test=targets[test], num_classes=2,
+                   source=f"{source}, {len(targets)} records, {features.shape[1]} features")
