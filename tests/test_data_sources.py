@@ -171,17 +171,21 @@ def train_on(tmp_path, experiment, dataset, data_dir, *args, **grid):
 
 
 @pytest.mark.parametrize("experiment", ["egbad", "ganomaly"])
-def test_dense_variants_train_on_kdd99_with_normal_traffic_as_the_anomaly(tmp_path, experiment):
+def test_dense_variants_train_on_kdd99_as_zenati_with_top_20_percent_metrics(tmp_path, experiment):
     import json
 
     data = write_kdd(tmp_path / "kdd", kdd_rows(800))
     result, [path] = train_on(tmp_path, experiment, "kdd99", data, epochs=3, batch_size=32)
     assert result.exit_code == 0, result.output
     results = json.loads(path.read_text())
-    assert results["status"] == "completed" and results["protocol"] == "anomalous"
-    assert results["label"] == 0 and "kdd99" in results["data_source"]
-    assert "kdd99-anomalous0" in str(path)
-    assert np.isfinite(results["test"]["auroc"])
+    assert results["status"] == "completed" and results["protocol"] == "normal"
+    assert results["label"] == 1 and "kdd99" in results["data_source"]
+    assert "kdd99-normal1" in str(path)
+    assert results["splits"]["train_anomalies"] == 0
+    assert results["splits"]["test_size"] == 400  # the whole test half
+    assert 0.15 < results["splits"]["test_anomalies"] / 400 < 0.35  # a quarter is normal traffic
+    test = results["test"]
+    assert np.isfinite(test["auroc"]) and {"top_precision", "top_recall", "top_f1"} <= set(test)
 
 
 def test_image_only_methods_refuse_tabular_data_with_exit_code_2(tmp_path):

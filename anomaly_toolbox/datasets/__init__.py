@@ -42,8 +42,10 @@ DATASETS: dict[str, Dataset] = {
     "cifar10": Dataset(lambda data_dir, category: load_tfds("cifar10", data_dir),
                        "CIFAR-10 via tensorflow-datasets (32x32 RGB, 10 classes)"),
     "kdd99": Dataset(_lazy("anomaly_toolbox.datasets.kdd99", "load_kdd99"),
-                     "KDDCUP99 10% (tabular): class 0 normal traffic, the default anomaly; a raw "
-                     "kddcup.data_10_percent[.gz] in --data-dir or scikit-learn's cached copy"),
+                     "KDDCUP99 10% (tabular): class 0 normal traffic (the anomaly by default: P3 "
+                     "with class 1, attacks, normal); a raw kddcup.data_10_percent[.gz] in "
+                     "--data-dir or scikit-learn's cached copy",
+                     protocol="normal", label=1),
     "folder": Dataset(_lazy("anomaly_toolbox.datasets.folder", "load_folder"),
                       "your images in --data-dir: train/good + test/good + test/<defect> (MVTec "
                       "AD layout) or normal/ + abnormal/; default: class 0 (good) normal",

@@ -36,6 +36,8 @@ class RawData:
         y_train, y_test: int64 class labels ``[N]``.
         num_classes: number of classes (labels are ``0 .. num_classes - 1``).
         source: human-readable description of where the data really came from.
+        top_share: for datasets whose papers report metrics with the top-scoring share of
+            samples called anomalous (KDD99: 0.2), that share.
     """
 
     x_train: np.ndarray
@@ -44,6 +46,7 @@ class RawData:
     y_test: np.ndarray
     num_classes: int
     source: str
+    top_share: float | None = None
 
 
 def load_bundled_mnist() -> RawData:

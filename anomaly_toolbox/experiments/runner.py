@@ -118,7 +118,7 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     raw = raw if raw is not None else load_raw(config.dataset, config.data_dir, config.category)
     splits = one_class_splits(raw, config.protocol, config.label, config.contamination,
                               config.val_share, config.seed)
-    data = PreparedData.from_splits(splits, trainer_cls.image_size)
+    data = PreparedData.from_splits(splits, trainer_cls.image_size, raw.top_share)
     root = experiment_dir(config)
     root.mkdir(parents=True, exist_ok=True)
     _write_hparams_config(root, trainer_cls)
