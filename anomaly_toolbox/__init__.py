@@ -1,3 +1,19 @@
-"""anomaly-toolbox: GAN-based anomaly detection methods in TensorFlow/Keras."""
+"""anomaly-toolbox: GAN-based anomaly detection methods in TensorFlow/Keras.
+
+The scikit-learn-style classes (``EGBAD``, ``GANomaly``, ...) and ``load`` are imported on first
+use, so that importing the package (and ``anomaly-box --help``) does not load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    detector = importlib.import_module("anomaly_toolbox.detector")
+    if name == "load" or name in detector.CLASS_NAMES.values():
+        return getattr(detector, name)
+    raise AttributeError(f"module 'anomaly_toolbox' has no attribute '{name}'")

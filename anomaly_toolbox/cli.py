@@ -1,4 +1,4 @@
-"""The ``anomaly-box`` command line: ``train`` (the default command) and ``benchmark``.
+"""The ``anomaly-box`` command line: ``train`` (the default command), ``benchmark``, ``score``.
 
 ``anomaly-box --experiment egbad`` is short for ``anomaly-box train --experiment egbad``. Heavy
 imports (TensorFlow) happen only when a run starts, so ``--help`` and ``--list`` are instant. Bad
@@ -84,7 +84,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 @click.group(cls=TrainByDefault, context_settings=CONTEXT)
 def main() -> None:
-    """GAN-based anomaly detection: train, benchmark.
+    """GAN-based anomaly detection: train, benchmark, score.
 
     Without a command, the arguments go to `train`: anomaly-box -e egbad -d mnist
     """
@@ -236,3 +236,101 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(report, encoding="utf-8")
     click.echo(f"\n{report}\nReport: {path}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="A run directory (with results.json and model/) or a model directory.")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--threshold", type=float, help="Call scores >= this anomalous (default: the "
+                                              "threshold chosen on validation at training).")
+@click.option("--fpr", type=float, help="Instead, the threshold with this false-positive rate "
+                                        "on the normal validation images, in (0, 1).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write a CSV here.")
+@click.option("--save-maps", type=click.Path(path_type=Path),
+              help="Write input | reconstruction | |x - x_hat| PNGs here (reconstructing "
+                   "methods).")
+def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
+          fpr: float | None, csv_path: Path | None, save_maps: Path | None) -> None:
+    """Score image files (or folders of them) with a trained model.
+
+    Prints per image: the anomaly score, the score normalised to [0, 1] by the validation
+    minimum and maximum, and whether it is anomalous under the threshold.
+
+    Example: anomaly-box score --model logs/egbad/.../0d6965c683 digits/ --csv scores.csv
+    """
+    if threshold is not None and fpr is not None:
+        raise BadInput("give either --threshold or --fpr, not both")
+    files = []
+    for path in images:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and
+                            p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise BadInput(f"{path} is neither an image file nor a folder")
+    if not files:
+        raise BadInput("no image files (.png, .jpg, .jpeg, .bmp, .gif) among the given paths")
+
+    from anomaly_toolbox.datasets.folder import read_images_for_model
+    from anomaly_toolbox.detector import load
+
+    with _bad_input_as_exit_2():
+        model = load(model_path)
+        if threshold is not None or fpr is not None:
+            model.set_threshold(threshold=threshold, fpr=fpr)
+        shape = tuple(model.metadata["sample_shape"])
+        if len(shape) != 3:
+            raise BadInput("this model scores tabular samples; use the Python API "
+                           "(anomaly_toolbox.load(...).score_samples(array))")
+        x, read, skipped = read_images_for_model(files, shape)
+    for path in skipped:
+        click.echo(f"skipped (not a readable image): {path}", err=True)
+    if not read:
+        raise BadInput("none of the given files could be read as an image")
+    scores, normalised = model.score_samples(x), model.normalised_scores(x)
+    flags = scores >= model.threshold
+    rows = [(str(path), float(s), float(n), bool(f))
+            for path, s, n, f in zip(read, scores, normalised, flags)]
+    width = max(len(row[0]) for row in rows)
+    click.echo(f"{'image':{width}s}  {'score':>12s}  {'normalised':>10s}  is_anomaly")
+    for path, value, norm, flag in rows:
+        click.echo(f"{path:{width}s}  {value:12.6g}  {norm:10.4f}  {flag}")
+    click.echo(f"threshold {model.threshold:.6g} ({model.metadata['threshold_rule']}); "
+               f"{int(flags.sum())} of {len(rows)} anomalous")
+    if csv_path is not None:
+        _write_scores_csv(csv_path, rows)
+    if save_maps is not None:
+        _save_maps(model, x, read, save_maps)
+
+
+def _write_scores_csv(path: Path, rows: list[tuple[str, float, float, bool]]) -> None:
+    import csv
+    import io
+
+    from anomaly_toolbox.results import write_text_atomically
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["image", "score", "normalised_score", "is_anomaly"])
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, buffer.getvalue())
+    click.echo(f"CSV: {path}")
+
+
+def _save_maps(model, x, paths: list[Path], directory: Path) -> None:
+    import tensorflow as tf
+
+    from anomaly_toolbox.summaries import anomaly_maps
+
+    reconstructions = model.reconstruct(x)
+    if reconstructions is None:
+        raise BadInput(f"{model.experiment} does not reconstruct its input, so it has no "
+                       f"anomaly maps; --save-maps works with reconstructing methods")
+    directory.mkdir(parents=True, exist_ok=True)
+    strips = anomaly_maps(model.model_inputs(x), reconstructions)
+    for index, (path, strip) in enumerate(zip(paths, strips)):
+        tf.io.write_file(str(directory / f"{index:05d}-{path.stem}.png"), tf.io.encode_png(strip))
+    click.echo(f"Maps: {directory} ({len(paths)} PNGs: input | reconstruction | |x - x_hat|)")

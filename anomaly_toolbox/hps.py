@@ -140,3 +140,17 @@ def expand(grid: dict[str, list[Any]], schema: Schema, tuning: bool) -> list[dic
     return [{**defaults(schema), **dict(zip(keys, combo))}
             for combo in itertools.product(*(grid[key] for key in keys))]
 
+
+
+def full_hps(values: dict[str, Any], schema: Schema, source: str = "hyperparameters",
+             ) -> dict[str, Any]:
+    """The defaults updated with checked ``values``; :class:`HpsError` names a bad key or value."""
+    hps = defaults(schema)
+    for key, value in values.items():
+        if key not in schema:
+            raise HpsError(f"{source}: '{key}': {_unknown_key_message(key, schema)}")
+        try:
+            hps[key] = schema[key].check(value)
+        except HpsError as error:
+            raise HpsError(f"{source}: '{key}': {error}") from None
+    return hps

@@ -39,24 +39,45 @@ def image_files(directory: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _decode(path: Path) -> tf.Tensor:
-    """uint8 ``[STORED_SIZE, STORED_SIZE, 1 or 3]``; alpha is dropped."""
+def _decode(path: Path, size: tuple[int, int]) -> tf.Tensor:
+    """uint8 ``[height, width, 1 or 3]`` resized to ``size``; alpha is dropped."""
     image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
     if image.shape[-1] in (2, 4):
         image = image[..., :-1]
-    resized = tf.image.resize(image, (STORED_SIZE, STORED_SIZE), antialias=True)
+    resized = tf.image.resize(image, size, antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
-def read_images(paths: list[Path]) -> tuple[list[tf.Tensor], list[Path]]:
-    """Decoded images and the paths that could not be decoded."""
+def read_images(paths: list[Path], size: tuple[int, int] = (STORED_SIZE, STORED_SIZE),
+                ) -> tuple[list[tf.Tensor], list[Path]]:
+    """Decoded images resized to ``size`` and the paths that could not be decoded."""
     images, skipped = [], []
     for path in paths:
         try:
-            images.append(_decode(path))
+            images.append(_decode(path, size))
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, OSError):
             skipped.append(path)
     return images, skipped
+
+
+def read_images_for_model(paths: list[Path], sample_shape: tuple[int, int, int],
+                          ) -> tuple[np.ndarray, list[Path], list[Path]]:
+    """Images as a model trained on ``sample_shape`` samples expects them: resized to its height
+    and width; grayscale files become RGB for an RGB model (as the folder loader does).
+
+    Returns ``(images [N, H, W, C], the paths read, the paths skipped as unreadable)``.
+
+    Raises:
+        ValueError: a colour image for a grayscale model (naming the file).
+    """
+    height, width, channels = sample_shape
+    images, skipped = read_images(paths, (height, width))
+    read = [path for path in paths if path not in set(skipped)]
+    for path, image in zip(read, images):
+        if image.shape[-1] == 3 and channels == 1:
+            raise ValueError(f"{path} is a colour image but the model was trained on grayscale "
+                             f"images; convert it to grayscale first")
+    return _stack(images, channels == 3), read, skipped
 
 
 def _stack(images: list[tf.Tensor], rgb: bool) -> np.ndarray:

@@ -24,6 +24,7 @@ from tensorboard.plugins.hparams import api as hp
 from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
+from anomaly_toolbox.detector import finish_model
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import HpsError, expand, load_grid
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_METRICS, read_results,
@@ -179,6 +180,9 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], config: RunConfig, 
         raise
     train_seconds = time.perf_counter() - started
     results["selected_model"] = trainer.select_final_model(run_dir, data)
+    metadata = finish_model(config.experiment, trainer, run_dir, data, raw.x_train.shape[1:],
+                            config.seed, writer)
+    results["threshold"] = {"value": metadata["threshold"], "rule": metadata["threshold_rule"]}
     note = trainer.selection_note()
     if note:
         results["selection_note"] = note

@@ -17,6 +17,9 @@ the threshold and the test scores use the full split and ``search_steps``. Resul
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -135,10 +138,12 @@ class AnoGANTrainer(Trainer):
                 f"validation images with {self.hps['validation_search_steps']} search steps; "
                 f"the threshold and test used every image and {self.hps['search_steps']} steps")
 
-    def evaluate(self, data: PreparedData) -> dict[str, float]:
+    @contextlib.contextmanager
+    def full_scoring(self) -> Iterator[None]:
+        """Score with ``search_steps`` instead of the cheaper per-epoch validation search."""
         self._search_steps.assign(self.hps["search_steps"])
         try:
-            return super().evaluate(data)
+            yield
         finally:
             self._search_steps.assign(self.hps["validation_search_steps"])
 

@@ -10,6 +10,7 @@ chosen on validation data.
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import os
 from collections.abc import Callable
@@ -356,6 +357,10 @@ class Trainer(abc.ABC):
         for name, net in self.scoring_networks.items():
             net.load_weights(directory / f"{name}.keras")
 
+    def load_model(self, model_dir: Path) -> None:
+        """Load a final model saved by :meth:`select_final_model` for scoring."""
+        self.load_networks(model_dir)
+
     def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
         """Load the best weights under ``selection_metric`` (validation), let the method
         :meth:`calibrate` on them, and save them to ``model/``.
@@ -385,10 +390,20 @@ class Trainer(abc.ABC):
                                     for metric, value in self.best.items()
                                     if value.numpy() > float("-inf")}}
 
+    def full_scoring(self) -> contextlib.AbstractContextManager:
+        """Context in which :meth:`score` runs at its final-model settings (a method that
+        cheapens per-epoch validation undoes that here); nothing to change by default."""
+        return contextlib.nullcontext()
+
+    def final_scores(self, cached: tf.data.Dataset) -> np.ndarray:
+        """Scores of every sample of a cached split at the final-model settings ``[N]``."""
+        with self.full_scoring():
+            return self.score_dataset(cached)
+
     def evaluate(self, data: PreparedData) -> dict[str, float]:
         """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold."""
-        return test_metrics(data, self.score_dataset(data.validation),
-                            self.score_dataset(data.test))
+        return test_metrics(data, self.final_scores(data.validation),
+                            self.final_scores(data.test))
 
 
 def test_metrics(data: PreparedData, validation_scores: np.ndarray,

@@ -70,7 +70,8 @@ class ShallowTrainer(abc.ABC):
 
     @abc.abstractmethod
     def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
-        """Unfitted detectors to try, each with a description of its setting."""
+        """Unfitted detectors to try, each with a description of its setting; the default
+        setting first (used alone when validation has no anomalies to rank)."""
 
     @staticmethod
     @abc.abstractmethod
@@ -100,6 +101,8 @@ class ShallowTrainer(abc.ABC):
             if self.detector is None or value > best:
                 best, self.detector, self.chosen = value, detector, setting
                 self.validation_best = metrics
+            if not metrics:
+                break
         writer.flush()
 
     def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
@@ -112,12 +115,21 @@ class ShallowTrainer(abc.ABC):
     def selection_note(self) -> str | None:
         return None
 
+    def final_scores(self, cached: tf.data.Dataset) -> np.ndarray:
+        """Scores ``[N]`` of every sample of a cached split by the chosen detector."""
+        return self.score(self.detector, flat_images(cached))
+
+    def load_model(self, model_dir: Path) -> None:
+        """Load the detector that :meth:`select_final_model` pickled."""
+        with open(model_dir / DETECTOR_FILE, "rb") as file:
+            self.detector = pickle.load(file)
+
     def training_summary(self) -> dict[str, Any]:
         return {"epochs_trained": 1, "steps_trained": 0, "validation_best": self.validation_best}
 
     def evaluate(self, data: PreparedData) -> dict[str, float]:
-        return test_metrics(data, self.score(self.detector, flat_images(data.validation)),
-                            self.score(self.detector, flat_images(data.test)))
+        return test_metrics(data, self.final_scores(data.validation),
+                            self.final_scores(data.test))
 
 
 def _median_distance(train: np.ndarray, seed: int, pairs: int = 2_000) -> float:
@@ -136,7 +148,7 @@ class OCSVMTrainer(ShallowTrainer):
         HParam("nu", float, 0.1, "upper bound on the share of training outliers", minimum=1e-4,
                maximum=1.0),
         HParam("gamma", float, None, "RBF kernel width (default: chosen on validation among "
-               "2^k / (d var(x)), k = -3..6)", positive=True),
+               "2^k / (d var(x)), k = -3..6; k = 0 is scikit-learn's 'scale')", positive=True),
     )
 
     def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
@@ -144,7 +156,7 @@ class OCSVMTrainer(ShallowTrainer):
             gammas = [self.hps["gamma"]]
         else:
             scale = 1.0 / (train.shape[1] * train.var())
-            gammas = [scale * 2.0 ** k for k in range(-3, 7)]
+            gammas = [scale * 2.0 ** k for k in sorted(range(-3, 7), key=abs)]
         return [(f"gamma={gamma:.3g}", OneClassSVM(kernel="rbf", nu=self.hps["nu"], gamma=gamma))
                 for gamma in gammas]
 
@@ -186,7 +198,7 @@ class KDETrainer(ShallowTrainer):
             bandwidths = [self.hps["bandwidth"]]
         else:
             median = _median_distance(train, self.seed)
-            bandwidths = [median * 2.0 ** k for k in range(-4, 2)]
+            bandwidths = [median * 2.0 ** k for k in sorted(range(-4, 2), key=abs)]
         return [(f"bandwidth={bandwidth:.3g}", KernelDensity(bandwidth=bandwidth))
                 for bandwidth in bandwidths]
 

@@ -1,0 +1,298 @@
+"""A scikit-learn-style API over every method, and the model files that ``anomaly-box score`` reads.
+
+    from anomaly_toolbox import EGBAD, load
+    model = EGBAD(epochs=20).fit(x_train)            # uint8 images [N, H, W, C] (or [N, H, W])
+    scores = model.score_samples(x)                  # anomaly scores, higher = more anomalous
+    flags = model.predict(x)                         # 1 = anomalous, 0 = normal
+    model.save("my-model"); same = load("my-model")
+
+Conventions differ from scikit-learn's outlier detectors on purpose, to match the rest of the
+toolbox: ``score_samples`` is an anomaly score (higher = more anomalous) and ``predict`` returns
+1 for anomalies and 0 for normal samples.
+
+A model directory holds the networks (``<name>.keras``; scikit-learn baselines a pickle) and
+``metadata.json``: method, sample shape, image size, hps, the threshold (chosen on validation:
+max F1, or the 95th percentile of normal scores when validation has no anomalies), and the
+validation scores behind it (min/max for normalised scores; normal scores for ``--fpr``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from anomaly_toolbox.datasets.pipeline import cached_dataset
+from anomaly_toolbox.datasets.splits import OneClassSplits, Split
+from anomaly_toolbox.evaluation import NORMAL_ONLY_QUANTILE, choose_threshold
+from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
+from anomaly_toolbox.hps import full_hps
+from anomaly_toolbox.results import write_json_atomically
+from anomaly_toolbox.summaries import write_score_summaries
+from anomaly_toolbox.trainers.base import MODEL_DIR, PreparedData
+
+METADATA_FILE = "metadata.json"
+
+
+class ModelError(ValueError):
+    """A model directory or the data given to a model is unusable; the message says why."""
+
+
+def threshold_for_fpr(normal_scores: np.ndarray, fpr: float) -> float:
+    """Smallest threshold whose rule ``score >= threshold`` flags at most ``fpr`` of
+    ``normal_scores`` (exactly ``floor(fpr * n)`` of them when scores are distinct)."""
+    if not 0.0 < fpr < 1.0:
+        raise ModelError(f"the false-positive rate must be in (0, 1), got {fpr}")
+    descending = np.sort(np.asarray(normal_scores, np.float64))[::-1]
+    allowed = int(np.floor(fpr * len(descending)))
+    return float(np.nextafter(descending[allowed], np.inf))
+
+
+def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...], seed: int,
+                   labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """What scoring needs besides the weights, from the final model's validation scores."""
+    has_anomalies = bool(labels.sum())
+    return {
+        "experiment": experiment,
+        "sample_shape": [int(d) for d in sample_shape],
+        "image_size": None if len(sample_shape) == 1 else trainer.image_size,
+        "hps": trainer.hps,
+        "seed": seed,
+        "threshold": choose_threshold(labels, scores),
+        "threshold_rule": ("max F1 on validation" if has_anomalies else
+                           f"{NORMAL_ONLY_QUANTILE:.0%} quantile of normal validation scores"),
+        "score_min": float(scores.min()),
+        "score_max": float(scores.max()),
+        "validation_normal_scores": sorted(float(s) for s in scores[labels == 0]),
+    }
+
+
+def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedData,
+                 sample_shape: tuple[int, ...], seed: int,
+                 writer: tf.summary.SummaryWriter) -> dict[str, Any]:
+    """Score validation with the final model, write ``model/metadata.json`` and the score
+    summaries (histograms, ROC/PR images) to TensorBoard; returns the metadata."""
+    scores = trainer.final_scores(data.validation)
+    metadata = model_metadata(experiment, trainer, sample_shape, seed, data.validation_labels,
+                              scores)
+    write_json_atomically(run_dir / MODEL_DIR / METADATA_FILE, metadata)
+    write_score_summaries(writer, data.validation_labels, scores,
+                          trainer.training_summary()["epochs_trained"])
+    return metadata
+
+
+class Detector:
+    """Base of the per-method classes (``EGBAD``, ``GANomaly``, ...): hps as keyword arguments.
+
+    Args:
+        seed: seed of the validation hold-out and of training.
+        log_dir: where checkpoints, TensorBoard logs and the model go (default: a new
+            temporary directory).
+        jit_compile: XLA on/off (default: on when a GPU is visible).
+        val_share: share of ``x`` held out for validation when ``fit`` gets no ``x_val``.
+        **hps: the method's hyperparameters (see ``anomaly-box --list``).
+    """
+
+    experiment: ClassVar[str]
+
+    def __init__(self, *, seed: int = 42, log_dir: str | Path | None = None,
+                 jit_compile: bool | None = None, val_share: float = 0.1, **hps: Any) -> None:
+        from anomaly_toolbox.experiments.runner import resolve_jit
+
+        self.hps = full_hps(hps, trainer_class(self.experiment).schema(), type(self).__name__)
+        if "jit_compile" in self.hps:
+            requested = jit_compile if jit_compile is not None else self.hps["jit_compile"]
+            self.hps["jit_compile"] = resolve_jit(requested)
+        if not 0.0 < val_share < 1.0:
+            raise ModelError(f"val_share must be in (0, 1), got {val_share}")
+        self.seed, self.val_share = seed, val_share
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.trainer: Any = None
+        self.metadata: dict[str, Any] = {}
+        self.model_dir: Path | None = None
+
+    # ---------------------------------------------------------------------------- training
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+            progress_bar: bool = False) -> Detector:
+        """Train on normal samples ``x``; select the final model and threshold on validation.
+
+        ``x_val``/``y_val`` (1 = anomalous) pick the best epoch and the max-F1 threshold; without
+        them, ``val_share`` of ``x`` is held out and the threshold is the 95th percentile of its
+        scores (no model selection without anomalies: the last epoch is used).
+        """
+        x = _as_samples(x, "x")
+        if x_val is None:
+            order = np.random.default_rng(self.seed).permutation(len(x))
+            cut = max(1, int(round(self.val_share * len(x))))
+            x_val, y_val, x = x[order[:cut]], np.zeros(cut, np.int64), x[order[cut:]]
+        else:
+            x_val = _as_samples(x_val, "x_val")
+            if x_val.shape[1:] != x.shape[1:]:
+                raise ModelError(f"x_val samples have shape {x_val.shape[1:]}, x has "
+                                 f"{x.shape[1:]}")
+            y_val = np.zeros(len(x_val), np.int64) if y_val is None else np.asarray(y_val)
+            if y_val.shape != (len(x_val),) or not set(np.unique(y_val)) <= {0, 1}:
+                raise ModelError("y_val must hold one label per x_val sample, 0 (normal) or "
+                                 "1 (anomalous)")
+        cls = trainer_class(self.experiment)
+        self.trainer = cls(self.hps, sample_shape=x.shape[1:], seed=self.seed,
+                           jit_compile=self.hps.get("jit_compile", False))
+        validation = Split(x_val, y_val.astype(np.int64))
+        splits = OneClassSplits(Split(x, np.zeros(len(x), np.int64)), validation, validation,
+                                "normal", 0, 0.0)
+        data = PreparedData.from_splits(splits, cls.image_size)
+        root = self.log_dir or Path(tempfile.mkdtemp(prefix="anomaly-box-"))
+        run_dir = root / self.experiment / "api"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        writer = tf.summary.create_file_writer(str(run_dir))
+        self.trainer.fit(data, run_dir, writer, progress_bar=progress_bar)
+        self.trainer.select_final_model(run_dir, data)
+        self.metadata = finish_model(self.experiment, self.trainer, run_dir, data, x.shape[1:],
+                                     self.seed, writer)
+        self.model_dir = run_dir / MODEL_DIR
+        return self
+
+    # ----------------------------------------------------------------------------- scoring
+    @property
+    def threshold(self) -> float:
+        return self._fitted()["threshold"]
+
+    def set_threshold(self, threshold: float | None = None, fpr: float | None = None) -> None:
+        """Replace the validation threshold: a value, or the one that gives false-positive rate
+        ``fpr`` on the normal validation samples."""
+        if (threshold is None) == (fpr is None):
+            raise ModelError("give exactly one of threshold and fpr")
+        metadata = self._fitted()
+        if fpr is not None:
+            threshold = threshold_for_fpr(np.array(metadata["validation_normal_scores"]), fpr)
+            metadata["threshold_rule"] = f"false-positive rate {fpr:g} on normal validation"
+        else:
+            metadata["threshold_rule"] = "given by the user"
+        metadata["threshold"] = float(threshold)
+
+    def score_samples(self, x: np.ndarray) -> np.ndarray:
+        """Anomaly scores ``[N]`` (higher = more anomalous)."""
+        cached = self._cached(x)
+        return self.trainer.final_scores(cached)
+
+    def normalised_scores(self, x: np.ndarray) -> np.ndarray:
+        """Scores mapped to [0, 1] by the validation minimum and maximum (clipped)."""
+        metadata = self._fitted()
+        low, high = metadata["score_min"], metadata["score_max"]
+        return np.clip((self.score_samples(x) - low) / max(high - low, 1e-12), 0.0, 1.0)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """1 where the score reaches the threshold (anomalous), else 0 ``[N]``."""
+        return (self.score_samples(x) >= self.threshold).astype(np.int64)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray | None:
+        """Reconstructions in the model's range [-1, 1] ``[N, S, S, C]``, or None for methods
+        that do not reconstruct (Deep SVDD, scikit-learn baselines, tabular data)."""
+        trainer = self.trainer
+        if not hasattr(trainer, "reconstruct") or trainer.tabular:
+            return None
+        images = [x for x, _ in self._cached(x).batch(trainer.hps["batch_size"])]
+        with trainer.full_scoring():
+            parts = [trainer._compiled_reconstruct(batch) for batch in images]
+        if parts[0] is None:
+            return None
+        return np.concatenate([part.numpy() for part in parts])
+
+    def model_inputs(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as the networks see it (resized, scaled to [-1, 1] for images)."""
+        return np.concatenate([batch.numpy() for batch, _ in self._cached(x).batch(1024)])
+
+    # ------------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Copy the model (weights and metadata, with the current threshold) to ``path``."""
+        self._fitted()
+        path = Path(path)
+        shutil.copytree(self.model_dir, path, dirs_exist_ok=True)
+        write_json_atomically(path / METADATA_FILE, self.metadata)
+        return path
+
+    # ---------------------------------------------------------------------------- helpers
+    def _fitted(self) -> dict[str, Any]:
+        if not self.metadata:
+            raise ModelError(f"this {type(self).__name__} is not fitted; call fit() or load()")
+        return self.metadata
+
+    def _cached(self, x: np.ndarray) -> tf.data.Dataset:
+        metadata = self._fitted()
+        x = _as_samples(x, "x")
+        expected = tuple(metadata["sample_shape"])
+        if x.shape[1:] != expected:
+            kind = "tabular samples" if len(expected) == 1 else "images"
+            raise ModelError(f"this model was trained on {kind} of shape {expected}; got "
+                             f"{x.shape[1:]}. Resize or convert the data the same way as the "
+                             f"training data.")
+        return cached_dataset(Split(x, np.zeros(len(x), np.int64)), self.trainer.image_size)
+
+
+def _as_samples(x: np.ndarray, name: str) -> np.ndarray:
+    """uint8 images ``[N, H, W, C]`` (``[N, H, W]`` gains C = 1) or float tabular ``[N, F]``."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim == 4:
+        if x.dtype != np.uint8:
+            raise ModelError(f"{name}: images must be uint8 with values 0-255 (as read from "
+                             f"files), got dtype {x.dtype}")
+        if x.shape[-1] not in (1, 3):
+            raise ModelError(f"{name}: images need 1 or 3 channels, got {x.shape[-1]}")
+    elif x.ndim == 2:
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ModelError(f"{name}: tabular samples must be floats, got dtype {x.dtype}")
+        x = x.astype(np.float32)
+    else:
+        raise ModelError(f"{name}: expected images [N, H, W(, C)] or tabular samples [N, F], got "
+                         f"an array of shape {x.shape}")
+    if len(x) == 0:
+        raise ModelError(f"{name} is empty")
+    return x
+
+
+def load(path: str | Path) -> Detector:
+    """A fitted :class:`Detector` from a model directory, or a run directory holding ``model/``."""
+    path = Path(path)
+    model_dir = path / MODEL_DIR if (path / MODEL_DIR / METADATA_FILE).is_file() else path
+    try:
+        metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path} holds no {METADATA_FILE}: pass a run directory (the one with "
+                         f"results.json and model/) or its model/ folder") from None
+    except json.JSONDecodeError as error:
+        raise ModelError(f"{model_dir / METADATA_FILE} is not valid JSON: {error}") from None
+    if metadata.get("experiment") not in DETECTORS:
+        raise ModelError(f"{model_dir / METADATA_FILE} names an unknown method "
+                         f"{metadata.get('experiment')!r}")
+    detector = DETECTORS[metadata["experiment"]](seed=metadata["seed"], **{
+        key: value for key, value in metadata["hps"].items() if key != "jit_compile"})
+    cls = trainer_class(detector.experiment)
+    detector.trainer = cls(detector.hps, sample_shape=tuple(metadata["sample_shape"]),
+                           seed=metadata["seed"], jit_compile=detector.hps.get("jit_compile",
+                                                                               False))
+    detector.trainer.load_model(model_dir)
+    detector.metadata, detector.model_dir = metadata, model_dir
+    return detector
+
+
+#: Python class name of each experiment.
+CLASS_NAMES = {"egbad": "EGBAD", "anogan": "AnoGAN", "ganomaly": "GANomaly", "memgan": "MEMGAN",
+               "ama": "AMA", "jointgan": "JointGAN", "cbigan": "CBiGAN", "ae": "Autoencoder",
+               "deepsvdd": "DeepSVDD", "ocsvm": "OCSVM", "iforest": "IsolationForest",
+               "kde": "KDE"}
+
+#: Experiment name -> its Detector subclass.
+DETECTORS: dict[str, type[Detector]] = {
+    experiment: type(CLASS_NAMES[experiment], (Detector,),
+                     {"experiment": experiment, "__doc__": EXPERIMENTS[experiment][2],
+                      "__module__": __name__})
+    for experiment in EXPERIMENTS
+}
+globals().update({cls.__name__: cls for cls in DETECTORS.values()})

@@ -1,0 +1,164 @@
+"""Using a trained model: the Python API, model files, thresholds, the score command, maps."""
+
+import csv
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from anomaly_toolbox import GANomaly, OCSVM, load
+from anomaly_toolbox.cli import main
+from anomaly_toolbox.detector import ModelError, threshold_for_fpr
+from anomaly_toolbox.hps import HpsError
+from tests.conftest import TINY, write_grid
+from tests.test_cli import summary_values
+
+NETWORK_TINY = {k: v for k, v in TINY.items() if k != "jit_compile"}
+
+
+def digits(raw, digit, count, part="train"):
+    x, y = (raw.x_train, raw.y_train) if part == "train" else (raw.x_test, raw.y_test)
+    return x[y == digit][:count]
+
+
+@pytest.fixture(scope="module")
+def fitted(bundled, tmp_path_factory):
+    """GANomaly trained on 1s with 7s in validation, and a mix of test 1s and 7s."""
+    x_val = np.concatenate([digits(bundled, 1, 40, "test"), digits(bundled, 7, 40, "test")])
+    y_val = np.r_[np.zeros(40), np.ones(40)].astype(int)
+    model = GANomaly(**{**NETWORK_TINY, "epochs": 2}, seed=0,
+                     log_dir=tmp_path_factory.mktemp("api"))
+    model.fit(digits(bundled, 1, 300), x_val, y_val)
+    mixed = np.concatenate([digits(bundled, 1, 20, "test")[-20:], digits(bundled, 7, 20)])
+    return model, mixed
+
+
+def test_save_then_load_gives_identical_scores_and_threshold(fitted, tmp_path):
+    model, x = fitted
+    saved = model.save(tmp_path / "model")
+    again = load(saved)
+    assert type(again).__name__ == "GANomaly" and again.threshold == model.threshold
+    np.testing.assert_array_equal(again.score_samples(x), model.score_samples(x))
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    normalised = again.normalised_scores(x)
+    assert normalised.min() >= 0.0 and normalised.max() <= 1.0
+
+
+def test_predictions_follow_the_validation_threshold(fitted):
+    model, x = fitted
+    scores = model.score_samples(x)
+    assert scores.shape == (40,) and model.metadata["threshold_rule"] == "max F1 on validation"
+    np.testing.assert_array_equal(model.predict(x), (scores >= model.threshold).astype(int))
+
+
+@pytest.mark.parametrize("fpr", [0.05, 0.1, 0.25])
+def test_fpr_threshold_gives_that_rate_on_normal_validation_scores(fitted, fpr):
+    model, _ = fitted
+    model.set_threshold(fpr=fpr)
+    normals = np.array(model.metadata["validation_normal_scores"])
+    assert np.mean(normals >= model.threshold) == pytest.approx(
+        np.floor(fpr * len(normals)) / len(normals))
+    assert "false-positive rate" in model.metadata["threshold_rule"]
+
+
+def test_fpr_threshold_counts_exactly_and_rejects_bad_rates():
+    scores = np.arange(100.0)
+    assert np.sum(scores >= threshold_for_fpr(scores, 0.1)) == 10
+    assert np.sum(scores >= threshold_for_fpr(scores, 0.001)) == 0
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(ModelError, match="in \\(0, 1\\)"):
+            threshold_for_fpr(scores, bad)
+
+
+def test_wrong_shapes_and_types_give_clear_errors(fitted):
+    model, x = fitted
+    with pytest.raises(ModelError, match=r"trained on images of shape \(28, 28, 1\); got "
+                                         r"\(32, 32, 1\)"):
+        model.score_samples(np.zeros((2, 32, 32, 1), np.uint8))
+    with pytest.raises(ModelError, match=r"got \(28, 28, 3\)"):
+        model.score_samples(np.zeros((2, 28, 28, 3), np.uint8))
+    with pytest.raises(ModelError, match="must be uint8"):
+        model.score_samples(x.astype(np.float32))
+    with pytest.raises(ModelError, match="not fitted"):
+        GANomaly().predict(x)
+    with pytest.raises(HpsError, match="did you mean 'epochs'"):
+        GANomaly(epoch=3)
+
+
+def test_sklearn_baselines_share_the_api(bundled, tmp_path):
+    model = OCSVM(gamma=0.01).fit(digits(bundled, 1, 200))
+    x = np.concatenate([digits(bundled, 1, 20, "test"), digits(bundled, 7, 20, "test")])
+    scores = model.score_samples(x)
+    assert scores[20:].mean() > scores[:20].mean()
+    assert "95% quantile" in model.metadata["threshold_rule"]
+    np.testing.assert_array_equal(load(model.save(tmp_path / "svm")).score_samples(x), scores)
+    assert model.reconstruct(x) is None
+
+
+def write_pngs(directory, images):
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        tf.io.write_file(str(directory / f"{i:02d}.png"), tf.io.encode_png(image))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    grid = write_grid(root / "grid.json", {**TINY, "epochs": 2})
+    result = CliRunner().invoke(main, ["-e", "ganomaly", "-d", "mnist-5k", "--anomalous-label",
+                                       "7", "--hps-path", str(grid), "--log-dir",
+                                       str(root / "logs"), "-q"])
+    assert result.exit_code == 0, result.output
+    [results] = (root / "logs").glob("*/*/*/results.json")
+    return results.parent
+
+
+def test_every_run_stores_metadata_and_score_summaries(trained_run):
+    metadata = load(trained_run).metadata
+    assert metadata["experiment"] == "ganomaly" and metadata["sample_shape"] == [28, 28, 1]
+    assert metadata["image_size"] == 32 and metadata["hps"]["epochs"] == 2
+    assert metadata["score_min"] < metadata["threshold"] <= metadata["score_max"]
+    tags = {value.tag for value in summary_values(trained_run)}
+    assert {"validation/scores_normal", "validation/scores_anomalous", "validation/roc_curve",
+            "validation/pr_curve"} <= tags
+
+
+def test_score_command_on_a_folder_writes_csv_and_maps(trained_run, bundled, tmp_path):
+    write_pngs(tmp_path / "images", np.concatenate([digits(bundled, 1, 3, "test"),
+                                                    digits(bundled, 7, 3, "test")]))
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
+    result = CliRunner().invoke(main, ["score", "--model", str(trained_run),
+                                       str(tmp_path / "images"), "--csv", str(tmp_path / "s.csv"),
+                                       "--save-maps", str(tmp_path / "maps")])
+    assert result.exit_code == 0, result.output
+    assert "skipped (not a readable image)" in result.output and "broken.png" in result.output
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert [row["image"].rsplit("/", 1)[1] for row in rows] == [f"{i:02d}.png" for i in range(6)]
+    model = load(trained_run)
+    for row in rows:
+        assert (row["is_anomaly"] == "True") == (float(row["score"]) >= model.threshold)
+        assert 0.0 <= float(row["normalised_score"]) <= 1.0
+    maps = sorted((tmp_path / "maps").glob("*.png"))
+    assert len(maps) == 6
+    strip = tf.io.decode_png(tf.io.read_file(str(maps[0]))).numpy()
+    assert strip.shape == (32, 96, 3)
+
+    override = CliRunner().invoke(main, ["score", "--model", str(trained_run),
+                                         str(tmp_path / "images"), "--fpr", "0.5"])
+    assert override.exit_code == 0 and "false-positive rate 0.5" in override.output
+
+
+def test_score_command_rejects_bad_input_with_exit_code_2(trained_run, tmp_path):
+    write_pngs(tmp_path / "rgb", [np.full((28, 28, 3), 90, np.uint8)])
+    for args, message in [
+        (["--model", str(tmp_path), str(tmp_path / "rgb")], "holds no metadata.json"),
+        (["--model", str(trained_run), str(tmp_path / "rgb")], "colour image"),
+        (["--model", str(trained_run), str(tmp_path / "none")], "neither an image file"),
+        (["--model", str(trained_run), str(tmp_path / "rgb"), "--fpr", "2"], "in (0, 1)"),
+        (["--model", str(trained_run), str(tmp_path / "rgb"), "--fpr", "0.1",
+          "--threshold", "1"], "not both"),
+    ]:
+        result = CliRunner().invoke(main, ["score", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
