@@ -12,6 +12,7 @@ import difflib
 import logging
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,12 @@ def main() -> None:
     Without a command, the arguments go to `train`: anomaly-box -e egbad -d mnist
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's stop) ends a run like Ctrl-C: marked interrupted, resumable."""
+    raise KeyboardInterrupt
 
 
 def _labels_to_protocol(dataset: str, anomalous_label: int | None,
@@ -141,6 +148,9 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile train and score steps (default: hps key jit_compile, else on "
                    "when a GPU is visible).")
+@click.option("--deterministic/--no-deterministic", default=None,
+              help="TensorFlow op determinism: identical results for a seed on one machine "
+                   "(default: on without a GPU; on GPUs it is slower and opt-in).")
 @click.option("--restart", is_flag=True, help="Delete this run's directory and train from scratch "
                                               "(default: resume or reuse it).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
@@ -148,8 +158,8 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
 def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bool,
           anomalous_label: int | None, normal_label: int | None, contamination: float,
           val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
-          category: str | None, jit_compile: bool | None, restart: bool, quiet: bool,
-          list_all: bool) -> None:
+          category: str | None, jit_compile: bool | None, deterministic: bool | None,
+          restart: bool, quiet: bool, list_all: bool) -> None:
     """Train, select on validation and test GAN-based anomaly detectors.
 
     Example: anomaly-box --experiment egbad --dataset mnist --anomalous-label 3
@@ -174,7 +184,8 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
                        contamination=contamination, val_share=val_share, seed=seed,
                        log_dir=log_dir, data_dir=data_dir, category=category,
                        hps_path=hps_path, tuning=tuning,
-                       jit_compile=jit_compile, restart=restart, progress_bar=not quiet)
+                       jit_compile=jit_compile, deterministic=deterministic, restart=restart,
+                       progress_bar=not quiet)
     with _bad_input_as_exit_2():
         results = run_experiment(config)
     failed = [r["run"] for r in results if r.get("status") != "completed"]

@@ -94,6 +94,7 @@ class Detector:
         log_dir: where checkpoints, TensorBoard logs and the model go (default: a new
             temporary directory).
         jit_compile: XLA on/off (default: on when a GPU is visible).
+        deterministic: TensorFlow op determinism (default: on without a GPU; process-wide).
         val_share: share of ``x`` held out for validation when ``fit`` gets no ``x_val``.
         **hps: the method's hyperparameters (see ``anomaly-box --list``).
     """
@@ -101,8 +102,11 @@ class Detector:
     experiment: ClassVar[str]
 
     def __init__(self, *, seed: int = 42, log_dir: str | Path | None = None,
-                 jit_compile: bool | None = None, val_share: float = 0.1, **hps: Any) -> None:
-        from anomaly_toolbox.experiments.runner import resolve_jit
+                 jit_compile: bool | None = None, deterministic: bool | None = None,
+                 val_share: float = 0.1, **hps: Any) -> None:
+        from anomaly_toolbox.experiments.runner import apply_determinism, resolve_jit
+
+        apply_determinism(deterministic)
 
         self.hps = full_hps(hps, trainer_class(self.experiment).schema(), type(self).__name__)
         if "jit_compile" in self.hps:

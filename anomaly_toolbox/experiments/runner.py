@@ -52,6 +52,7 @@ class RunConfig:
     hps_path: Path | None = None
     tuning: bool = False
     jit_compile: bool | None = None
+    deterministic: bool | None = None
     restart: bool = False
     progress_bar: bool = True
     #: Values that replace the hps file's for every run (keys the method lacks are ignored).
@@ -61,6 +62,17 @@ class RunConfig:
 def resolve_jit(requested: bool | None) -> bool:
     """XLA on when asked, else on exactly when a GPU is visible."""
     return bool(tf.config.list_physical_devices("GPU")) if requested is None else requested
+
+
+def apply_determinism(requested: bool | None) -> bool:
+    """Turn on TensorFlow op determinism when ``requested``, or by default when no GPU is
+    visible, so that a seed gives identical results on the same CPU. On GPUs it is opt-in:
+    it slows some kernels down, and ops without a deterministic GPU kernel then raise an error.
+    Process-wide: once on, it stays on. Returns whether it is on."""
+    enabled = not tf.config.list_physical_devices("GPU") if requested is None else requested
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    return enabled
 
 
 def run_name(hps: dict[str, Any]) -> str:
@@ -116,6 +128,7 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     """
     trainer_cls = trainer_class(config.experiment)
     sets = hyperparameter_sets(config)
+    deterministic = apply_determinism(config.deterministic)
     raw = raw if raw is not None else load_raw(config.dataset, config.data_dir, config.category)
     splits = one_class_splits(raw, config.protocol, config.label, config.contamination,
                               config.val_share, config.seed)
@@ -128,7 +141,8 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     for index, hps in enumerate(sets):
         if len(sets) > 1:
             print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
-        results.append(_run_one(trainer_cls, hps, config, raw, splits, data, root / run_name(hps)))
+        results.append(_run_one(trainer_cls, hps, config, raw, splits, data, root / run_name(hps),
+                                deterministic))
         write_results_table(root)
     print(f"\nResults: {root / 'results.md'}")
     return results
@@ -144,7 +158,8 @@ def _write_hparams_config(root: Path, trainer_cls: TrainerClass) -> None:
 
 
 def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], config: RunConfig, raw: RawData,
-             splits: OneClassSplits, data: PreparedData, run_dir: Path) -> dict[str, Any]:
+             splits: OneClassSplits, data: PreparedData, run_dir: Path,
+             deterministic: bool) -> dict[str, Any]:
     if config.restart and run_dir.exists():
         shutil.rmtree(run_dir)
     results_path = run_dir / RESULTS_FILE
@@ -159,7 +174,8 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], config: RunConfig, 
         "run": run_dir.name, "run_dir": str(run_dir), "experiment": config.experiment,
         "dataset": config.dataset, "data_source": raw.source, "protocol": config.protocol,
         "label": config.label, "contamination": config.contamination, "seed": config.seed,
-        "splits": splits.describe(), "hps": hps, "status": "running",
+        "splits": splits.describe(), "hps": hps, "deterministic": deterministic,
+        "status": "running",
     }
     write_json_atomically(results_path, results)
     writer = tf.summary.create_file_writer(str(run_dir))
