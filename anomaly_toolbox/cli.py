@@ -14,7 +14,7 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -83,6 +83,22 @@ class TrainByDefault(click.Group):
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
+def data_options(command: Callable) -> Callable:
+    """--dataset, --data-dir and --category, shared by the commands that load data."""
+    for option in reversed([
+        click.option("--dataset", "-d", default="mnist", show_default=True,
+                     help=f"Dataset: {', '.join(DATASETS)}."),
+        click.option("--data-dir", type=click.Path(path_type=Path),
+                     help="tfds data directory (default: tfds' own); for kdd99 the folder with "
+                          "the raw KDD file or scikit-learn's cache; for folder/mvtec the image "
+                          "folder."),
+        click.option("--category", help="Category of datasets that have them (mvtec: e.g. "
+                                        "bottle)."),
+    ]):
+        command = option(command)
+    return command
+
+
 @click.group(cls=TrainByDefault, context_settings=CONTEXT)
 def main() -> None:
     """GAN-based anomaly detection: train, benchmark, score.
@@ -123,8 +139,7 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
 
 @main.command(context_settings=CONTEXT)
 @click.option("--experiment", "-e", help=f"Method to train: {', '.join(EXPERIMENTS)}.")
-@click.option("--dataset", "-d", default="mnist", show_default=True,
-              help=f"Dataset: {', '.join(DATASETS)}.")
+@data_options
 @click.option("--hps-path", type=click.Path(path_type=Path),
               help="JSON grid of hyperparameters (see hps/). Default: the method's defaults.")
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
@@ -141,10 +156,6 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of splits and training.")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where TensorBoard logs, checkpoints, models, results go.")
-@click.option("--data-dir", type=click.Path(path_type=Path),
-              help="tfds data directory (default: tfds' own); for kdd99 the folder with the raw "
-                   "KDD file or scikit-learn's cache; for folder/mvtec the image folder.")
-@click.option("--category", help="Category of datasets that have them (mvtec: e.g. bottle).")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile train and score steps (default: hps key jit_compile, else on "
                    "when a GPU is visible).")
@@ -197,8 +208,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
 @click.option("--methods", "-m", default="all", show_default=True,
               help="Comma-separated experiments, or 'all' (GAN methods and baselines: "
                    f"{', '.join(EXPERIMENTS)}).")
-@click.option("--dataset", "-d", default="mnist", show_default=True,
-              help=f"Dataset: {', '.join(DATASETS)}.")
+@data_options
 @click.option("--protocol", type=click.Choice(["anomalous", "normal"]),
               help="anomalous = P1 (each class in turn is the anomaly), normal = P3 (each class "
                    "in turn is normal). Default: the dataset's (P1 for most).")
@@ -209,10 +219,6 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
                                          "each method's default (said in the report).")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where runs and the report go; finished runs are reused.")
-@click.option("--data-dir", type=click.Path(path_type=Path),
-              help="tfds data directory (default: tfds' own); for kdd99 the folder with the raw "
-                   "KDD file or scikit-learn's cache; for folder/mvtec the image folder.")
-@click.option("--category", help="Category of datasets that have them (mvtec: e.g. bottle).")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile steps (default: on when a GPU is visible).")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
