@@ -91,8 +91,8 @@ class Detector:
 
     Args:
         seed: seed of the validation hold-out and of training.
-        log_dir: where checkpoints, TensorBoard logs and the model go (default: a new
-            temporary directory).
+        log_dir: where checkpoints, TensorBoard logs and the model go, under
+            ``<experiment>/api/``, replaced by each ``fit`` (default: a new temporary directory).
         jit_compile: XLA on/off (default: on when a GPU is visible).
         deterministic: TensorFlow op determinism (default: on without a GPU; process-wide).
         val_share: share of ``x`` held out for validation when ``fit`` gets no ``x_val``.
@@ -152,7 +152,9 @@ class Detector:
         data = PreparedData.from_splits(splits, cls.image_size)
         root = self.log_dir or Path(tempfile.mkdtemp(prefix="anomaly-box-"))
         run_dir = root / self.experiment / "api"
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # fit() always trains afresh, as in scikit-learn
+        run_dir.mkdir(parents=True)
         writer = tf.summary.create_file_writer(str(run_dir))
         self.trainer.fit(data, run_dir, writer, progress_bar=progress_bar)
         self.trainer.select_final_model(run_dir, data)

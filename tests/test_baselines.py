@@ -90,3 +90,18 @@ def test_unset_kernel_widths_are_chosen_on_validation(digit_one_normal, capsys):
 
     fixed = cls({**defaults(cls.schema()), "gamma": 0.01}, sample_shape=(28, 28, 1), seed=0, jit_compile=False)
     assert [setting for setting, _ in fixed.candidates(np.zeros((4, 3)))] == ["gamma=0.01"]
+
+
+def test_deepsvdd_pooling_matches_keras_and_compiles_with_xla_under_op_determinism(bundled):
+    """Keras' MaxPooling2D gradient has no deterministic XLA kernel, even on CPU."""
+    import keras
+
+    from anomaly_toolbox.models.deepsvdd import MaxPool2x2
+
+    x = tf.random.stateless_normal([2, 28, 28, 3], [0, 1])
+    np.testing.assert_array_equal(np.asarray(MaxPool2x2()(x)),
+                                  np.asarray(keras.layers.MaxPooling2D(2)(x)))
+    tf.config.experimental.enable_op_determinism()
+    trainer = make_trainer("deepsvdd", jit_compile=True)
+    losses = trainer._compiled_train_step(images_of(bundled, 1, trainer, 32), SEED)
+    assert np.isfinite(float(losses["distance_loss"]))

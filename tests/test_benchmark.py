@@ -61,3 +61,15 @@ def test_benchmark_rejects_bad_input_with_exit_code_2(tmp_path):
         result = CliRunner().invoke(main, ["benchmark", *args, "--log-dir", str(tmp_path)])
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_kdd99_report_adds_the_top_20_percent_tables(tmp_path):
+    from tests.test_data_sources import kdd_rows, write_kdd
+
+    data = write_kdd(tmp_path / "kdd", kdd_rows(400))
+    report, _ = run_benchmark(BenchmarkConfig(methods=["iforest", "kde"], dataset="kdd99",
+                                              protocol="normal", data_dir=data,
+                                              log_dir=tmp_path / "logs"))
+    assert "| class | iforest | kde |" in report and "| 1 |" in report
+    for title in ("Test AUROC:", "Test PRECISION (top-scoring", "Test F1 (top-scoring"):
+        assert title in report

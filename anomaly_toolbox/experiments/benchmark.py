@@ -70,7 +70,8 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
 
 def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels: list[int],
                      source: str) -> str:
-    """Title, data and settings, then the AUROC and AUPRC tables."""
+    """Title, data and settings, then the AUROC and AUPRC tables (and precision, recall and F1 at
+    the top-share threshold for datasets that define one, as KDD99)."""
     overrides = ", ".join(f"{k}={v}" for k, v in sorted(config.overrides.items())) or "none"
     lines = [
         f"## {data_name(config.dataset, config.data_dir, config.category)}, "
@@ -83,9 +84,13 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
     ]
     if config.command:
         lines.append(f"- Command: `{config.command}`")
-    for metric in ("auroc", "auprc"):
-        lines += ["", f"Test {metric.upper()}:", "",
-                  benchmark_table(runs, metric, config.methods, labels)]
+    metrics = ["auroc", "auprc"]
+    if any("top_f1" in run.get("test", {}) for run in runs):
+        metrics += ["top_precision", "top_recall", "top_f1"]
+    for metric in metrics:
+        lines += ["", f"Test {metric.upper().replace('TOP_', '').replace('_', ' ')}"
+                      f"{' (top-scoring share called anomalous)' if 'top' in metric else ''}:",
+                  "", benchmark_table(runs, metric, config.methods, labels)]
     return "\n".join(lines)
 
 

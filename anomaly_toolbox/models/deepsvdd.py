@@ -17,6 +17,21 @@ BN_EPSILON = 1e-4
 LEAKY_SLOPE = 0.01
 
 
+@keras.saving.register_keras_serializable(package="anomaly_toolbox")
+class MaxPool2x2(keras.layers.Layer):
+    """2x2 max pooling, stride 2, of ``[B, H, W, C]`` with even H and W, as a reshape and a max.
+
+    Same values as ``MaxPooling2D(2)``, but its gradient is an ordinary reduction: XLA has no
+    deterministic MaxPool gradient, so with op determinism on, ``MaxPooling2D`` cannot be
+    compiled (an error even on CPU).
+    """
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        _, height, width, channels = x.shape
+        blocks = tf.reshape(x, [-1, height // 2, 2, width // 2, 2, channels])
+        return tf.reduce_max(blocks, axis=[2, 4])
+
+
 def build_feature_map(image_shape: tuple[int, int, int], latent_dim: int,
                       filters: int) -> keras.Model:
     """Image ``[B, S, S, C]`` -> features ``[B, latent_dim]``: per stage Conv 5x5 (no bias) ->
@@ -29,7 +44,7 @@ def build_feature_map(image_shape: tuple[int, int, int], latent_dim: int,
         x = layers.BatchNormalization(epsilon=BN_EPSILON, center=False, scale=False,
                                       name=f"bn{i}")(x)
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"lrelu{i}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+        x = MaxPool2x2(name=f"pool{i}")(x)
     features = layers.Dense(latent_dim, use_bias=False, name="features")(layers.Flatten()(x))
     return keras.Model(images, features, name="feature_map")
 
