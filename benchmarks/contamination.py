@@ -9,7 +9,6 @@ Run: python benchmarks/contamination.py [--dataset mnist-5k] [--normal-label 1] 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -34,11 +33,7 @@ LEVELS = (0.0, 0.01, 0.02, 0.05)
               default=Path(tempfile.gettempdir()) / "anomaly-box-contamination", show_default=True)
 def main(methods: str, dataset: str, normal_label: int, epochs: int | None, seeds: str,
          log_dir: Path) -> None:
-    hps_path = None
-    if epochs is not None:
-        hps_path = log_dir / f"epochs-{epochs}.json"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        hps_path.write_text(json.dumps({"epochs": {"type": "Discrete", "values": [epochs]}}))
+    overrides = {} if epochs is None else {"epochs": epochs}
     seed_list = [int(s) for s in seeds.split(",")]
     rows = []
     for method in methods.split(","):
@@ -48,7 +43,7 @@ def main(methods: str, dataset: str, normal_label: int, epochs: int | None, seed
             for seed in seed_list:
                 [result] = run_experiment(RunConfig(
                     experiment=method, dataset=dataset, protocol="normal", label=normal_label,
-                    contamination=level, seed=seed, log_dir=log_dir, hps_path=hps_path,
+                    contamination=level, seed=seed, log_dir=log_dir, overrides=overrides,
                     progress_bar=False))
                 aurocs.append(result["test"]["auroc"])
             cells.append(f"{np.mean(aurocs):.3f} +/- {np.std(aurocs):.3f}")
