@@ -11,7 +11,7 @@ from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import defaults
 from anomaly_toolbox.trainers.base import PreparedData
 from anomaly_toolbox.trainers.shallow import DETECTOR_FILE, flat_images
-from tests.test_trainers import SEED, images_of, make_trainer
+from tests.test_trainers import NETWORK_METHODS, SEED, images_of, make_trainer
 
 
 def test_deepsvdd_centre_is_the_mean_feature_pushed_away_from_zero(bundled):
@@ -46,6 +46,16 @@ def test_mixed_precision_computes_in_bfloat16_and_keeps_float32_outputs(bundled)
     trainer = make_trainer("ganomaly", mixed_precision=True)
     conv = trainer.networks["encoder_in"].get_layer("encoder_in_conv0")
     assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
+    x = images_of(bundled, 1, trainer, 32)
+    losses = trainer._compiled_train_step(x, SEED)
+    assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in losses.values())
+    scores = trainer._compiled_score(x)
+    assert scores.dtype == tf.float32 and np.all(np.isfinite(scores.numpy()))
+
+
+@pytest.mark.parametrize("experiment", NETWORK_METHODS)
+def test_every_network_method_trains_and_scores_in_mixed_precision(bundled, experiment):
+    trainer = make_trainer(experiment, mixed_precision=True)
     x = images_of(bundled, 1, trainer, 32)
     losses = trainer._compiled_train_step(x, SEED)
     assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in losses.values())

@@ -25,11 +25,12 @@ class Memory(keras.layers.Layer):
 
     def coefficients(self, codes: tf.Tensor) -> tf.Tensor:
         """alpha = softmax(z M^T) ``[B, units]``: non-negative, each row sums to 1."""
-        return tf.nn.softmax(tf.matmul(codes, self.memory, transpose_b=True), axis=-1)
+        memory = tf.cast(self.memory, codes.dtype)  # bfloat16 under mixed precision
+        return tf.nn.softmax(tf.matmul(codes, memory, transpose_b=True), axis=-1)
 
     def combine(self, alpha: tf.Tensor) -> tf.Tensor:
         """Convex combinations alpha M ``[B, dim]`` of the memory rows."""
-        return tf.matmul(alpha, self.memory)
+        return tf.matmul(alpha, tf.cast(self.memory, alpha.dtype))
 
     def call(self, codes: tf.Tensor) -> tf.Tensor:
         return self.combine(self.coefficients(codes))

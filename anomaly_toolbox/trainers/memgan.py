@@ -69,7 +69,7 @@ class MEMGANTrainer(Trainer):
         memory = self.memory_layer
         z_fake = memory.combine(alpha)
         z_real = encoder(images, training=True)
-        projected = memory(z_real)
+        projected = self.networks["memory"](z_real, training=True)
         generated = generator(z_fake, training=True)
         terms = bigan_terms(discriminator, images, z_real, generated, z_fake)
         alpha_recovered = memory.coefficients(encoder(generated, training=True))
