@@ -23,7 +23,10 @@ def start_training(tmp_path, grid):
     command = [sys.executable, "-m", "anomaly_toolbox", "-e", "ganomaly", "-d", "mnist-5k",
                "--normal-label", "7", "--hps-path", str(grid), "--log-dir",
                str(tmp_path / "logs"), "-q"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # A shell that starts a job in the background ignores SIGINT for it, and Python then keeps
+    # ignoring it: give the child the default disposition, as in a terminal.
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_first_checkpoint(tmp_path, process, timeout_s=240):
