@@ -73,11 +73,10 @@ def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...],
 
 
 def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedData,
-                 sample_shape: tuple[int, ...], seed: int,
-                 writer: tf.summary.SummaryWriter) -> dict[str, Any]:
-    """Score validation with the final model, write ``model/metadata.json`` and the score
-    summaries (histograms, ROC/PR images) to TensorBoard; returns the metadata."""
-    scores = trainer.final_scores(data.validation)
+                 sample_shape: tuple[int, ...], seed: int, writer: tf.summary.SummaryWriter,
+                 scores: np.ndarray) -> dict[str, Any]:
+    """Write ``model/metadata.json`` from the final model's validation ``scores`` ``[N]`` and the
+    score summaries (histograms, ROC/PR images) to TensorBoard; returns the metadata."""
     metadata = model_metadata(experiment, trainer, sample_shape, seed, data.validation_labels,
                               scores)
     write_json_atomically(run_dir / MODEL_DIR / METADATA_FILE, metadata)
@@ -159,7 +158,8 @@ class Detector:
         self.trainer.fit(data, run_dir, writer, progress_bar=progress_bar)
         self.trainer.select_final_model(run_dir, data)
         self.metadata = finish_model(self.experiment, self.trainer, run_dir, data, x.shape[1:],
-                                     self.seed, writer)
+                                     self.seed, writer,
+                                     self.trainer.final_scores(data.validation))
         self.model_dir = run_dir / MODEL_DIR
         return self
 

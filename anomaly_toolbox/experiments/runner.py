@@ -196,14 +196,15 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], config: RunConfig, 
         raise
     train_seconds = time.perf_counter() - started
     results["selected_model"] = trainer.select_final_model(run_dir, data)
+    started = time.perf_counter()
+    validation_scores = trainer.final_scores(data.validation)
     metadata = finish_model(config.experiment, trainer, run_dir, data, raw.x_train.shape[1:],
-                            config.seed, writer)
+                            config.seed, writer, validation_scores)
     results["threshold"] = {"value": metadata["threshold"], "rule": metadata["threshold_rule"]}
     note = trainer.selection_note()
     if note:
         results["selection_note"] = note
-    started = time.perf_counter()
-    test = trainer.evaluate(data)
+    test = trainer.evaluate(data, validation_scores)
     test_seconds = time.perf_counter() - started
     summary = trainer.training_summary()
     with writer.as_default():

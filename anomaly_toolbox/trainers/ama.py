@@ -180,9 +180,12 @@ class AMATrainer(Trainer):
         mean, std = self.gaussian.numpy()
         return -norm.logpdf(r_scores, loc=mean, scale=std)
 
-    def evaluate(self, data: PreparedData) -> dict[str, float]:
+    def evaluate(self, data: PreparedData,
+                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
         """Metrics of the R-score, and of the A-score under ``a_score_*`` keys."""
-        validation, test = self.score_dataset(data.validation), self.score_dataset(data.test)
+        validation = (self.final_scores(data.validation) if validation_scores is None
+                      else validation_scores)
+        test = self.final_scores(data.test)
         a_metrics = test_metrics(data, self.a_score(validation), self.a_score(test))
         return {**test_metrics(data, validation, test),
                 **{f"a_score_{key}": value for key, value in a_metrics.items()}}

@@ -400,10 +400,16 @@ class Trainer(abc.ABC):
         with self.full_scoring():
             return self.score_dataset(cached)
 
-    def evaluate(self, data: PreparedData) -> dict[str, float]:
-        """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold."""
-        return test_metrics(data, self.final_scores(data.validation),
-                            self.final_scores(data.test))
+    def evaluate(self, data: PreparedData,
+                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
+        """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold.
+
+        ``validation_scores``: :meth:`final_scores` of the validation split when the caller has
+        them already (scoring can be costly: AnoGAN searches the latent space per image).
+        """
+        if validation_scores is None:
+            validation_scores = self.final_scores(data.validation)
+        return test_metrics(data, validation_scores, self.final_scores(data.test))
 
 
 def test_metrics(data: PreparedData, validation_scores: np.ndarray,

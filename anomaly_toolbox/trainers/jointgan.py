@@ -113,8 +113,12 @@ class JointGANTrainer(Trainer):
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
         return self.encode_decode(images)[1]
 
-    def evaluate(self, data: PreparedData) -> dict[str, float]:
-        """Metrics of a, and of Ln and Lo alone under ``ln_*`` and ``lo_*`` keys."""
+    def evaluate(self, data: PreparedData,
+                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
+        """Metrics of a, and of Ln and Lo alone under ``ln_*`` and ``lo_*`` keys.
+
+        ``validation_scores`` (the combined score) is not enough here: the parts are scored anew.
+        """
         scorer = tf.function(self.score_parts, reduce_retracing=True)
         validation = self.score_dataset(data.validation, scorer)
         test = self.score_dataset(data.test, scorer)

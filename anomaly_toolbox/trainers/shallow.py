@@ -127,9 +127,11 @@ class ShallowTrainer(abc.ABC):
     def training_summary(self) -> dict[str, Any]:
         return {"epochs_trained": 1, "steps_trained": 0, "validation_best": self.validation_best}
 
-    def evaluate(self, data: PreparedData) -> dict[str, float]:
-        return test_metrics(data, self.final_scores(data.validation),
-                            self.final_scores(data.test))
+    def evaluate(self, data: PreparedData,
+                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
+        if validation_scores is None:
+            validation_scores = self.final_scores(data.validation)
+        return test_metrics(data, validation_scores, self.final_scores(data.test))
 
 
 def _median_distance(train: np.ndarray, seed: int, pairs: int = 2_000) -> float:
