@@ -278,20 +278,20 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
     """
     if threshold is not None and fpr is not None:
         raise BadInput("give either --threshold or --fpr, not both")
+    from anomaly_toolbox.datasets.folder import IMAGE_SUFFIXES, read_images_for_model
+    from anomaly_toolbox.detector import load
+
     files = []
     for path in images:
         if path.is_dir():
             files += sorted(p for p in path.rglob("*") if p.is_file() and
-                            p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif"))
+                            p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.is_file():
             files.append(path)
         else:
             raise BadInput(f"{path} is neither an image file nor a folder")
     if not files:
-        raise BadInput("no image files (.png, .jpg, .jpeg, .bmp, .gif) among the given paths")
-
-    from anomaly_toolbox.datasets.folder import read_images_for_model
-    from anomaly_toolbox.detector import load
+        raise BadInput(f"no image files ({', '.join(IMAGE_SUFFIXES)}) among the given paths")
 
     with _bad_input_as_exit_2():
         model = load(model_path)

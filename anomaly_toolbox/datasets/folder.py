@@ -72,7 +72,8 @@ def read_images_for_model(paths: list[Path], sample_shape: tuple[int, int, int],
     """
     height, width, channels = sample_shape
     images, skipped = read_images(paths, (height, width))
-    read = [path for path in paths if path not in set(skipped)]
+    unreadable = set(skipped)
+    read = [path for path in paths if path not in unreadable]
     for path, image in zip(read, images):
         if image.shape[-1] == 3 and channels == 1:
             raise ValueError(f"{path} is a colour image but the model was trained on grayscale "
