@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
+import math
 import os
 import shlex
 import signal
@@ -38,13 +39,45 @@ def _check_name(kind: str, name: str, known: list[str]) -> None:
 
 @contextlib.contextmanager
 def _bad_input_as_exit_2() -> Iterator[None]:
-    """Errors that mean bad input (hps, labels, data that is missing or malformed) -> exit 2."""
+    """Errors that mean bad input (hps, labels, data that is missing or malformed), a run that
+    another process is writing, or a full disk -> one line and exit 2; Ctrl-C -> one line with
+    the command that resumes, exit 130."""
     from anomaly_toolbox.datasets import DatasetUnavailable
+    from anomaly_toolbox.experiments.runner import DiskFull
+    from anomaly_toolbox.locks import RunLocked
 
     try:
         yield
-    except (ValueError, DatasetUnavailable) as error:
+    except (ValueError, DatasetUnavailable, RunLocked, DiskFull) as error:
         raise BadInput(str(error)) from None
+    except KeyboardInterrupt:
+        args = [arg for arg in click.get_current_context().find_root().meta.get("argv", [])
+                if arg != "--restart"]
+        click.echo(f"\nInterrupted. Resume with: anomaly-box {shlex.join(args)}", err=True)
+        raise click.exceptions.Exit(130) from None
+
+
+def _check_output_dir(option: str, path: Path) -> None:
+    """``path`` is, or can be created as, a writable directory; checked without creating it."""
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{option} {path} is a file, not a directory; choose a directory")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInput(f"{option} {path} cannot be created: {existing} is a file; choose another "
+                       f"{option}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"{option} {path} is not writable ({existing} does not allow writing); "
+                       f"choose another {option}")
+
+
+def _check_output_file(option: str, path: Path) -> None:
+    """``path`` is, or can be created as, a writable file."""
+    if path.is_dir():
+        raise BadInput(f"{option} {path} is a directory; give a file name such as "
+                       f"{path / 'report.md'}")
+    _check_output_dir(option, path.parent)
 
 
 def _int_list(option: str, text: str) -> list[int]:
@@ -75,12 +108,19 @@ class TrainByDefault(click.Group):
     """A group that runs ``train`` when the first argument names no subcommand."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            close = difflib.get_close_matches(args[0], list(self.commands), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise click.UsageError(f"unknown command '{args[0]}'.{hint} Commands: "
+                                   f"{', '.join(self.commands)}", ctx)
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["train", *args]
+        ctx.meta["argv"] = list(args)
         return super().parse_args(ctx, args)
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+SEED = click.IntRange(0, 2**32 - 1)
 
 
 def data_options(command: Callable) -> Callable:
@@ -153,7 +193,8 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
               help="Share of anomalies put into the training split, in [0, 1).")
 @click.option("--val-share", type=float, default=0.1, show_default=True,
               help="Share of training normals (and spare anomalies) held out for validation.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed of splits and training.")
+@click.option("--seed", type=SEED, default=42, show_default=True,
+              help="Seed of splits and training.")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where TensorBoard logs, checkpoints, models, results go.")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
@@ -187,6 +228,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
         raise BadInput(f"--contamination must be in [0, 1), got {contamination}")
     if not 0.0 < val_share < 1.0:
         raise BadInput(f"--val-share must be in (0, 1), got {val_share}")
+    _check_output_dir("--log-dir", log_dir)
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from anomaly_toolbox.experiments.runner import RunConfig, run_experiment
@@ -199,9 +241,27 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
                        progress_bar=not quiet)
     with _bad_input_as_exit_2():
         results = run_experiment(config)
-    failed = [r["run"] for r in results if r.get("status") != "completed"]
+    failed = [r["run_dir"] for r in results if r.get("status") != "completed"]
     if failed:
-        raise click.ClickException(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+        raise click.ClickException(f"{len(failed)} run(s) failed: {', '.join(failed)} (the "
+                                   f"reason is in each one's results.json and error.log)")
+
+
+def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]:
+    """``--hps-path`` values of benchmark: ``METHOD=FILE``, or a bare ``FILE`` for one method."""
+    files = {}
+    for entry in entries:
+        method, _, file = entry.rpartition("=")
+        if not method:
+            if len(methods) != 1:
+                raise BadInput(f"--hps-path {entry}: with several methods write METHOD=FILE, "
+                               f"e.g. --hps-path {methods[0]}={entry}")
+            method = methods[0]
+        if method not in methods:
+            raise BadInput(f"--hps-path {entry}: '{method}' is not among the benchmarked "
+                           f"methods ({', '.join(methods)})")
+        files[method] = Path(file)
+    return files
 
 
 @main.command(context_settings=CONTEXT)
@@ -217,14 +277,21 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
 @click.option("--seeds", default="42", show_default=True, help="Comma-separated seeds.")
 @click.option("--epochs", type=int, help="Train every network for this many epochs instead of "
                                          "each method's default (said in the report).")
+@click.option("--hps-path", "hps_paths", multiple=True,
+              help="Grid file of a method, as METHOD=FILE (repeatable; a bare FILE when one "
+                   "method is benchmarked). Without --tuning its first values are used.")
+@click.option("--tuning/--no-tuning", default=False, show_default=True,
+              help="Run every combination of the grid files; each cell reports the run chosen "
+                   "on validation.")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where runs and the report go; finished runs are reused.")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile steps (default: on when a GPU is visible).")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
 def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
-              epochs: int | None, log_dir: Path, data_dir: Path | None, category: str | None,
-              jit_compile: bool | None, output: Path | None) -> None:
+              epochs: int | None, hps_paths: tuple[str, ...], tuning: bool, log_dir: Path,
+              data_dir: Path | None, category: str | None, jit_compile: bool | None,
+              output: Path | None) -> None:
     """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
 
     Example: anomaly-box benchmark -m ganomaly,ocsvm -d mnist-5k --labels 0,1 --seeds 1,2,3
@@ -237,6 +304,13 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
         raise BadInput(f"--epochs must be > 0, got {epochs}")
     label_list = None if labels is None else _int_list("--labels", labels)
     seed_list = _int_list("--seeds", seeds)
+    for seed in seed_list:
+        if not SEED.min <= seed <= SEED.max:
+            raise BadInput(f"--seeds: {seed} is not in the range {SEED.min}..{SEED.max}")
+    grid_files = _grid_files(hps_paths, chosen)
+    _check_output_dir("--log-dir", log_dir)
+    if output is not None:
+        _check_output_file("--output", output)
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, run_benchmark
@@ -244,14 +318,17 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
     config = BenchmarkConfig(
         methods=chosen, dataset=dataset, protocol=protocol or DATASETS[dataset].protocol,
         labels=label_list, seeds=seed_list, log_dir=log_dir, data_dir=data_dir,
-        category=category, jit_compile=jit_compile,
+        category=category, jit_compile=jit_compile, hps_paths=grid_files, tuning=tuning,
         overrides={} if epochs is None else {"epochs": epochs},
-        command="anomaly-box benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+        command="anomaly-box " + shlex.join(click.get_current_context().find_root().meta.get(
+            "argv", [])))
     with _bad_input_as_exit_2():
         report, path = run_benchmark(config)
     if output is not None:
+        from anomaly_toolbox.results import write_text_atomically
+
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report, encoding="utf-8")
+        write_text_atomically(output, report)
     click.echo(f"\n{report}\nReport: {path}")
 
 
@@ -278,6 +355,17 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
     """
     if threshold is not None and fpr is not None:
         raise BadInput("give either --threshold or --fpr, not both")
+    if threshold is not None and not math.isfinite(threshold):
+        raise BadInput(f"--threshold must be a finite number, got {threshold}")
+    if fpr is not None and not 0.0 < fpr < 1.0:
+        raise BadInput(f"--fpr must be in (0, 1), got {fpr}")
+    if model_path.is_file():
+        raise BadInput(f"--model {model_path} is a file; pass a run directory (the one with "
+                       f"results.json and model/) or its model/ folder")
+    if csv_path is not None:
+        _check_output_file("--csv", csv_path)
+    if save_maps is not None:
+        _check_output_dir("--save-maps", save_maps)
     from anomaly_toolbox.datasets.folder import IMAGE_SUFFIXES, read_images_for_model
     from anomaly_toolbox.detector import load
 
@@ -301,6 +389,9 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
         if len(shape) != 3:
             raise BadInput("this model scores tabular samples; use the Python API "
                            "(anomaly_toolbox.load(...).score_samples(array))")
+        if save_maps is not None and not model.reconstructs:
+            raise BadInput(f"{model.experiment} does not reconstruct its input, so it has no "
+                           f"anomaly maps; --save-maps works with reconstructing methods")
         x, read, skipped = read_images_for_model(files, shape)
     for path in skipped:
         click.echo(f"skipped (not a readable image): {path}", err=True)
@@ -343,9 +434,6 @@ def _save_maps(model, x, paths: list[Path], directory: Path) -> None:
     from anomaly_toolbox.summaries import anomaly_maps
 
     reconstructions = model.reconstruct(x)
-    if reconstructions is None:
-        raise BadInput(f"{model.experiment} does not reconstruct its input, so it has no "
-                       f"anomaly maps; --save-maps works with reconstructing methods")
     directory.mkdir(parents=True, exist_ok=True)
     strips = anomaly_maps(model.model_inputs(x), reconstructions)
     for index, (path, strip) in enumerate(zip(paths, strips)):

@@ -19,8 +19,11 @@ validation scores behind it (min/max for normalised scores; normal scores for ``
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
+import time
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,10 +57,13 @@ def threshold_for_fpr(normal_scores: np.ndarray, fpr: float) -> float:
 
 
 def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...], seed: int,
-                   labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    """What scoring needs besides the weights, from the final model's validation scores."""
+                   labels: np.ndarray, scores: np.ndarray,
+                   fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What scoring needs besides the weights, from the final model's validation scores, and
+    the fingerprint of the run that trained it (None for the Python API's arrays)."""
     has_anomalies = bool(labels.sum())
     return {
+        "fingerprint": fingerprint,
         "experiment": experiment,
         "sample_shape": [int(d) for d in sample_shape],
         "image_size": None if len(sample_shape) == 1 else trainer.image_size,
@@ -74,11 +80,11 @@ def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...],
 
 def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedData,
                  sample_shape: tuple[int, ...], seed: int, writer: tf.summary.SummaryWriter,
-                 scores: np.ndarray) -> dict[str, Any]:
+                 scores: np.ndarray, fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``model/metadata.json`` from the final model's validation ``scores`` ``[N]`` and the
     score summaries (histograms, ROC/PR images) to TensorBoard; returns the metadata."""
     metadata = model_metadata(experiment, trainer, sample_shape, seed, data.validation_labels,
-                              scores)
+                              scores, fingerprint)
     write_json_atomically(run_dir / MODEL_DIR / METADATA_FILE, metadata)
     write_score_summaries(writer, data.validation_labels, scores,
                           trainer.training_summary()["epochs_trained"])
@@ -90,8 +96,9 @@ class Detector:
 
     Args:
         seed: seed of the validation hold-out and of training.
-        log_dir: where checkpoints, TensorBoard logs and the model go, under
-            ``<experiment>/api/``, replaced by each ``fit`` (default: a new temporary directory).
+        log_dir: where checkpoints, TensorBoard logs and the model go: each ``fit`` writes a new
+            ``<experiment>/api-<time>-<random>/`` there (default: a temporary directory that is
+            deleted with the detector).
         jit_compile: XLA on/off (default: on when a GPU is visible).
         deterministic: TensorFlow op determinism (default: on without a GPU; process-wide).
         val_share: share of ``x`` held out for validation when ``fit`` gets no ``x_val``.
@@ -118,6 +125,23 @@ class Detector:
         self.trainer: Any = None
         self.metadata: dict[str, Any] = {}
         self.model_dir: Path | None = None
+        self._temporary: weakref.finalize | None = None
+
+    def _new_run_dir(self) -> Path:
+        """A fresh directory for one ``fit``: ``<log_dir>/<experiment>/api-<time>-<random>``, so
+        that detectors sharing a ``log_dir`` never overwrite each other. Without ``log_dir``, a
+        temporary directory that is deleted with the detector (or at exit) and by the next fit."""
+        if self._temporary is not None:
+            self._temporary()
+        if self.log_dir is None:
+            root = Path(tempfile.mkdtemp(prefix="anomaly-box-"))
+            self._temporary = weakref.finalize(self, shutil.rmtree, root, ignore_errors=True)
+        else:
+            root = self.log_dir
+        parent = root / self.experiment
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"api-{time.strftime('%Y%m%d-%H%M%S')}-",
+                                     dir=parent))
 
     # ---------------------------------------------------------------------------- training
     def fit(self, x: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
@@ -149,11 +173,7 @@ class Detector:
         splits = OneClassSplits(Split(x, np.zeros(len(x), np.int64)), validation, validation,
                                 "normal", 0, 0.0)
         data = PreparedData.from_splits(splits, cls.image_size)
-        root = self.log_dir or Path(tempfile.mkdtemp(prefix="anomaly-box-"))
-        run_dir = root / self.experiment / "api"
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # fit() always trains afresh, as in scikit-learn
-        run_dir.mkdir(parents=True)
+        run_dir = self._new_run_dir()
         writer = tf.summary.create_file_writer(str(run_dir))
         self.trainer.fit(data, run_dir, writer, progress_bar=progress_bar)
         self.trainer.select_final_model(run_dir, data)
@@ -173,6 +193,8 @@ class Detector:
         ``fpr`` on the normal validation samples."""
         if (threshold is None) == (fpr is None):
             raise ModelError("give exactly one of threshold and fpr")
+        if threshold is not None and not math.isfinite(threshold):
+            raise ModelError(f"the threshold must be a finite number, got {threshold}")
         metadata = self._fitted()
         if fpr is not None:
             threshold = threshold_for_fpr(np.array(metadata["validation_normal_scores"]), fpr)
@@ -195,6 +217,16 @@ class Detector:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """1 where the score reaches the threshold (anomalous), else 0 ``[N]``."""
         return (self.score_samples(x) >= self.threshold).astype(np.int64)
+
+    @property
+    def reconstructs(self) -> bool:
+        """Whether :meth:`reconstruct` gives images (the method reconstructs, the data are
+        images)."""
+        from anomaly_toolbox.trainers.base import Trainer
+
+        trainer = self.trainer
+        return (isinstance(trainer, Trainer) and not trainer.tabular
+                and type(trainer).reconstruct is not Trainer.reconstruct)
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray | None:
         """Reconstructions in the model's range [-1, 1] ``[N, S, S, C]``, or None for methods
@@ -264,28 +296,81 @@ def _as_samples(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def load(path: str | Path) -> Detector:
-    """A fitted :class:`Detector` from a model directory, or a run directory holding ``model/``."""
+    """A fitted :class:`Detector` from a model directory, or a run directory holding ``model/``.
+
+    Raises :class:`ModelError` naming the file and the fix when the path, ``metadata.json`` or a
+    saved network is missing, corrupt or does not match the rest.
+    """
     path = Path(path)
+    if path.is_file():
+        raise ModelError(f"{path} is a file; pass a run directory (the one with results.json and "
+                         f"model/) or its model/ folder")
+    if not path.is_dir():
+        raise ModelError(f"{path} does not exist; pass a run directory (the one with "
+                         f"results.json and model/) or its model/ folder")
     model_dir = path / MODEL_DIR if (path / MODEL_DIR / METADATA_FILE).is_file() else path
+    metadata_file = model_dir / METADATA_FILE
     try:
-        metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{path} holds no {METADATA_FILE}: pass a run directory (the one with "
                          f"results.json and model/) or its model/ folder") from None
-    except json.JSONDecodeError as error:
-        raise ModelError(f"{model_dir / METADATA_FILE} is not valid JSON: {error}") from None
-    if metadata.get("experiment") not in DETECTORS:
-        raise ModelError(f"{model_dir / METADATA_FILE} names an unknown method "
-                         f"{metadata.get('experiment')!r}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{metadata_file} is not valid JSON ({error}); retrain the run or "
+                         f"restore the file") from None
+    _check_metadata(metadata, metadata_file)
     detector = DETECTORS[metadata["experiment"]](seed=metadata["seed"], **{
         key: value for key, value in metadata["hps"].items() if key != "jit_compile"})
     cls = trainer_class(detector.experiment)
-    detector.trainer = cls(detector.hps, sample_shape=tuple(metadata["sample_shape"]),
-                           seed=metadata["seed"], jit_compile=detector.hps.get("jit_compile",
-                                                                               False))
-    detector.trainer.load_model(model_dir)
+    try:
+        detector.trainer = cls(detector.hps, sample_shape=tuple(metadata["sample_shape"]),
+                               seed=metadata["seed"],
+                               jit_compile=detector.hps.get("jit_compile", False))
+        detector.trainer.load_model(model_dir)
+    except FileNotFoundError as error:
+        raise ModelError(f"{model_dir}: {error.filename or error} is missing; the model is "
+                         f"incomplete. Retrain the run (same command with --restart).") from None
+    except Exception as error:  # noqa: BLE001 - Keras reports corrupt files in many ways
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(
+            error).__name__
+        raise ModelError(f"{model_dir}: the saved networks do not load into the model that "
+                         f"{METADATA_FILE} describes ({reason}). A file is corrupt or "
+                         f"metadata.json was edited: restore it or retrain the run (same "
+                         f"command with --restart).") from None
     detector.metadata, detector.model_dir = metadata, model_dir
     return detector
+
+
+def _check_metadata(metadata: Any, source: Path) -> None:
+    """Raise :class:`ModelError` naming the field when ``metadata.json`` is not what
+    :func:`model_metadata` writes."""
+    def bad(field: str, expected: str) -> ModelError:
+        return ModelError(f"{source}: field '{field}' should be {expected}; the file was edited "
+                          f"or is damaged. Restore it or retrain the run.")
+
+    if not isinstance(metadata, dict):
+        raise bad("(top level)", "a JSON object")
+    if metadata.get("experiment") not in DETECTORS:
+        raise ModelError(f"{source} names an unknown method {metadata.get('experiment')!r}; "
+                         f"known: {', '.join(DETECTORS)}")
+    shape = metadata.get("sample_shape")
+    if (not isinstance(shape, list) or len(shape) not in (1, 3)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+            or (len(shape) == 3 and shape[-1] not in (1, 3))):
+        raise bad("sample_shape", "[height, width, 1 or 3] for images or [features] for tables")
+    if not isinstance(metadata.get("seed"), int) or isinstance(metadata.get("seed"), bool):
+        raise bad("seed", "an integer")
+    if not isinstance(metadata.get("hps"), dict):
+        raise bad("hps", "an object of hyperparameters")
+    for field in ("threshold", "score_min", "score_max"):
+        value = metadata.get(field)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
+                value):
+            raise bad(field, "a finite number")
+    scores = metadata.get("validation_normal_scores")
+    if not isinstance(scores, list) or not scores or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
+        raise bad("validation_normal_scores", "a non-empty list of numbers")
 
 
 #: Python class name of each experiment.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class HParam:
         if not isinstance(value, self.kind) or (self.kind is int and isinstance(value, bool)):
             raise HpsError(f"expects {self.kind.__name__}, got {value!r} "
                            f"({type(value).__name__})")
+        if self.kind is float and not math.isfinite(value):
+            raise HpsError(f"must be a finite number, got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise HpsError(f"value {value!r} is not one of {list(self.choices)}")
         if self.positive and value <= 0:
@@ -122,6 +125,9 @@ def load_grid(path: str | Path, schema: Schema) -> dict[str, list[Any]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise HpsError(f"{path}: hyperparameter file not found") from None
+    except UnicodeDecodeError:
+        raise HpsError(f"{path}: not a text file; a hyperparameter file is UTF-8 JSON like "
+                       f"{{\"epochs\": {{\"type\": \"Discrete\", \"values\": [10]}}}}") from None
     except OSError as error:
         raise HpsError(f"{path}: cannot read hyperparameter file ({error.strerror})") from None
     try:
@@ -139,7 +145,6 @@ def expand(grid: dict[str, list[Any]], schema: Schema, tuning: bool) -> list[dic
     keys = list(grid)
     return [{**defaults(schema), **dict(zip(keys, combo))}
             for combo in itertools.product(*(grid[key] for key in keys))]
-
 
 
 def full_hps(values: dict[str, Any], schema: Schema, source: str = "hyperparameters",

@@ -33,20 +33,66 @@ def read_results(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def ranking_key(run: dict[str, Any], metric: str) -> tuple[float, float]:
+    """How a completed run ranks on validation: ``metric``, then the other ranking metric."""
+    other = "auprc" if metric == "auroc" else "auroc"
+    validation = run.get("validation", {})
+    return validation.get(metric, -np.inf), validation.get(other, -np.inf)
+
+
+def selection_metric(runs: list[dict[str, Any]]) -> str:
+    """The runs' shared ``selection_metric`` hps value (AUROC when they differ or lack one)."""
+    metrics = {run.get("hps", {}).get("selection_metric", "auroc") for run in runs}
+    return metrics.pop() if len(metrics) == 1 else "auroc"
+
+
+def chosen_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The completed run with the best validation selection metric (ties: the other ranking
+    metric, then the run name); None when no run has validation metrics (no anomalies there).
+    The test split plays no part in the choice."""
+    metric = selection_metric(runs)
+    ranked = [run for run in runs
+              if run.get("status") == "completed" and run.get("validation", {}).get(metric)
+              is not None]
+    if not ranked:
+        return None
+    return max(sorted(ranked, key=lambda r: r.get("run", "")),
+               key=lambda r: ranking_key(r, metric))
+
+
+def choice_summary(runs: list[dict[str, Any]]) -> str:
+    """One line: which run validation chose, its validation metric and its test AUROC."""
+    chosen = chosen_run(runs)
+    if chosen is None:
+        return "No run was chosen: no completed run has validation anomalies to rank on."
+    metric = selection_metric(runs)
+    return (f"chosen on validation: run {chosen['run']} (validation {metric} "
+            f"{chosen['validation'][metric]:.4f}); its test auroc {chosen['test']['auroc']:.4f}")
+
+
 def markdown_table(runs: list[dict[str, Any]]) -> str:
-    """One row per run: its name, status, the hps that differ between runs, and test metrics."""
+    """One row per run, best validation first: name, status, whether validation chose it, the hps
+    that differ between runs, validation then test metrics, and training time."""
     varying = sorted({key for run in runs for key in run.get("hps", {})
                       if len({json.dumps(r.get("hps", {}).get(key)) for r in runs}) > 1})
-    header = ["run", "status", *varying, *(f"test {m}" for m in TABLE_METRICS), "train s"]
+    header = ["run", "status", "chosen", *varying, "validation auroc", "validation auprc",
+              *(f"test {m}" for m in TABLE_METRICS), "train s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for run in sorted(runs, key=lambda r: r.get("run", "")):
-        test = run.get("test", {})
+    metric, chosen = selection_metric(runs), chosen_run(runs)
+    ordered = sorted(sorted(runs, key=lambda r: r.get("run", "")),
+                     key=lambda r: ranking_key(r, metric), reverse=True)
+    for run in ordered:
+        test, validation = run.get("test", {}), run.get("validation", {})
         cells = [run.get("run", "?"), run.get("status", "?"),
+                 "**chosen**" if chosen is not None and run is chosen else "",
                  *(str(run.get("hps", {}).get(key, "")) for key in varying),
+                 *(f"{validation[m]:.4f}" if m in validation else "" for m in ("auroc", "auprc")),
                  *(f"{test[m]:.4f}" if m in test else "" for m in TABLE_METRICS),
                  f"{run['timings']['train_seconds']:.0f}" if "timings" in run else ""]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    rule = (f"Ranked on validation {metric} (ties: the other validation metric, then the run "
+            f"name); the test columns play no part in the choice.")
+    return "\n".join(lines) + "\n\n" + (choice_summary(runs) if runs else "") + "\n\n" + rule + "\n"
 
 
 def write_results_table(experiment_dir: Path) -> Path:

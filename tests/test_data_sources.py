@@ -1,9 +1,9 @@
 """Loaders beyond MNIST: tfds datasets offline, KDD99 from a raw file, image folders and MVTec.
-
 Every dataset here is a small fake written to disk; nothing touches the network.
 """
 
 import logging
+import re
 import time
 
 import numpy as np
@@ -180,7 +180,7 @@ def test_dense_variants_train_on_kdd99_as_zenati_with_top_20_percent_metrics(tmp
     results = json.loads(path.read_text())
     assert results["status"] == "completed" and results["protocol"] == "normal"
     assert results["label"] == 1 and "kdd99" in results["data_source"]
-    assert "kdd99-normal1" in str(path)
+    assert re.fullmatch(r"kdd99-[0-9a-f]{8}-normal1-v0\.1-c0-s42", path.parent.parent.name)
     assert results["splits"]["train_anomalies"] == 0
     assert results["splits"]["test_size"] == 400  # the whole test half
     assert 0.15 < results["splits"]["test_anomalies"] / 400 < 0.35  # a quarter is normal traffic
@@ -204,7 +204,7 @@ def test_one_short_training_on_an_image_folder(tmp_path, bundled, rgb):
     assert result.exit_code == 0, result.output
     results = json.loads(path.read_text())
     assert results["status"] == "completed" and results["protocol"] == "normal"
-    assert "folder-toy-normal0" in str(path)
+    assert re.fullmatch(r"folder-toy-[0-9a-f]{8}-normal0-v0\.1-c0-s42", path.parent.parent.name)
     assert results["splits"]["validation_anomalies"] >= 1
     assert results["splits"]["test_anomalies"] + results["splits"]["validation_anomalies"] == (
         11 if rgb else 10)
@@ -218,7 +218,7 @@ def test_mvtec_runs_one_category_and_requires_it(tmp_path, bundled):
                  "bottle", "--log-dir", tmp_path / "logs")
     assert result.exit_code == 0, result.output
     [path] = (tmp_path / "logs").glob("*/*/*/results.json")
-    assert "mvtec-bottle-normal0" in str(path)
+    assert re.fullmatch(r"mvtec-bottle-[0-9a-f]{8}-normal0-v0\.1-c0-s42", path.parent.parent.name)
     unknown = cli("-e", "ocsvm", "-d", "mvtec", "--data-dir", tmp_path / "mvtec", "--category",
                   "cable", "--log-dir", tmp_path / "logs")
     assert unknown.exit_code == 2 and "categories found there: bottle" in unknown.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,10 +62,16 @@ DATASET_HELP = {name: dataset.help for name, dataset in DATASETS.items()}
 
 def load_raw(name: str, data_dir: str | Path | None = None,
              category: str | None = None) -> RawData:
-    """Raw arrays of dataset ``name``; ``KeyError`` naming the known datasets if unknown."""
+    """Raw arrays of dataset ``name``; ``KeyError`` naming the known datasets if unknown.
+
+    The result's ``name`` is what was really loaded (a fallback names itself), with the category
+    appended for datasets that have one (``mvtec-bottle``).
+    """
     if name not in DATASETS:
         raise KeyError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}")
-    return DATASETS[name].loader(data_dir, category)
+    raw = DATASETS[name].loader(data_dir, category)
+    loaded = raw.name or name
+    return dataclasses.replace(raw, name=f"{loaded}-{category}" if category else loaded)
 
 
 __all__ = ["DATASETS", "DATASET_HELP", "PROTOCOLS", "Dataset", "DatasetUnavailable",

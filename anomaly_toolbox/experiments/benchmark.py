@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from anomaly_toolbox.datasets import DATASETS, load_raw
-from anomaly_toolbox.experiments.runner import RunConfig, data_name, run_experiment
-from anomaly_toolbox.results import benchmark_table, write_text_atomically
+from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.experiments.runner import RunConfig, data_label, run_experiment
+from anomaly_toolbox.hps import load_grid
+from anomaly_toolbox.results import benchmark_table, chosen_run, write_text_atomically
 
 PROTOCOL_NAMES = {"anomalous": "P1: the class is the anomaly, the other classes are normal",
                   "normal": "P3: the class is normal, the other classes are anomalies"}
@@ -36,13 +38,21 @@ class BenchmarkConfig:
     data_dir: Path | None = None
     category: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: Grid file per method (else its defaults); with ``tuning`` every combination is run and
+    #: each cell reports the run chosen on validation.
+    hps_paths: dict[str, Path] = field(default_factory=dict)
+    tuning: bool = False
     jit_compile: bool | None = None
     progress_bar: bool = False
     command: str = ""
 
 
 def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
-    """Run (or read back) every cell; write and return the Markdown report and its path."""
+    """Run (or read back) every cell; write and return the Markdown report and its path.
+
+    Grid files are checked before any data is loaded or any run trains."""
+    for method, path in config.hps_paths.items():
+        load_grid(path, trainer_class(method).schema())
     raw = load_raw(config.dataset, config.data_dir, config.category)
     labels = config.labels
     if labels is None:
@@ -55,14 +65,15 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     for index, (method, label, seed) in enumerate(cells):
         print(f"\n##### benchmark run {index + 1}/{len(cells)}: {method}, class {label}, "
               f"seed {seed} ({time.perf_counter() - started:.0f} s so far)")
-        runs += run_experiment(RunConfig(
+        cell = run_experiment(RunConfig(
             experiment=method, dataset=config.dataset, protocol=config.protocol, label=label,
             seed=seed, log_dir=config.log_dir, data_dir=config.data_dir, category=config.category,
+            hps_path=config.hps_paths.get(method), tuning=config.tuning,
             jit_compile=config.jit_compile, progress_bar=config.progress_bar,
             overrides=config.overrides), raw=raw)
+        runs.append(chosen_run(cell) or cell[0])
     report = benchmark_report(runs, config, labels, raw.source)
-    name = data_name(config.dataset, config.data_dir, config.category)
-    path = config.log_dir / f"benchmark-{name}-{config.protocol}.md"
+    path = config.log_dir / f"benchmark-{data_label(raw)}-{config.protocol}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, report)
     return report, path
@@ -73,13 +84,18 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
     """Title, data and settings, then the AUROC and AUPRC tables (and precision, recall and F1 at
     the top-share threshold for datasets that define one, as KDD99)."""
     overrides = ", ".join(f"{k}={v}" for k, v in sorted(config.overrides.items())) or "none"
+    grids = ", ".join(f"{m}: {p}" for m, p in config.hps_paths.items())
+    hyperparameters = ("each method's defaults" if not grids else
+                       f"grid files ({grids}), "
+                       + ("every combination, each cell the run chosen on validation"
+                          if config.tuning else "their first values") + ", else defaults")
     lines = [
-        f"## {data_name(config.dataset, config.data_dir, config.category)}, "
+        f"## {runs[0]['dataset'] if runs else config.dataset}, "
         f"{PROTOCOL_NAMES[config.protocol]}",
         "",
         f"- Data: {source}",
         f"- Seeds: {', '.join(map(str, config.seeds))} (cells: mean ± sample std over seeds)",
-        f"- Hyperparameters: each method's defaults; overrides: {overrides}",
+        f"- Hyperparameters: {hyperparameters}; overrides: {overrides}",
         f"- Machine: {describe_machine()}",
     ]
     if config.command:
@@ -91,6 +107,17 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
         lines += ["", f"Test {metric.upper().replace('TOP_', '').replace('_', ' ')}"
                       f"{' (top-scoring share called anomalous)' if 'top' in metric else ''}:",
                   "", benchmark_table(runs, metric, config.methods, labels)]
+    if config.tuning:
+        lines += ["", "Configurations chosen on validation (selection metric of each method):",
+                  "", "| method | class | seed | run | validation | hps |", "|---|---|---|---|---|---|"]
+        for run in runs:
+            validation = ", ".join(f"{k} {v:.4f}" for k, v in run.get("validation", {}).items())
+            tuned = ", ".join(f"{k}={run['hps'][k]}"
+                              for k in load_grid(config.hps_paths[run["experiment"]],
+                                                 trainer_class(run["experiment"]).schema())
+                              ) if run["experiment"] in config.hps_paths else "defaults"
+            lines.append(f"| {run['experiment']} | {run['label']} | {run['seed']} | "
+                         f"{run['run']} | {validation} | {tuned} |")
     return "\n".join(lines)
 
 

@@ -2,24 +2,36 @@
 
 Directory layout under ``log_dir`` (each run resumes when the same command is run again)::
 
-    <experiment>/<dataset>-<protocol><label>-c<contamination>-s<seed>/   results.md, hparams config
-        <run name>/   TensorBoard events, checkpoints/, best_auroc/, best_auprc/, model/, results.json
+    <experiment>/<data>-<digest>-<protocol><label>-v<val share>-c<contamination>-s<seed>/
+        results.md (every run, ranked on validation), HParams config
+        <run name>/   TensorBoard events, checkpoints/, best_auroc/, best_auprc/, model/,
+                      results.json (with the run's fingerprint), error.log if it failed
 
-A run's name is a short hash of its full hyperparameters, so grid runs never share a directory.
+``<data>`` names what was really loaded (``mnist-5k`` when ``mnist`` fell back to it) and
+``<digest>`` is a hash of the loaded arrays, so other data never lands among these runs. A run's
+name is the start of its fingerprint (data identity, splits, seed and hps): a run is resumed or
+shown again only when everything it trained on and with is the same. A lock file keeps a second
+process from writing a run that another live process is writing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import itertools
 import json
 import shutil
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
+from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams import summary as hparams_summary
 
 from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.sources import RawData
@@ -27,12 +39,17 @@ from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.detector import finish_model
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import HpsError, expand, load_grid
-from anomaly_toolbox.results import (RESULTS_FILE, TABLE_METRICS, read_results,
-                                     write_json_atomically, write_results_table)
-from anomaly_toolbox.trainers.base import PreparedData, Trainer, TrainingDiverged
+from anomaly_toolbox.evaluation import ranking_metrics
+from anomaly_toolbox.locks import LOCK_FILE, run_lock
+from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
+                                     read_results, write_json_atomically, write_results_table,
+                                     write_text_atomically)
+from anomaly_toolbox.trainers.base import (CHECKPOINT_DIR, PreparedData, Trainer, TrainingDiverged,
+                                           check_batch_fits)
 from anomaly_toolbox.trainers.shallow import ShallowTrainer
 
 TrainerClass = type[Trainer] | type[ShallowTrainer]
+ERROR_LOG = "error.log"
 
 
 @dataclass
@@ -75,25 +92,46 @@ def apply_determinism(requested: bool | None) -> bool:
     return enabled
 
 
-def run_name(hps: dict[str, Any]) -> str:
-    """Stable 10-hex-digit name of a full hyperparameter set."""
-    return hashlib.sha1(json.dumps(hps, sort_keys=True).encode()).hexdigest()[:10]
+def data_label(raw: RawData) -> str:
+    """The data's name in log paths: what was loaded (``mnist-5k`` for the fallback), and for
+    ``folder`` the folder's name."""
+    if raw.name == "folder" and raw.location:
+        return f"folder-{Path(raw.location).name}"
+    return raw.name
 
 
-def data_name(dataset: str, data_dir: Path | None, category: str | None) -> str:
-    """The dataset's name in log paths: with its category, and for 'folder' the folder's name,
-    so that two image folders never share runs."""
-    if category:
-        return f"{dataset}-{category}"
-    if dataset == "folder" and data_dir is not None:
-        return f"folder-{Path(data_dir).resolve().name}"
-    return dataset
-
-
-def experiment_dir(config: RunConfig) -> Path:
-    name = data_name(config.dataset, config.data_dir, config.category)
+def experiment_dir(config: RunConfig, raw: RawData) -> Path:
+    """``<log_dir>/<experiment>/<data>-<digest>-<protocol><label>-v<val share>-c<g>-s<seed>``:
+    every run below it trained on the same data and splits (the digest is of the loaded arrays)."""
     return (config.log_dir / config.experiment /
-            f"{name}-{config.protocol}{config.label}-c{config.contamination:g}-s{config.seed}")
+            f"{data_label(raw)}-{raw.digest[:8]}-{config.protocol}{config.label}"
+            f"-v{config.val_share:g}-c{config.contamination:g}-s{config.seed}")
+
+
+def run_fingerprint(config: RunConfig, raw: RawData, hps: dict[str, Any]) -> dict[str, Any]:
+    """What a run trained on and with: data identity, split settings, seed and hps, plus ``id``,
+    a SHA-256 of all of them. A run is resumed or reused only when its fingerprint matches."""
+    fingerprint = {"data": raw.identity(), "protocol": config.protocol, "label": config.label,
+                   "contamination": config.contamination, "val_share": config.val_share,
+                   "seed": config.seed, "hps": hps}
+    encoded = json.dumps(fingerprint, sort_keys=True).encode()
+    return {**fingerprint, "id": hashlib.sha256(encoded).hexdigest()[:16]}
+
+
+def run_dir_for(root: Path, fingerprint: dict[str, Any]) -> Path:
+    """The run directory of ``fingerprint`` under ``root``: the one whose ``results.json`` holds
+    this fingerprint, else the first free name (``<id>``, ``<id>-2``, ...). A directory holding
+    another run (or checkpoints without a results file) is never reused."""
+    for attempt in itertools.count(1):
+        run_dir = root / (fingerprint["id"][:10] + (f"-{attempt}" if attempt > 1 else ""))
+        if not run_dir.exists():
+            return run_dir
+        previous = read_results(run_dir / RESULTS_FILE)
+        if previous is None and not (run_dir / CHECKPOINT_DIR).exists():
+            return run_dir  # created but never written to (or being created right now)
+        if previous is not None and previous.get("fingerprint") == fingerprint:
+            return run_dir
+    raise AssertionError("unreachable")
 
 
 def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
@@ -121,10 +159,16 @@ def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
     return sets
 
 
+class DiskFull(OSError):
+    """The disk filled up during a run; the last good checkpoint and results are kept."""
+
+
 def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[str, Any]]:
     """Train and test every hyperparameter set of ``config``; returns each run's results.
 
     ``raw``: the dataset's arrays when the caller has loaded them already (else loaded here).
+    A single run whose settings do not fit the data raises ``ValueError`` before any directory
+    is written; inside a grid that run is recorded as ``failed`` and the grid goes on.
     """
     trainer_cls = trainer_class(config.experiment)
     sets = hyperparameter_sets(config)
@@ -133,89 +177,187 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     splits = one_class_splits(raw, config.protocol, config.label, config.contamination,
                               config.val_share, config.seed)
     data = PreparedData.from_splits(splits, trainer_cls.image_size, raw.top_share)
-    root = experiment_dir(config)
-    root.mkdir(parents=True, exist_ok=True)
-    _write_hparams_config(root, trainer_cls)
+    root = experiment_dir(config, raw)
     print(f"Data: {raw.source}\nSplits: {json.dumps(splits.describe())}\nLogs: {root}")
     results = []
-    for index, hps in enumerate(sets):
-        if len(sets) > 1:
-            print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
-        results.append(_run_one(trainer_cls, hps, config, raw, splits, data, root / run_name(hps),
-                                deterministic))
-        write_results_table(root)
-    print(f"\nResults: {root / 'results.md'}")
+    try:
+        for index, hps in enumerate(sets):
+            if len(sets) > 1:
+                print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
+            run = RunContext(config, raw, splits, data, deterministic, in_grid=len(sets) > 1)
+            results.append(_run_one(trainer_cls, hps, run, root))
+            write_results_table(root)
+    finally:
+        if root.is_dir():
+            _write_hparams_config(root, trainer_cls, sets)
+    print(f"\nResults: {root / TABLE_FILE}")
+    if len(sets) > 1:
+        print(choice_summary(results))
     return results
 
 
-def _write_hparams_config(root: Path, trainer_cls: TrainerClass) -> None:
-    metrics = [hp.Metric(f"test/{m}", display_name=f"test {m}") for m in TABLE_METRICS]
-    metrics += [hp.Metric(f"validation/{m}", display_name=f"validation {m}")
-                for m in ("auroc", "auprc")]
+@dataclass
+class RunContext:
+    """What every run of one invocation shares."""
+
+    config: RunConfig
+    raw: RawData
+    splits: OneClassSplits
+    data: PreparedData
+    deterministic: bool
+    in_grid: bool
+
+
+def _write_hparams_config(root: Path, trainer_cls: TrainerClass,
+                          sets: list[dict[str, Any]]) -> None:
+    """The HParams dashboard's columns: every hps key, with the values this grid tries as its
+    domain (so that the dashboard can filter), and the validation and test metrics."""
+    metrics = [hp.Metric(f"validation/{m}", display_name=f"validation {m}")
+               for m in ("auroc", "auprc")]
+    metrics += [hp.Metric(f"test/{m}", display_name=f"test {m}") for m in TABLE_METRICS]
+    hparams = []
+    for name in trainer_cls.schema():
+        values = sorted({hparam_value(hps[name]) for hps in sets}, key=repr)
+        same_type = len({type(value) for value in values}) == 1
+        hparams.append(hp.HParam(name, hp.Discrete(values) if same_type else None))
     with tf.summary.create_file_writer(str(root)).as_default():
-        hp.hparams_config(hparams=[hp.HParam(name) for name in trainer_cls.schema()],
-                          metrics=metrics)
+        hp.hparams_config(hparams=hparams, metrics=metrics)
 
 
-def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], config: RunConfig, raw: RawData,
-             splits: OneClassSplits, data: PreparedData, run_dir: Path,
-             deterministic: bool) -> dict[str, Any]:
-    if config.restart and run_dir.exists():
-        shutil.rmtree(run_dir)
+def hparam_value(value: Any) -> bool | float | str:
+    """An hps value as the HParams plugin stores it (ints as floats; None as 'auto')."""
+    if value is None:
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _write_session_end(writer: tf.summary.SummaryWriter, status: str) -> None:
+    """The run's end status in its HParams record (the dashboard's Status column and filter).
+    The plugin knows success, failure, running and unknown: an interrupted run shows as unknown
+    (its results.json says interrupted)."""
+    codes = {"completed": api_pb2.STATUS_SUCCESS, "failed": api_pb2.STATUS_FAILURE,
+             "interrupted": api_pb2.STATUS_UNKNOWN}
+    with writer.as_default():
+        tf.summary.experimental.write_raw_pb(
+            hparams_summary.session_end_pb(codes[status]).SerializeToString(), step=0)
+    writer.flush()
+
+
+def _record_failure(run_dir: Path, results: dict[str, Any], error: BaseException) -> None:
+    """Mark the run failed with a one-line reason; the traceback goes to ``error.log``."""
+    reason = str(error) if isinstance(error, (TrainingDiverged, ValueError)) else (
+        f"{type(error).__name__}: {error}")
+    results.update(status="failed", error=reason)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(run_dir / ERROR_LOG, "".join(traceback.format_exception(error)))
+    write_json_atomically(run_dir / RESULTS_FILE, results)
+    print(f"Run {run_dir.name} failed: {reason}")
+
+
+def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
+             root: Path) -> dict[str, Any]:
+    config, splits = run.config, run.splits
+    fingerprint = run_fingerprint(config, run.raw, hps)
+    run_dir = run_dir_for(root, fingerprint)
     results_path = run_dir / RESULTS_FILE
     previous = read_results(results_path)
-    if previous is not None and previous.get("status") == "completed":
+    if not config.restart and previous is not None and previous.get("status") == "completed":
         print(f"{run_dir} already completed; showing its results (--restart trains again)")
         return previous
-    trainer = trainer_cls(hps, sample_shape=splits.train.x.shape[1:], seed=config.seed,
-                          jit_compile=hps.get("jit_compile", False))
-    run_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "run": run_dir.name, "run_dir": str(run_dir), "experiment": config.experiment,
-        "dataset": config.dataset, "data_source": raw.source, "protocol": config.protocol,
-        "label": config.label, "contamination": config.contamination, "seed": config.seed,
-        "splits": splits.describe(), "hps": hps, "deterministic": deterministic,
-        "status": "running",
+        "dataset": run.raw.name, "requested_dataset": config.dataset,
+        "data_source": run.raw.source, "protocol": config.protocol, "label": config.label,
+        "contamination": config.contamination, "val_share": config.val_share,
+        "seed": config.seed, "splits": splits.describe(), "hps": hps,
+        "deterministic": run.deterministic, "fingerprint": fingerprint, "status": "running",
     }
+    try:
+        check_batch_fits(hps, len(splits.train))
+        trainer = trainer_cls(hps, sample_shape=splits.train.x.shape[1:], seed=config.seed,
+                              jit_compile=hps.get("jit_compile", False))
+    except ValueError as error:
+        if not run.in_grid:
+            raise
+        _record_failure(run_dir, results, error)
+        return results
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        if config.restart:
+            _empty(run_dir)
+        return _train_and_test(trainer, results, run, run_dir)
+
+
+def _empty(run_dir: Path) -> None:
+    """Delete everything in ``run_dir`` but its lock (``--restart``)."""
+    for path in run_dir.iterdir():
+        if path.name != LOCK_FILE:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], run: RunContext,
+                    run_dir: Path) -> dict[str, Any]:
+    """Fit, select on validation, write the model and test it; ``results.json`` always ends as
+    completed, failed (with the reason) or interrupted."""
+    config, data = run.config, run.data
+    results_path = run_dir / RESULTS_FILE
     write_json_atomically(results_path, results)
     writer = tf.summary.create_file_writer(str(run_dir))
+    trial_id = run_dir.relative_to(config.log_dir).as_posix()
     with writer.as_default():
-        hp.hparams({key: "auto" if value is None else value for key, value in hps.items()},
-                   trial_id=run_dir.name)
-    started = time.perf_counter()
+        hp.hparams({key: hparam_value(value) for key, value in results["hps"].items()},
+                   trial_id=trial_id)
     try:
+        started = time.perf_counter()
         trainer.fit(data, run_dir, writer, progress_bar=config.progress_bar)
-    except TrainingDiverged as error:
-        results.update(status="failed", error=str(error))
-        write_json_atomically(results_path, results)
-        print(f"Run {run_dir.name} failed: {error}")
-        return results
+        train_seconds = time.perf_counter() - started
+        results["selected_model"] = trainer.select_final_model(run_dir, data)
+        started = time.perf_counter()
+        validation_scores = trainer.final_scores(data.validation)
+        metadata = finish_model(config.experiment, trainer, run_dir, data,
+                                run.raw.x_train.shape[1:], config.seed, writer, validation_scores,
+                                fingerprint=results["fingerprint"])
+        results["threshold"] = {"value": metadata["threshold"], "rule": metadata["threshold_rule"]}
+        results["validation"] = ranking_metrics(data.validation_labels, validation_scores)
+        note = trainer.selection_note()
+        if note:
+            results["selection_note"] = note
+        test = trainer.evaluate(data, validation_scores)
+        test_seconds = time.perf_counter() - started
     except KeyboardInterrupt:
         results.update(status="interrupted")
         write_json_atomically(results_path, results)
+        _write_session_end(writer, "interrupted")
         raise
-    train_seconds = time.perf_counter() - started
-    results["selected_model"] = trainer.select_final_model(run_dir, data)
-    started = time.perf_counter()
-    validation_scores = trainer.final_scores(data.validation)
-    metadata = finish_model(config.experiment, trainer, run_dir, data, raw.x_train.shape[1:],
-                            config.seed, writer, validation_scores)
-    results["threshold"] = {"value": metadata["threshold"], "rule": metadata["threshold_rule"]}
-    note = trainer.selection_note()
-    if note:
-        results["selection_note"] = note
-    test = trainer.evaluate(data, validation_scores)
-    test_seconds = time.perf_counter() - started
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            return _failed(run_dir, results, writer, error)
+        with contextlib.suppress(OSError):
+            _failed(run_dir, results, writer, error)
+        raise DiskFull(errno.ENOSPC, f"the disk is full (writing {error.filename or run_dir}); "
+                                     f"free some space and run the same command again to "
+                                     f"resume from the last good checkpoint") from None
+    except Exception as error:  # noqa: BLE001 - recorded as failed; a grid goes on
+        return _failed(run_dir, results, writer, error)
     summary = trainer.training_summary()
     with writer.as_default():
         for metric, value in test.items():
             tf.summary.scalar(f"test/{metric}", value, step=summary["epochs_trained"])
-    writer.flush()
     results.update(
         status="completed", test=test, **summary,
         timings={"train_seconds": train_seconds, "test_seconds": test_seconds,
-                 "test_images_per_second": len(splits.test) / max(test_seconds, 1e-9)})
+                 "test_images_per_second": len(run.splits.test) / max(test_seconds, 1e-9)})
     write_json_atomically(results_path, results)
+    _write_session_end(writer, "completed")
     print(f"Test: {json.dumps({k: round(v, 4) for k, v in test.items()})} "
           f"({results['selected_model']})")
+    return results
+
+
+def _failed(run_dir: Path, results: dict[str, Any], writer: tf.summary.SummaryWriter,
+            error: BaseException) -> dict[str, Any]:
+    _record_failure(run_dir, results, error)
+    _write_session_end(writer, "failed")
     return results

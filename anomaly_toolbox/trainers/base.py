@@ -68,6 +68,18 @@ def per_sample_l1(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.abs(tf.reshape(a - b, [tf.shape(a)[0], -1])), axis=1)
 
 
+def check_batch_fits(hps: dict[str, Any], train_size: int) -> None:
+    """``ValueError`` when a training batch is larger than the training split (no step at all)."""
+    if hps.get("batch_size", 0) > train_size:
+        raise ValueError(f"batch_size {hps['batch_size']} is larger than the {train_size} "
+                         f"training samples, so an epoch has no step; lower batch_size")
+
+
+def _other(metric: str) -> str:
+    """The other ranking metric: AUPRC for AUROC and the reverse."""
+    return "auprc" if metric == "auroc" else "auroc"
+
+
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -147,6 +159,10 @@ class Trainer(abc.ABC):
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.best = {metric: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
                                          name=f"best_{metric}") for metric in SELECTION_METRICS}
+        #: The other ranking metric at each best epoch, which breaks ties (see :meth:`_improves`).
+        self.best_tiebreak = {metric: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
+                                                  name=f"best_{metric}_tiebreak")
+                              for metric in SELECTION_METRICS}
         self._xla_or_graph_step = tf.function(self._train_step_and_average,
                                               jit_compile=jit_compile)
         self._compiled_train_step = tf.function(self._draw_noise_and_step)
@@ -269,6 +285,8 @@ class Trainer(abc.ABC):
         return tf.train.Checkpoint(
             epoch=self.epoch, step=self.step,
             **{f"best_{metric}": variable for metric, variable in self.best.items()},
+            **{f"best_{metric}_tiebreak": variable
+               for metric, variable in self.best_tiebreak.items()},
             **{f"network_{name}": net for name, net in self.networks.items()},
             **{f"scoring_{name}": net for name, net in self.scoring_networks.items()
                if net is not self.networks[name]},
@@ -287,12 +305,13 @@ class Trainer(abc.ABC):
         """Train for ``hps['epochs']`` epochs, resuming from ``run_dir/checkpoints`` if present."""
         checkpoint = self.checkpoint()
         manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINT_DIR, max_to_keep=2)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            print(f"Resuming from {manager.latest_checkpoint} "
+        if manager.checkpoints:
+            restored = self._restore_newest_readable(checkpoint, manager.checkpoints)
+            print(f"Resuming from {restored} "
                   f"(epoch {int(self.epoch)} of {self.hps['epochs']} done)")
         else:
             self.before_training(data)
+        check_batch_fits(self.hps, data.train_size)
         steps = data.train_size // self.hps["batch_size"]
         strip = next(iter(eval_batches(data.validation, IMAGES_IN_STRIP)))[0]
         with writer.as_default():
@@ -302,8 +321,9 @@ class Trainer(abc.ABC):
                 metrics = self.validation_metrics(data)
                 for metric, value in metrics.items():
                     tf.summary.scalar(f"validation/{metric}", value, step=epoch + 1)
-                    if value > self.best[metric].numpy():
+                    if self._improves(metric, metrics):
                         self.best[metric].assign(value)
+                        self.best_tiebreak[metric].assign(metrics[_other(metric)])
                         self.save_networks(run_dir / f"best_{metric}")
                 reconstruction = self._compiled_reconstruct(strip)
                 if reconstruction is not None and not self.tabular:
@@ -317,6 +337,30 @@ class Trainer(abc.ABC):
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no anomalies"
                 print(f"epoch {epoch + 1}/{self.hps['epochs']}: validation {shown}")
 
+    @staticmethod
+    def _restore_newest_readable(checkpoint: tf.train.Checkpoint, paths: list[str]) -> str:
+        """Restore the newest checkpoint that reads back whole; an unreadable one (a truncated
+        file after a crash or a full disk) falls back to the one before."""
+        problems = []
+        for path in reversed(paths):
+            try:
+                checkpoint.restore(path).assert_existing_objects_matched()
+                return path
+            except Exception as error:  # noqa: BLE001 - TF reports damage as many error types
+                print(f"Checkpoint {path} is unreadable ({type(error).__name__}); trying the "
+                      f"one before")
+                problems.append(path)
+        raise ValueError(f"no checkpoint of this run can be read ({', '.join(problems)}); run "
+                         f"the same command with --restart to train it from scratch")
+
+    def divergence_hint(self) -> str:
+        """Which hps key most likely made the losses diverge, and what to do about it."""
+        hint = (f"the likely cause is the hps key 'learning_rate' ({self.hps['learning_rate']:g}):"
+                f" lower it, e.g. to {self.hps['learning_rate'] / 10:g}")
+        if self.hps.get("mixed_precision"):
+            hint += ", or set 'mixed_precision' to false"
+        return hint
+
     def _train_epoch(self, data: PreparedData, epoch: int, steps: int, progress_bar: bool) -> None:
         progress = keras.utils.Progbar(steps, verbose=1 if progress_bar else 0, unit_name="step")
         batches = train_batches(data.train, data.train_size, self.hps["batch_size"], self.seed,
@@ -329,10 +373,19 @@ class Trainer(abc.ABC):
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"loss '{name}' became {value} at step {int(self.step)} (epoch "
-                        f"{epoch + 1}); the last good checkpoint is kept. Lower learning_rate.")
+                        f"{epoch + 1}); the last good checkpoint is kept. "
+                        f"{self.divergence_hint()}.")
                 tf.summary.scalar(f"train/{name}", value, step=self.step)
             self.step.assign_add(1)
             progress.update(index + 1, list(losses.items()))
+
+    def _improves(self, metric: str, metrics: dict[str, float]) -> bool:
+        """Whether this epoch beats the best so far on ``metric``: a higher value, or the same
+        value with the other ranking metric at least as high (so on a full tie, the later epoch
+        wins: a small validation split often reaches 1.0 early, and later weights trained more)."""
+        candidate = (metrics[metric], metrics[_other(metric)])
+        best = (self.best[metric].numpy(), self.best_tiebreak[metric].numpy())
+        return candidate[0] > best[0] or (candidate[0] == best[0] and candidate[1] >= best[1])
 
     def validation_metrics(self, data: PreparedData) -> dict[str, float]:
         """Per-epoch validation AUROC/AUPRC that drive model selection (all images by default)."""
