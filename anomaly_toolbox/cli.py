@@ -15,6 +15,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -67,9 +68,12 @@ def _check_output_dir(option: str, path: Path) -> None:
     if not existing.is_dir():
         raise BadInput(f"{option} {path} cannot be created: {existing} is a file; choose another "
                        f"{option}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BadInput(f"{option} {path} is not writable ({existing} does not allow writing); "
-                       f"choose another {option}")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise BadInput(f"{option} {path} is not writable ({existing}: {error.strerror}); "
+                       f"choose another {option}") from None
 
 
 def _check_output_file(option: str, path: Path) -> None:

@@ -107,7 +107,10 @@ def load_kdd99(data_dir: str | Path | None, category: str | None = None) -> RawD
     raw_file = next((Path(data_dir) / name for name in RAW_FILES
                      if data_dir is not None and (Path(data_dir) / name).is_file()), None)
     rows, labels = _read_raw_file(raw_file) if raw_file else _fetch_with_sklearn(data_dir)
-    features = encode(rows)
+    try:
+        features = encode(rows)
+    except ValueError as error:
+        raise ValueError(f"{raw_file or 'KDDCUP99'}: {error}") from None
     targets = (labels != NORMAL_TRAFFIC).astype(np.int64)
     order = np.random.default_rng(_SPLIT_SEED).permutation(len(targets))
     cut = int(round((1.0 - _TEST_SHARE) * len(order)))
