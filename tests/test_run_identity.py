@@ -1,0 +1,331 @@
+"""Results a user can trust: runs identified by what they trained on, one writer per run,
+grids chosen on validation, and every way a run can end recorded in its results."""
+
+import errno
+import gc
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+from anomaly_toolbox import Autoencoder, load
+from anomaly_toolbox.cli import main
+from anomaly_toolbox.results import chosen_run, read_results
+from anomaly_toolbox.trainers.base import Trainer
+from tests.conftest import TINY, write_grid
+
+AE = {**TINY, "filters": 2}
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def train(tmp_path, grid, *args, experiment="ae", dataset="mnist-5k", log_dir="logs"):
+    hps = write_grid(tmp_path / "grid.json", grid)
+    return invoke("-e", experiment, "-d", dataset, "--hps-path", hps, "--log-dir",
+                  tmp_path / log_dir, "-q", *args)
+
+
+def results_files(log_dir):
+    return sorted(log_dir.glob("*/*/*/results.json"))
+
+
+def write_image_folder(root, bundled, normal_digit, anomalous_digit):
+    """normal/ and abnormal/ folders of 28x28 PNG digits."""
+    for folder, digit, count in (("normal", normal_digit, 60), ("abnormal", anomalous_digit, 20)):
+        (root / folder).mkdir(parents=True)
+        for index, image in enumerate(bundled.x_train[bundled.y_train == digit][:count]):
+            tf.io.write_file(str(root / folder / f"{index:03d}.png"), tf.io.encode_png(image))
+    return root
+
+
+def hparams_records(run_dir):
+    """Every HParams plugin record of a run's event files."""
+    records = []
+    for path in run_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    records.append(plugin_data_pb2.HParamsPluginData.FromString(
+                        value.metadata.plugin_data.content))
+    return records
+
+
+# ------------------------------------------------------------------------------ run identity
+def test_folders_with_the_same_name_and_other_content_never_share_a_run(tmp_path, bundled,
+                                                                        monkeypatch):
+    first = write_image_folder(tmp_path / "A" / "images", bundled, 1, 7)
+    second = write_image_folder(tmp_path / "B" / "images", bundled, 3, 8)
+    grid = {**AE, "batch_size": 16}
+    done = train(tmp_path, grid, "-d", "folder", "--data-dir", first, dataset="folder")
+    assert done.exit_code == 0, done.output
+
+    original = Trainer._train_epoch
+
+    def interrupt(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt)
+    stopped = train(tmp_path, {**grid, "epochs": 2}, "-d", "folder", "--data-dir", first,
+                    dataset="folder")
+    assert stopped.exit_code == 130
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+
+    other = train(tmp_path, grid, "-d", "folder", "--data-dir", second, dataset="folder")
+    assert other.exit_code == 0, other.output
+    assert "already completed" not in other.output
+    resumed_elsewhere = train(tmp_path, {**grid, "epochs": 2}, "-d", "folder", "--data-dir",
+                              second, dataset="folder")
+    assert "Resuming from" not in resumed_elsewhere.output
+    runs = [read_results(path) for path in results_files(tmp_path / "logs")]
+    assert len(runs) == 4
+    digests = {run["fingerprint"]["data"]["digest"] for run in runs}
+    locations = {run["fingerprint"]["data"]["location"] for run in runs}
+    assert len(digests) == 2 and locations == {str(first.resolve()), str(second.resolve())}
+    assert len({path.parent.parent for path in results_files(tmp_path / "logs")}) == 2
+
+
+def test_the_same_data_and_settings_reuse_the_run_and_the_fingerprint_is_stored(tmp_path):
+    result = train(tmp_path, AE, "--normal-label", 3)
+    again = train(tmp_path, AE, "--normal-label", 3)
+    assert again.exit_code == 0 and "already completed" in again.output
+    [path] = results_files(tmp_path / "logs")
+    results = read_results(path)
+    metadata = json.loads((path.parent / "model" / "metadata.json").read_text())
+    fingerprint = results["fingerprint"]
+    assert metadata["fingerprint"] == fingerprint and path.parent.name == fingerprint["id"][:10]
+    assert fingerprint["data"]["name"] == "mnist-5k" and fingerprint["val_share"] == 0.1
+    assert fingerprint["hps"] == results["hps"] and fingerprint["seed"] == 42
+    other_share = train(tmp_path, AE, "--normal-label", 3, "--val-share", 0.2)
+    assert "already completed" not in other_share.output and result.exit_code == 0
+    assert len(results_files(tmp_path / "logs")) == 2
+
+
+def test_the_offline_mnist_fallback_is_filed_as_what_it_loaded(tmp_path, monkeypatch):
+    from anomaly_toolbox.datasets import DatasetUnavailable, sources
+
+    def offline(name, data_dir):
+        raise DatasetUnavailable("no network in this test")
+
+    monkeypatch.setattr(sources, "load_tfds", offline)
+    result = train(tmp_path, AE, "--normal-label", 3, dataset="mnist")
+    assert result.exit_code == 0, result.output
+    [path] = results_files(tmp_path / "logs")
+    results = read_results(path)
+    assert re.fullmatch(r"mnist-5k-[0-9a-f]{8}-normal3-v0\.1-c0-s42", path.parent.parent.name)
+    assert results["dataset"] == "mnist-5k" and results["requested_dataset"] == "mnist"
+    assert "FALLBACK" in results["data_source"]
+
+
+# ------------------------------------------------------------------------------------ locks
+def test_a_second_process_on_the_same_run_is_refused_and_a_dead_ones_lock_taken_over(tmp_path):
+    assert train(tmp_path, AE, "--normal-label", 3).exit_code == 0
+    [path] = results_files(tmp_path / "logs")
+    lock = path.parent / ".lock"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{os.uname().nodename} {sleeper.pid}\n")
+        refused = train(tmp_path, AE, "--normal-label", 3, "--restart")
+        assert refused.exit_code == 2, refused.output
+        assert f"another anomaly-box process (PID {sleeper.pid}) is writing" in refused.output
+        assert read_results(path)["status"] == "completed"  # untouched
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    taken_over = train(tmp_path, AE, "--normal-label", 3, "--restart")  # its owner is dead now
+    assert taken_over.exit_code == 0, taken_over.output
+    assert read_results(path)["status"] == "completed" and not lock.exists()
+
+
+# ---------------------------------------------------------------------------------- HParams
+def test_hparams_records_are_per_run_with_end_status_and_grid_domains(tmp_path):
+    for seed in (1, 2):
+        assert train(tmp_path, {**AE, "learning_rate": [1e-3, 2e-3]}, "--tuning",
+                     "--normal-label", 3, "--seed", seed).exit_code == 0
+    paths = results_files(tmp_path / "logs")
+    assert len(paths) == 4
+    trial_ids, statuses = set(), []
+    for path in paths:
+        records = hparams_records(path.parent)
+        [start] = [r.session_start_info for r in records if r.HasField("session_start_info")]
+        [end] = [r.session_end_info for r in records if r.HasField("session_end_info")]
+        trial_ids.add(start.group_name)
+        statuses.append(end.status)
+        assert start.group_name == path.parent.relative_to(tmp_path / "logs").as_posix()
+    assert len(trial_ids) == 4 and statuses == [api_pb2.STATUS_SUCCESS] * 4
+    [config] = [r.experiment for r in hparams_records(paths[0].parent.parent)
+                if r.HasField("experiment")]
+    domains = {h.name: list(h.domain_discrete) for h in config.hparam_infos}
+    assert sorted(domains["learning_rate"]) == [1e-3, 2e-3]
+
+
+# ------------------------------------------------------------------------------ Python API
+def test_detectors_sharing_a_log_dir_never_overwrite_each_other(tmp_path, bundled):
+    ones = bundled.x_train[bundled.y_train == 1][:200]
+    sevens = bundled.x_train[bundled.y_train == 7][:200]
+    hps = {k: v for k, v in AE.items() if k != "jit_compile"}
+    first = Autoencoder(**hps, log_dir=tmp_path).fit(ones)
+    second = Autoencoder(**hps, log_dir=tmp_path).fit(sevens)
+    assert first.model_dir != second.model_dir
+    probe = bundled.x_test[:50]
+    reloaded = load(first.save(tmp_path / "first"))
+    np.testing.assert_array_equal(reloaded.score_samples(probe), first.score_samples(probe))
+    assert reloaded.threshold == first.threshold != second.threshold
+
+
+def test_fit_without_a_log_dir_leaves_no_temporary_directory(bundled):
+    hps = {k: v for k, v in AE.items() if k != "jit_compile"}
+    detector = Autoencoder(**hps).fit(bundled.x_train[bundled.y_train == 1][:100])
+    first_root = detector.model_dir.parents[2]
+    detector.fit(bundled.x_train[bundled.y_train == 1][:100])
+    second_root = detector.model_dir.parents[2]
+    assert not first_root.exists() and second_root.exists()
+    del detector
+    gc.collect()
+    assert not second_root.exists()
+
+
+# ----------------------------------------------------------------------- choice on validation
+def test_a_grid_is_ranked_and_chosen_on_validation(tmp_path):
+    result = train(tmp_path, {**AE, "learning_rate": [1e-4, 3e-3, 1e-2]}, "--tuning",
+                   "--normal-label", 3)
+    assert result.exit_code == 0, result.output
+    runs = [read_results(path) for path in results_files(tmp_path / "logs")]
+    best = max(runs, key=lambda r: (r["validation"]["auroc"], r["validation"]["auprc"]))
+    assert chosen_run(runs)["run"] == best["run"]
+    assert (f"chosen on validation: run {best['run']} (validation auroc "
+            f"{best['validation']['auroc']:.4f}); its test auroc {best['test']['auroc']:.4f}"
+            in result.output)
+    table = (results_files(tmp_path / "logs")[0].parent.parent / "results.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| run"))
+    assert header.index("validation auroc") < header.index("test auroc")
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows[0].startswith(f"| {best['run']} |") and "**chosen**" in rows[0]
+    assert sum("**chosen**" in row for row in rows) == 1
+
+
+def test_best_epoch_ties_go_to_the_other_metric_then_the_later_epoch(tmp_path, monkeypatch):
+    from anomaly_toolbox.trainers.autoencoder import AutoencoderTrainer
+
+    sequence = iter([{"auroc": 1.0, "auprc": 0.8}, {"auroc": 1.0, "auprc": 0.9},
+                     {"auroc": 1.0, "auprc": 0.9}, {"auroc": 1.0, "auprc": 0.85}])
+    saved = []
+    monkeypatch.setattr(AutoencoderTrainer, "validation_metrics", lambda self, data: next(sequence))
+    monkeypatch.setattr(AutoencoderTrainer, "save_networks",
+                        lambda self, directory: saved.append((directory.name, int(self.epoch))))
+    train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3)
+    assert [epoch for name, epoch in saved if name == "best_auroc"] == [0, 1, 2]
+    assert [epoch for name, epoch in saved if name == "best_auprc"] == [0, 1, 2]
+
+
+def test_benchmark_with_a_grid_reports_the_configuration_chosen_on_validation(tmp_path):
+    grid = write_grid(tmp_path / "grid.json", {**AE, "learning_rate": [1e-4, 3e-3]})
+    result = invoke("benchmark", "-m", "ae", "-d", "mnist-5k", "--protocol", "normal",
+                    "--labels", "3", "--hps-path", grid, "--tuning", "--log-dir",
+                    tmp_path / "logs")
+    assert result.exit_code == 0, result.output
+    runs = [read_results(path) for path in results_files(tmp_path / "logs")]
+    chosen = chosen_run(runs)
+    assert f"| ae | 3 | 42 | {chosen['run']} |" in result.output
+    assert f"learning_rate={chosen['hps']['learning_rate']}" in result.output
+    assert f"| 3 | {chosen['test']['auroc']:.3f} |" in result.output
+
+
+# ------------------------------------------------------------------------- how runs end
+def test_a_grid_goes_on_past_a_bad_combination(tmp_path):
+    result = train(tmp_path, {**AE, "batch_size": [100_000, 32]}, "--tuning", "--normal-label", 3)
+    assert result.exit_code == 1 and "1 run(s) failed" in result.output
+    runs = {r["hps"]["batch_size"]: r for r in map(read_results, results_files(tmp_path / "logs"))}
+    assert runs[32]["status"] == "completed"
+    assert runs[100_000]["status"] == "failed"
+    assert "batch_size 100000 is larger than the 360 training samples" in runs[100_000]["error"]
+    table = (results_files(tmp_path / "logs")[0].parent.parent / "results.md").read_text()
+    assert "| failed |" in table and "| completed |" in table and "Traceback" not in result.output
+
+
+def test_an_unexpected_error_marks_the_run_failed_with_its_reason(tmp_path, monkeypatch):
+    from anomaly_toolbox.trainers.autoencoder import AutoencoderTrainer
+
+    def broken(self, *args):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(AutoencoderTrainer, "select_final_model", broken)
+    result = train(tmp_path, AE, "--normal-label", 3)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error.log" in result.output
+    [path] = results_files(tmp_path / "logs")
+    results = read_results(path)
+    assert results["status"] == "failed"
+    assert results["error"] == "RuntimeError: something inside broke"
+    assert "Traceback" in (path.parent / "error.log").read_text()
+
+
+def test_ctrl_c_during_final_testing_leaves_interrupted_and_says_how_to_resume(tmp_path,
+                                                                              monkeypatch):
+    from anomaly_toolbox.trainers.autoencoder import AutoencoderTrainer
+
+    def interrupted(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(AutoencoderTrainer, "evaluate", interrupted)
+    result = train(tmp_path, AE, "--normal-label", 3, "--restart")
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if "Resume with" in line]
+    assert line.startswith("Interrupted. Resume with: anomaly-box train -e ae -d mnist-5k")
+    assert "--restart" not in line and "--normal-label 3" in line
+    [path] = results_files(tmp_path / "logs")
+    assert read_results(path)["status"] == "interrupted"
+
+
+def test_a_full_disk_is_said_and_the_last_good_state_kept(tmp_path, monkeypatch):
+    from anomaly_toolbox.trainers.autoencoder import AutoencoderTrainer
+
+    def disk_full(self, directory):
+        raise OSError(errno.ENOSPC, "No space left on device", str(directory))
+
+    monkeypatch.setattr(AutoencoderTrainer, "save_networks", disk_full)
+    result = train(tmp_path, {**AE, "epochs": 2}, "--normal-label", 3)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "the disk is full" in result.output and "run the same command again" in result.output
+    [path] = results_files(tmp_path / "logs")
+    assert read_results(path)["status"] == "failed"
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypatch):
+    original = Trainer._train_epoch
+
+    def stop_in_third_epoch(self, data, epoch, *rest):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, data, epoch, *rest)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", stop_in_third_epoch)
+    grid = {**AE, "epochs": 3}
+    assert train(tmp_path, grid, "--normal-label", 3).exit_code == 130
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    [path] = results_files(tmp_path / "logs")
+    checkpoints = path.parent / "checkpoints"
+    for data_file in checkpoints.glob("ckpt-2.data-*"):
+        data_file.write_bytes(data_file.read_bytes()[:100])
+    resumed = train(tmp_path, grid, "--normal-label", 3)
+    assert resumed.exit_code == 0, resumed.output
+    assert "ckpt-2 is unreadable" in resumed.output and "ckpt-1 (epoch 1 of 3 done)" in resumed.output
+    assert read_results(path)["epochs_trained"] == 3
+
+    for data_file in checkpoints.glob("ckpt-*.data-*"):
+        data_file.write_bytes(b"")
+    results = read_results(path)
+    results["status"] = "interrupted"
+    path.write_text(json.dumps(results))
+    broken = train(tmp_path, grid, "--normal-label", 3)
+    assert broken.exit_code == 1 and "Traceback" not in broken.output
+    assert "no checkpoint of this run can be read" in broken.output
+    assert "--restart" in read_results(path)["error"]
