@@ -53,6 +53,7 @@ def test_mixed_precision_computes_in_bfloat16_and_keeps_float32_outputs(bundled)
     assert scores.dtype == tf.float32 and np.all(np.isfinite(scores.numpy()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", NETWORK_METHODS)
 def test_every_network_method_trains_and_scores_in_mixed_precision(bundled, experiment):
     trainer = make_trainer(experiment, mixed_precision=True)

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from click.testing import CliRunner
 
 from anomaly_toolbox.cli import main
@@ -34,6 +35,7 @@ def test_table_has_a_row_per_class_marks_failures_and_averages_complete_seeds():
     assert lines[4] == "| **average** | 0.600 ± 0.141 | 0.700 | - |"
 
 
+@pytest.mark.slow
 def test_two_classes_one_seed_of_tiny_models_fill_the_table(tmp_path, capsys):
     config = BenchmarkConfig(methods=["deepsvdd", "iforest"], dataset="mnist-5k", labels=[0, 1],
                              seeds=[0], log_dir=tmp_path, overrides=TINY)

@@ -24,6 +24,7 @@ def test_projection_discriminator_equals_the_formula_by_hand(bundled):
     np.testing.assert_allclose(logit, expected, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("discriminator", ["projection", "concat"])
 def test_both_consistency_terms_fall_with_training(bundled, discriminator):
     trainer = make_trainer("cbigan", discriminator=discriminator, filters=8, latent_dim=16)

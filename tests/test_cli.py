@@ -65,6 +65,7 @@ def test_egbad_end_to_end_writes_models_checkpoints_results_and_hparams(tmp_path
     assert again.exit_code == 0 and "already completed" in again.output
 
 
+@pytest.mark.slow
 def test_anogan_end_to_end_says_how_validation_was_cheapened(tmp_path):
     _, results = only_run(tmp_path, "anogan", {**TINY, "search_steps": 20,
                                                "validation_search_steps": 5,
@@ -74,6 +75,7 @@ def test_anogan_end_to_end_says_how_validation_was_cheapened(tmp_path):
     assert "20 steps" in results["selection_note"]
 
 
+@pytest.mark.slow
 def test_memgan_end_to_end_logs_decoded_memory_and_saves_the_memory(tmp_path):
     run_dir, results = only_run(tmp_path, "memgan", {**TINY, "memory_units": 12},
                                 "--normal-label", 3)
@@ -83,6 +85,7 @@ def test_memgan_end_to_end_logs_decoded_memory_and_saves_the_memory(tmp_path):
     assert memory.get_layer("memory_units").memory.shape == (12, TINY["latent_dim"])
 
 
+@pytest.mark.slow
 def test_ama_end_to_end_reports_both_scores_and_stores_the_gaussian(tmp_path):
     run_dir, results = only_run(tmp_path, "ama", {**TINY, "n_critic": 1,
                                                   "negative_start_epoch": 1}, "--normal-label", 5)
@@ -102,6 +105,7 @@ def test_jointgan_on_contaminated_data_reports_every_score_part(tmp_path):
         assert math.isfinite(results["test"][key])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("discriminator", ["projection", "concat"])
 def test_cbigan_end_to_end_with_each_discriminator(tmp_path, discriminator):
     run_dir, results = only_run(tmp_path, "cbigan", {**TINY, "discriminator": discriminator},
@@ -111,6 +115,7 @@ def test_cbigan_end_to_end_with_each_discriminator(tmp_path, discriminator):
     assert len(loaded.outputs) == 2
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     grid = {**TINY, "epochs": 2}
     reference = train_tiny(tmp_path, "ganomaly", grid, "--normal-label", 7, log_dir="reference")
@@ -140,6 +145,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monk
     assert results["test"]["auroc"] == pytest.approx(expected["test"]["auroc"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_ganomaly_grid_search_runs_every_combination(tmp_path):
     result = train_tiny(tmp_path, "ganomaly", {**TINY, "contextual_weight": [50.0, 10.0]},
                         "--tuning", "--normal-label", 0)

@@ -34,6 +34,7 @@ def test_score_is_lambda_mix_of_normalised_residual_and_latent_norm(bundled):
     assert np.all(parts[:, 1] <= 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder_loss", ["image", "latent"])
 def test_joint_training_lowers_the_consistency_loss(bundled, encoder_loss):
     trainer = make_trainer("jointgan", n_critic=2, encoder_loss=encoder_loss, filters=8,

@@ -42,6 +42,7 @@ def wait_for_first_checkpoint(tmp_path, process, timeout_s=240):
     pytest.fail("no checkpoint within the time limit")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, status", [(signal.SIGKILL, "running"),
                                             (signal.SIGINT, "interrupted"),
                                             (signal.SIGTERM, "interrupted")],
@@ -66,6 +67,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path, s
     assert (run_dir / "model" / "metadata.json").is_file()
 
 
+@pytest.mark.slow
 def test_divergence_keeps_the_last_good_checkpoint_and_the_grid_goes_on(tmp_path, monkeypatch):
     from anomaly_toolbox.trainers.ganomaly import GANomalyTrainer
 
@@ -92,6 +94,7 @@ def test_divergence_keeps_the_last_good_checkpoint_and_the_grid_goes_on(tmp_path
     assert read_results(runs[10.0] / "results.json")["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_same_seed_on_the_same_cpu_gives_identical_results(tmp_path):
     """AMA's CPU steps differed run to run in the last digits before op determinism. With more
     than one critic update per step they still do (see the README); one is tested here."""

@@ -55,6 +55,7 @@ def test_train_step_updates_every_network_and_scores_are_per_sample(bundled, exp
         assert reconstruction.shape == (4, trainer.image_size, trainer.image_size, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", NETWORK_METHODS)
 def test_xla_and_plain_steps_agree(bundled, experiment):
     """Same math on both paths. Dropout is off: Keras draws its masks inside the compiled step,
@@ -125,6 +126,7 @@ SKIP_LEARNING = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", NETWORK_METHODS)
 def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
     if experiment in SKIP_LEARNING:
