@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from anomaly_toolbox import timing  # noqa: F401 - its clock starts with the package
+
 __version__ = "0.1.0"
 
 

@@ -100,9 +100,15 @@ def _print_catalogue() -> None:
     click.echo("Experiments (--experiment) and their hyperparameters (hps keys, defaults):")
     for name, (_, _, description) in EXPERIMENTS.items():
         click.echo(f"  {name:10s} {description}")
-        for key, param in trainer_class(name).schema().items():
+        cls = trainer_class(name)
+        for key, param in cls.schema().items():
             default = "auto" if param.default is None else param.default
+            if key == "jit_compile":
+                default = "on" if cls.jit_by_default(False) else "GPU only"
             click.echo(f"      {key:20s} {param.kind.__name__:5s} {default!s:10s} {param.help}")
+            if key == "jit_compile" and cls.cpu_jit_off_reason:
+                click.echo(f"      {'':20s} {'':5s} {'':10s} (off without a GPU: "
+                           f"{cls.cpu_jit_off_reason})")
     click.echo("\nDatasets (--dataset):")
     for name, text in DATASET_HELP.items():
         click.echo(f"  {name:10s} {text}")
@@ -202,8 +208,8 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where TensorBoard logs, checkpoints, models, results go.")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
-              help="XLA-compile train and score steps (default: hps key jit_compile, else on "
-                   "when a GPU is visible).")
+              help="XLA-compile train and score steps (default: hps key jit_compile, else on; "
+                   "anogan: on with a GPU only, see --list).")
 @click.option("--deterministic/--no-deterministic", default=None,
               help="TensorFlow op determinism: identical results for a seed on one machine "
                    "(default: on without a GPU; on GPUs it is slower and opt-in).")
@@ -290,7 +296,7 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where runs and the report go; finished runs are reused.")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
-              help="XLA-compile steps (default: on when a GPU is visible).")
+              help="XLA-compile steps (default: each method's, see --list).")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
 def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
               epochs: int | None, hps_paths: tuple[str, ...], tuning: bool, log_dir: Path,

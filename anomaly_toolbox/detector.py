@@ -99,7 +99,7 @@ class Detector:
         log_dir: where checkpoints, TensorBoard logs and the model go: each ``fit`` writes a new
             ``<experiment>/api-<time>-<random>/`` there (default: a temporary directory that is
             deleted with the detector).
-        jit_compile: XLA on/off (default: on when a GPU is visible).
+        jit_compile: XLA on/off (default: the method's, see ``anomaly-box --list``).
         deterministic: TensorFlow op determinism (default: on without a GPU; process-wide).
         val_share: share of ``x`` held out for validation when ``fit`` gets no ``x_val``.
         **hps: the method's hyperparameters (see ``anomaly-box --list``).
@@ -117,7 +117,7 @@ class Detector:
         self.hps = full_hps(hps, trainer_class(self.experiment).schema(), type(self).__name__)
         if "jit_compile" in self.hps:
             requested = jit_compile if jit_compile is not None else self.hps["jit_compile"]
-            self.hps["jit_compile"] = resolve_jit(requested)
+            self.hps["jit_compile"] = resolve_jit(requested, trainer_class(self.experiment))
         if not 0.0 < val_share < 1.0:
             raise ModelError(f"val_share must be in (0, 1), got {val_share}")
         self.seed, self.val_share = seed, val_share

@@ -37,7 +37,7 @@ def images_per_second(batch_size: int, steps: int, images: int, jit_compile: boo
 @click.option("--jit/--no-jit", "jit_compile", default=None, help="Default: on with a GPU.")
 @click.option("--images", default=256, show_default=True, help="Images timed per setting.")
 def main(jit_compile: bool | None, images: int) -> None:
-    jit_compile = resolve_jit(jit_compile)
+    jit_compile = resolve_jit(jit_compile, AnoGANTrainer)
     devices = tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("CPU")
     print(f"Device: {', '.join(d.name for d in devices)}; XLA: {jit_compile}; "
           f"{images} images per setting (at least one batch)\n")

@@ -7,14 +7,25 @@ Every cell runs ``--warmup`` steps first (tracing, compiling), then times ``--st
 Scoring is timed with the compiled score function of the same mode (AnoGAN's score is its whole
 latent search). A cell that fails prints its error instead of a number.
 
+``--whole-run`` instead times whole processes: ``anomaly-box`` trains each method for one epoch
+on the bundled data (mnist-5k, digit 2 anomalous) at its defaults, and the table shows wall seconds,
+training images per second over the whole process, parameter counts and where the time went (the
+``timings`` of its results.json).
+
 Run: python benchmarks/throughput.py [--methods egbad,ganomaly] [--batch-sizes 64,256]
+     python benchmarks/throughput.py --whole-run [--methods egbad,ganomaly]
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -76,6 +87,36 @@ def measure(method: str, batch_size: int, mixed: bool, mode: str, warmup: int,
         return message, message
 
 
+def whole_run_row(method: str, jit: str) -> str:
+    """One table row: ``anomaly-box`` for one epoch of mnist-5k (digit 2 anomalous) in a fresh
+    process, timed from the outside, with its own breakdown of the wall time."""
+    with tempfile.TemporaryDirectory() as directory:
+        grid = Path(directory) / "grid.json"
+        grid.write_text(json.dumps({"epochs": {"values": [1]}}))
+        command = [sys.executable, "-m", "anomaly_toolbox", "-e", method, "-d", "mnist-5k",
+                   "--anomalous-label", "2", "--hps-path", str(grid), "--log-dir",
+                   str(Path(directory) / "logs"), "-q", *([jit] if jit else [])]
+        started = time.perf_counter()
+        finished = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if finished.returncode != 0:
+            return f"| {method} | {jit or 'default'} | error: exit {finished.returncode} |"
+        [path] = Path(directory).glob("logs/*/*/*/results.json")
+        results = json.loads(path.read_text())
+    timings, trainer = results["timings"], make_trainer(method, results["hps"]["batch_size"],
+                                                        False, bool(results["hps"]["jit_compile"]))
+    parameters = sum(net.count_params() for net in trainer.networks.values())
+    images = results["steps_trained"] * results["hps"]["batch_size"]
+    parts = ", ".join(f"{part.removesuffix('_seconds')} {timings[part]:.1f}"
+                      for part in ("startup_seconds", "tracing_and_compilation_seconds",
+                                   "train_steps_seconds", "validation_seconds",
+                                   "checkpoints_and_saves_seconds", "tensorboard_seconds",
+                                   "final_scoring_seconds", "other_seconds"))
+    return (f"| {method} | {'XLA' if results['hps']['jit_compile'] else 'tf.function'} | "
+            f"{wall:.1f} | {images / wall:.0f} | {images / timings['train_steps_seconds']:.0f} | "
+            f"{timings['train_steps_share']:.0%} | {parameters / 1e6:.2f}M | {parts} |")
+
+
 @click.command()
 @click.option("--methods", default=",".join(NETWORK_METHODS), show_default=True)
 @click.option("--batch-sizes", default="64,256", show_default=True)
@@ -83,9 +124,22 @@ def measure(method: str, batch_size: int, mixed: bool, mode: str, warmup: int,
 @click.option("--precisions", default="float32,mixed_bfloat16", show_default=True)
 @click.option("--warmup", default=2, show_default=True, help="Untimed steps (compilation).")
 @click.option("--steps", default=10, show_default=True, help="Timed steps per cell.")
+@click.option("--whole-run", is_flag=True, help="Time whole anomaly-box processes instead.")
+@click.option("--jit", type=click.Choice(["", "--jit", "--no-jit"]), default="",
+              help="With --whole-run: force XLA on or off (default: each method's default).")
 def main(methods: str, batch_sizes: str, modes: str, precisions: str, warmup: int,
-         steps: int) -> None:
+         steps: int, whole_run: bool, jit: str) -> None:
     print(f"Machine: {describe_machine()}")
+    if whole_run:
+        print("Whole process: `anomaly-box -e METHOD -d mnist-5k --anomalous-label 2` for one "
+              "epoch at the method's defaults; wall seconds from outside; images/s = images "
+              "trained / wall seconds (whole process) and / train-step seconds.\n")
+        print("| method | mode | wall s | img/s (process) | img/s (train steps) | in train steps "
+              "| parameters | seconds by part |")
+        print("|---|---|---|---|---|---|---|---|")
+        for method in methods.split(","):
+            print(whole_run_row(method, jit), flush=True)
+        return
     print(f"Images per second (higher is better); {steps} timed steps after {warmup} warm-up "
           f"steps; random weights and images, each method's default widths.\n")
     print("| method | batch | precision | mode | train step img/s | score img/s |")

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from anomaly_toolbox.datasets import load_raw, one_class_splits, sources
-from anomaly_toolbox.datasets.pipeline import (cached_dataset, eval_batches, to_model_range,
-                                               train_batches)
+from anomaly_toolbox.datasets.pipeline import (cached_dataset, eval_batches, preprocess,
+                                               to_model_range, train_batches)
 from anomaly_toolbox.datasets.splits import contamination_count
 
 
@@ -99,17 +99,21 @@ def test_pipeline_scales_resizes_and_keeps_every_test_sample(bundled):
 
 def test_train_batches_reshuffle_per_epoch_reproducibly(bundled):
     splits = one_class_splits(bundled, "normal", 0, seed=0)
-    cached = cached_dataset(splits.train, 28)
+    samples = tf.constant(preprocess(splits.train.x, 28))
 
     def first_batch(epoch):
-        return next(iter(train_batches(cached, len(splits.train), 16, seed=1, epoch=epoch))).numpy()
+        return next(iter(train_batches(samples, 16, seed=1, epoch=epoch))).numpy()
 
     np.testing.assert_array_equal(first_batch(0), first_batch(0))
     assert not np.array_equal(first_batch(0), first_batch(1))
-    sizes = [len(b) for b in train_batches(cached, len(splits.train), 16, seed=1, epoch=0)]
-    assert set(sizes) == {16} and len(sizes) == len(splits.train) // 16
+    batches = [b.numpy() for b in train_batches(samples, 16, seed=1, epoch=0)]
+    assert {len(b) for b in batches} == {16} and len(batches) == len(splits.train) // 16
+    seen = np.concatenate(batches).reshape(len(batches) * 16, -1)
+    assert len(np.unique(samples.numpy().reshape(len(splits.train), -1), axis=0)) == len(
+        splits.train)  # the class-0 images are distinct, so...
+    assert len(np.unique(seen, axis=0)) == len(seen)  # ...no image comes twice in an epoch
     with pytest.raises(ValueError, match="fewer than batch_size"):
-        train_batches(cached, len(splits.train), 10_000, seed=1, epoch=0)
+        next(iter(train_batches(samples, 10_000, seed=1, epoch=0)))
 
 
 def test_network_check_fails_fast_on_a_closed_port():

@@ -219,11 +219,11 @@ def test_best_epoch_ties_go_to_the_other_metric_then_the_later_epoch(tmp_path, m
                      {"auroc": 1.0, "auprc": 0.9}, {"auroc": 1.0, "auprc": 0.85}])
     saved = []
     monkeypatch.setattr(AutoencoderTrainer, "validation_metrics", lambda self, data: next(sequence))
-    monkeypatch.setattr(AutoencoderTrainer, "save_networks",
-                        lambda self, directory: saved.append((directory.name, int(self.epoch))))
+    monkeypatch.setattr(AutoencoderTrainer, "_save_best",
+                        lambda self, run_dir, improved: saved.append((int(self.epoch), improved)))
     train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3)
-    assert [epoch for name, epoch in saved if name == "best_auroc"] == [0, 1, 2]
-    assert [epoch for name, epoch in saved if name == "best_auprc"] == [0, 1, 2]
+    assert saved == [(0, ["auroc", "auprc"]), (1, ["auroc", "auprc"]), (2, ["auroc", "auprc"]),
+                     (3, [])]
 
 
 def test_benchmark_with_a_grid_reports_the_configuration_chosen_on_validation(tmp_path):
@@ -329,3 +329,18 @@ def test_a_truncated_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypat
     assert broken.exit_code == 1 and "Traceback" not in broken.output
     assert "no checkpoint of this run can be read" in broken.output
     assert "--restart" in read_results(path)["error"]
+
+
+def test_results_say_where_the_wall_time_went(tmp_path):
+    from anomaly_toolbox.timing import PARTS
+
+    assert train(tmp_path, {**AE, "epochs": 2}, "--normal-label", 3).exit_code == 0
+    [path] = results_files(tmp_path / "logs")
+    timings = read_results(path)["timings"]
+    parts = [timings[f"{part}_seconds"] for part in PARTS]
+    assert all(value >= 0 for value in parts) and timings["train_steps_seconds"] > 0
+    assert timings["tracing_and_compilation_seconds"] > 0 and timings["validation_seconds"] > 0
+    assert sum(parts) + timings["other_seconds"] == pytest.approx(timings["wall_seconds"],
+                                                                  abs=0.01)
+    assert timings["train_steps_share"] == pytest.approx(
+        timings["train_steps_seconds"] / timings["wall_seconds"], abs=1e-3)

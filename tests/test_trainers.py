@@ -144,3 +144,31 @@ def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
                              trainer._compiled_score(noise).numpy()])
     labels = np.r_[np.zeros(len(held_out)), np.ones(len(noise))]
     assert ranking_metrics(labels, scores)["auroc"] > 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", NETWORK_METHODS)
+def test_xla_steps_under_op_determinism_reproduce_a_seed_exactly(bundled, experiment):
+    """XLA may be the default, so the determinism promise must hold with it: two fresh trainers
+    of one seed take identical steps (dropout masks and noise included) and score identically."""
+    tf.config.experimental.enable_op_determinism()
+    results = []
+    for _ in range(2):
+        trainer = make_trainer(experiment, jit_compile=True, n_critic=2) if experiment in FAST \
+            else make_trainer(experiment, jit_compile=True)
+        x = images_of(bundled, 3, trainer, 32)
+        for step in range(3):
+            trainer._compiled_train_step(x, tf.constant([5, step], tf.int64))
+        results.append((weights_of(trainer), trainer._compiled_score(x).numpy()))
+    (weights_a, scores_a), (weights_b, scores_b) = results
+    np.testing.assert_array_equal(scores_a, scores_b)
+    for name in weights_a:
+        for a, b in zip(weights_a[name], weights_b[name]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_every_method_says_whether_xla_is_on_by_default():
+    for experiment in NETWORK_METHODS:
+        cls = trainer_class(experiment)
+        assert cls.jit_by_default(gpu_visible=True)
+        assert cls.jit_by_default(gpu_visible=False) == (not cls.cpu_jit_off_reason)

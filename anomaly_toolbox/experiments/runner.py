@@ -37,13 +37,14 @@ from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.detector import finish_model
+from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import HpsError, expand, load_grid
-from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
                                      read_results, write_json_atomically, write_results_table,
                                      write_text_atomically)
+from anomaly_toolbox.timing import run_clock_start
 from anomaly_toolbox.trainers.base import (CHECKPOINT_DIR, PreparedData, Trainer, TrainingDiverged,
                                            check_batch_fits)
 from anomaly_toolbox.trainers.shallow import ShallowTrainer
@@ -76,9 +77,11 @@ class RunConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_jit(requested: bool | None) -> bool:
-    """XLA on when asked, else on exactly when a GPU is visible."""
-    return bool(tf.config.list_physical_devices("GPU")) if requested is None else requested
+def resolve_jit(requested: bool | None, trainer_cls: TrainerClass) -> bool:
+    """XLA on or off as asked, else the method's default (:meth:`Trainer.jit_by_default`)."""
+    if requested is not None:
+        return requested
+    return trainer_cls.jit_by_default(bool(tf.config.list_physical_devices("GPU")))
 
 
 def apply_determinism(requested: bool | None) -> bool:
@@ -155,7 +158,7 @@ def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
         return sets
     for hps in sets:
         requested = config.jit_compile if config.jit_compile is not None else hps["jit_compile"]
-        hps["jit_compile"] = resolve_jit(requested)
+        hps["jit_compile"] = resolve_jit(requested, trainer_class(config.experiment))
     return sets
 
 
@@ -184,7 +187,8 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
         for index, hps in enumerate(sets):
             if len(sets) > 1:
                 print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
-            run = RunContext(config, raw, splits, data, deterministic, in_grid=len(sets) > 1)
+            run = RunContext(config, raw, splits, data, deterministic, in_grid=len(sets) > 1,
+                             started=run_clock_start())
             results.append(_run_one(trainer_cls, hps, run, root))
             write_results_table(root)
     finally:
@@ -206,6 +210,9 @@ class RunContext:
     data: PreparedData
     deterministic: bool
     in_grid: bool
+    #: When this run's clock started (:func:`~anomaly_toolbox.timing.run_clock_start`); its
+    #: "startup" is the time from then until its training starts.
+    started: float
 
 
 def _write_hparams_config(root: Path, trainer_cls: TrainerClass,
@@ -309,13 +316,17 @@ def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], 
     with writer.as_default():
         hp.hparams({key: hparam_value(value) for key, value in results["hps"].items()},
                    trial_id=trial_id)
+    clock = trainer.stopwatch
+    clock.seconds["startup"] += time.perf_counter() - run.started
     try:
         started = time.perf_counter()
         trainer.fit(data, run_dir, writer, progress_bar=config.progress_bar)
         train_seconds = time.perf_counter() - started
-        results["selected_model"] = trainer.select_final_model(run_dir, data)
+        with clock.measure("checkpoints_and_saves"):
+            results["selected_model"] = trainer.select_final_model(run_dir, data)
         started = time.perf_counter()
-        validation_scores = trainer.final_scores(data.validation)
+        with clock.measure("final_scoring"):
+            validation_scores = trainer.final_scores(data.validation)
         metadata = finish_model(config.experiment, trainer, run_dir, data,
                                 run.raw.x_train.shape[1:], config.seed, writer, validation_scores,
                                 fingerprint=results["fingerprint"])
@@ -324,7 +335,8 @@ def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], 
         note = trainer.selection_note()
         if note:
             results["selection_note"] = note
-        test = trainer.evaluate(data, validation_scores)
+        with clock.measure("final_scoring"):
+            test = trainer.evaluate(data, validation_scores)
         test_seconds = time.perf_counter() - started
     except KeyboardInterrupt:
         results.update(status="interrupted")
@@ -348,7 +360,8 @@ def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], 
     results.update(
         status="completed", test=test, **summary,
         timings={"train_seconds": train_seconds, "test_seconds": test_seconds,
-                 "test_images_per_second": len(run.splits.test) / max(test_seconds, 1e-9)})
+                 "test_images_per_second": len(run.splits.test) / max(test_seconds, 1e-9),
+                 **clock.report(time.perf_counter() - run.started)})
     write_json_atomically(results_path, results)
     _write_session_end(writer, "completed")
     print(f"Test: {json.dumps({k: round(v, 4) for k, v in test.items()})} "

@@ -13,6 +13,7 @@ import abc
 import contextlib
 import math
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches, train_batches
+from anomaly_toolbox.datasets.pipeline import (cached_dataset, eval_batches, preprocess,
+                                               train_batches)
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.evaluation import choose_threshold, ranking_metrics, threshold_metrics
 from anomaly_toolbox.hps import HParam, Schema, schema_of
+from anomaly_toolbox.timing import Stopwatch
 
 SELECTION_METRICS = ("auroc", "auprc")
 IMAGES_IN_STRIP = 8
@@ -44,7 +47,8 @@ def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: f
         HParam("filters", int, filters, "filters of the first conv stage (width)", positive=True),
         HParam("ema_decay", float, ema_decay, "decay of the weight EMA used for scoring and "
                "saved models (0 = off)", minimum=0.0, maximum=0.9999),
-        HParam("jit_compile", bool, None, "XLA-compile steps (default: on when a GPU is visible)"),
+        HParam("jit_compile", bool, None, "XLA-compile train and score steps (default: on, "
+               "except where --list says otherwise)"),
         HParam("mixed_precision", bool, False, "compute in bfloat16 with float32 weights and "
                "outputs (Keras 'mixed_bfloat16'; speeds up recent GPUs, no loss scaling needed)"),
         HParam("selection_metric", str, "auroc", "validation metric that picks the final model",
@@ -97,13 +101,17 @@ class PreparedData:
     #: The dataset's "top share" rule (KDD99: 0.2): also report precision/recall/F1 when the
     #: highest-scoring share of samples is called anomalous.
     top_share: float | None = None
+    #: The preprocessed training samples as one tensor, for :func:`train_batches`.
+    train_samples: tf.Tensor | None = None
 
     @classmethod
     def from_splits(cls, splits: OneClassSplits, image_size: int,
                     top_share: float | None = None) -> PreparedData:
-        return cls(cached_dataset(splits.train, image_size), len(splits.train),
+        train = preprocess(splits.train.x, image_size)
+        return cls(tf.data.Dataset.from_tensor_slices((train, splits.train.y)), len(splits.train),
                    cached_dataset(splits.validation, image_size), splits.validation.y,
-                   cached_dataset(splits.test, image_size), splits.test.y, top_share)
+                   cached_dataset(splits.test, image_size), splits.test.y, top_share,
+                   tf.constant(train))
 
 
 def _save_keras_atomically(model: keras.Model, path: Path) -> None:
@@ -124,6 +132,9 @@ class Trainer(abc.ABC):
     hparams: ClassVar[tuple[HParam, ...]]
     #: Whether :meth:`build_networks` has dense networks for tabular samples ``[B, F]``.
     supports_tabular: ClassVar[bool] = False
+    #: Why XLA stays off by default without a GPU, for a method where it was measured slower on
+    #: a CPU; empty: XLA is on by default everywhere.
+    cpu_jit_off_reason: ClassVar[str] = ""
 
     def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int,
                  jit_compile: bool) -> None:
@@ -163,6 +174,9 @@ class Trainer(abc.ABC):
         self.best_tiebreak = {metric: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
                                                   name=f"best_{metric}_tiebreak")
                               for metric in SELECTION_METRICS}
+        self.stopwatch = Stopwatch()
+        #: Whether the train step has run once (its first call traces and compiles it).
+        self._traced = False
         self._xla_or_graph_step = tf.function(self._train_step_and_average,
                                               jit_compile=jit_compile)
         self._compiled_train_step = tf.function(self._draw_noise_and_step)
@@ -173,6 +187,14 @@ class Trainer(abc.ABC):
     @classmethod
     def schema(cls) -> Schema:
         return schema_of(*cls.hparams)
+
+    @classmethod
+    def jit_by_default(cls, gpu_visible: bool) -> bool:
+        """XLA when the user does not say: on, as compiled train and score steps measured faster
+        than plain graphs for every method on CPU (benchmarks/RESULTS.md) and on GPUs, except
+        on a CPU for a method with a :attr:`cpu_jit_off_reason`. Random draws happen outside the
+        compiled step, so a seed still reproduces a run on one machine."""
+        return gpu_visible or not cls.cpu_jit_off_reason
 
     def _build_networks_in_precision(self, mixed: bool) -> dict[str, keras.Model]:
         """:meth:`build_networks`, under Keras' ``mixed_bfloat16`` policy when ``mixed``.
@@ -314,26 +336,33 @@ class Trainer(abc.ABC):
         check_batch_fits(self.hps, data.train_size)
         steps = data.train_size // self.hps["batch_size"]
         strip = next(iter(eval_batches(data.validation, IMAGES_IN_STRIP)))[0]
+        clock = self.stopwatch.measure
         with writer.as_default():
             while int(self.epoch) < self.hps["epochs"]:
                 epoch = int(self.epoch)
                 self._train_epoch(data, epoch, steps, progress_bar)
-                metrics = self.validation_metrics(data)
+                with clock("validation"):
+                    metrics = self.validation_metrics(data)
+                improved = [metric for metric in metrics if self._improves(metric, metrics)]
                 for metric, value in metrics.items():
                     tf.summary.scalar(f"validation/{metric}", value, step=epoch + 1)
-                    if self._improves(metric, metrics):
-                        self.best[metric].assign(value)
-                        self.best_tiebreak[metric].assign(metrics[_other(metric)])
-                        self.save_networks(run_dir / f"best_{metric}")
-                reconstruction = self._compiled_reconstruct(strip)
-                if reconstruction is not None and not self.tabular:
-                    tf.summary.image("validation/input_vs_reconstruction",
-                                     (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2.0,
-                                     step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
-                self.epoch_summaries(epoch + 1)
+                for metric in improved:
+                    self.best[metric].assign(metrics[metric])
+                    self.best_tiebreak[metric].assign(metrics[_other(metric)])
+                with clock("checkpoints_and_saves"):
+                    self._save_best(run_dir, improved)
+                with clock("tensorboard"):
+                    reconstruction = self._compiled_reconstruct(strip)
+                    if reconstruction is not None and not self.tabular:
+                        tf.summary.image("validation/input_vs_reconstruction",
+                                         (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2,
+                                         step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
+                    self.epoch_summaries(epoch + 1)
                 self.epoch.assign_add(1)
-                manager.save()
-                writer.flush()
+                with clock("checkpoints_and_saves"):
+                    manager.save()
+                with clock("tensorboard"):
+                    writer.flush()
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no anomalies"
                 print(f"epoch {epoch + 1}/{self.hps['epochs']}: validation {shown}")
 
@@ -363,21 +392,40 @@ class Trainer(abc.ABC):
 
     def _train_epoch(self, data: PreparedData, epoch: int, steps: int, progress_bar: bool) -> None:
         progress = keras.utils.Progbar(steps, verbose=1 if progress_bar else 0, unit_name="step")
-        batches = train_batches(data.train, data.train_size, self.hps["batch_size"], self.seed,
-                                epoch)
+        batches = train_batches(data.train_samples, self.hps["batch_size"], self.seed, epoch)
         for index, images in enumerate(batches):
-            seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
-            losses = {name: float(value)
-                      for name, value in self._compiled_train_step(images, seed).items()}
+            part = "train_steps" if self._traced else "tracing_and_compilation"
+            with self.stopwatch.measure(part):
+                seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
+                losses = {name: float(value)
+                          for name, value in self._compiled_train_step(images, seed).items()}
+            self._traced = True
             for name, value in losses.items():
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"loss '{name}' became {value} at step {int(self.step)} (epoch "
                         f"{epoch + 1}); the last good checkpoint is kept. "
                         f"{self.divergence_hint()}.")
-                tf.summary.scalar(f"train/{name}", value, step=self.step)
+            with self.stopwatch.measure("tensorboard"):
+                for name, value in losses.items():
+                    tf.summary.scalar(f"train/{name}", value, step=self.step)
             self.step.assign_add(1)
             progress.update(index + 1, list(losses.items()))
+
+    def _save_best(self, run_dir: Path, improved: list[str]) -> None:
+        """Save the networks to ``best_<metric>/`` for every metric that improved this epoch:
+        written once, then copied (saving a ``.keras`` file costs far more than a copy)."""
+        if not improved:
+            return
+        first = run_dir / f"best_{improved[0]}"
+        self.save_networks(first)
+        for metric in improved[1:]:
+            target = run_dir / f"best_{metric}"
+            target.mkdir(parents=True, exist_ok=True)
+            for name in self.scoring_networks:
+                partial = target / f"{name}.partial.keras"
+                shutil.copyfile(first / f"{name}.keras", partial)
+                os.replace(partial, target / f"{name}.keras")
 
     def _improves(self, metric: str, metrics: dict[str, float]) -> bool:
         """Whether this epoch beats the best so far on ``metric``: a higher value, or the same

@@ -26,6 +26,7 @@ from sklearn.svm import OneClassSVM
 from anomaly_toolbox.datasets.pipeline import eval_batches
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.hps import HParam, Schema, schema_of
+from anomaly_toolbox.timing import Stopwatch
 from anomaly_toolbox.trainers.base import MODEL_DIR, SELECTION_METRICS, PreparedData, test_metrics
 
 DETECTOR_FILE = "detector.pkl"
@@ -63,6 +64,7 @@ class ShallowTrainer(abc.ABC):
         self.detector: Any = None
         self.chosen = ""
         self.validation_best: dict[str, float] = {}
+        self.stopwatch = Stopwatch()
 
     @classmethod
     def schema(cls) -> Schema:
@@ -90,8 +92,11 @@ class ShallowTrainer(abc.ABC):
         metric = self.hps["selection_metric"]
         best = -np.inf
         for index, (setting, detector) in enumerate(self.candidates(train)):
-            detector.fit(train)
-            metrics = ranking_metrics(data.validation_labels, self.score(detector, validation))
+            with self.stopwatch.measure("train_steps"):
+                detector.fit(train)
+            with self.stopwatch.measure("validation"):
+                metrics = ranking_metrics(data.validation_labels,
+                                          self.score(detector, validation))
             shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no anomalies"
             print(f"{self.name} {setting}: validation {shown}")
             with writer.as_default():
