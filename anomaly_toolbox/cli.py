@@ -208,8 +208,8 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
 @click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
               show_default=True, help="Where TensorBoard logs, checkpoints, models, results go.")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
-              help="XLA-compile train and score steps (default: hps key jit_compile, else on; "
-                   "anogan: on with a GPU only, see --list).")
+              help="XLA-compile train and score steps (default: hps key jit_compile, else on "
+                   "with a GPU, off on a CPU where it measured no faster: see --list).")
 @click.option("--deterministic/--no-deterministic", default=None,
               help="TensorFlow op determinism: identical results for a seed on one machine "
                    "(default: on without a GPU; on GPUs it is slower and opt-in).")

@@ -87,12 +87,14 @@ def measure(method: str, batch_size: int, mixed: bool, mode: str, warmup: int,
         return message, message
 
 
-def whole_run_row(method: str, jit: str) -> str:
+def whole_run_row(method: str, jit: str, hps: dict) -> str:
     """One table row: ``anomaly-box`` for one epoch of mnist-5k (digit 2 anomalous) in a fresh
-    process, timed from the outside, with its own breakdown of the wall time."""
+    process with ``hps`` over the method's defaults, timed from the outside, with its own
+    breakdown of the wall time."""
     with tempfile.TemporaryDirectory() as directory:
         grid = Path(directory) / "grid.json"
-        grid.write_text(json.dumps({"epochs": {"values": [1]}}))
+        grid.write_text(json.dumps({key: {"values": [value]}
+                                    for key, value in {"epochs": 1, **hps}.items()}))
         command = [sys.executable, "-m", "anomaly_toolbox", "-e", method, "-d", "mnist-5k",
                    "--anomalous-label", "2", "--hps-path", str(grid), "--log-dir",
                    str(Path(directory) / "logs"), "-q", *([jit] if jit else [])]
@@ -127,18 +129,22 @@ def whole_run_row(method: str, jit: str) -> str:
 @click.option("--whole-run", is_flag=True, help="Time whole anomaly-box processes instead.")
 @click.option("--jit", type=click.Choice(["", "--jit", "--no-jit"]), default="",
               help="With --whole-run: force XLA on or off (default: each method's default).")
+@click.option("--hps", "hps_json", default="{}", show_default=True,
+              help='With --whole-run: hps over the defaults, as JSON ({"batch_size": 32}).')
 def main(methods: str, batch_sizes: str, modes: str, precisions: str, warmup: int,
-         steps: int, whole_run: bool, jit: str) -> None:
+         steps: int, whole_run: bool, jit: str, hps_json: str) -> None:
     print(f"Machine: {describe_machine()}")
     if whole_run:
+        hps = json.loads(hps_json)
         print("Whole process: `anomaly-box -e METHOD -d mnist-5k --anomalous-label 2` for one "
-              "epoch at the method's defaults; wall seconds from outside; images/s = images "
-              "trained / wall seconds (whole process) and / train-step seconds.\n")
+              f"epoch at the method's defaults with {json.dumps(hps)}; wall seconds from "
+              "outside; images/s = images trained / wall seconds (whole process) and / "
+              "train-step seconds.\n")
         print("| method | mode | wall s | img/s (process) | img/s (train steps) | in train steps "
               "| parameters | seconds by part |")
         print("|---|---|---|---|---|---|---|---|")
         for method in methods.split(","):
-            print(whole_run_row(method, jit), flush=True)
+            print(whole_run_row(method, jit, hps), flush=True)
         return
     print(f"Images per second (higher is better); {steps} timed steps after {warmup} warm-up "
           f"steps; random weights and images, each method's default widths.\n")

@@ -169,6 +169,7 @@ def test_a_diverged_run_is_marked_failed(tmp_path, monkeypatch):
     [run_dir] = run_dirs(tmp_path / "logs")
     results = read_results(run_dir / "results.json")
     assert results["status"] == "failed" and "loss 'd_loss' became nan at step 0" in results["error"]
+    assert "hps key 'learning_rate' (0.0002)" in results["error"]
 
 
 @pytest.mark.parametrize("args, message", [

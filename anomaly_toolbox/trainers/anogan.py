@@ -37,8 +37,8 @@ class AnoGANTrainer(Trainer):
     name = "anogan"
     image_size = 28
     cpu_jit_off_reason = ("its latent search, which dominates a run, scored 25 images/s under "
-                          "XLA against 59 as a plain graph on a 2-core CPU "
-                          "(benchmarks/RESULTS.md)")
+                          "XLA against 59 as a plain graph on a 2-core CPU, and its train steps "
+                          "gain nothing there either (benchmarks/RESULTS.md)")
     hparams = (
         *common_hparams(epochs=20, batch_size=64, learning_rate=2e-4, beta_1=0.5,
                         latent_dim=100, filters=32),

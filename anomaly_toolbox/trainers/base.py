@@ -47,8 +47,8 @@ def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: f
         HParam("filters", int, filters, "filters of the first conv stage (width)", positive=True),
         HParam("ema_decay", float, ema_decay, "decay of the weight EMA used for scoring and "
                "saved models (0 = off)", minimum=0.0, maximum=0.9999),
-        HParam("jit_compile", bool, None, "XLA-compile train and score steps (default: on, "
-               "except where --list says otherwise)"),
+        HParam("jit_compile", bool, None, "XLA-compile train and score steps (default: on with "
+               "a GPU; see the note below)"),
         HParam("mixed_precision", bool, False, "compute in bfloat16 with float32 weights and "
                "outputs (Keras 'mixed_bfloat16'; speeds up recent GPUs, no loss scaling needed)"),
         HParam("selection_metric", str, "auroc", "validation metric that picks the final model",
@@ -132,9 +132,13 @@ class Trainer(abc.ABC):
     hparams: ClassVar[tuple[HParam, ...]]
     #: Whether :meth:`build_networks` has dense networks for tabular samples ``[B, F]``.
     supports_tabular: ClassVar[bool] = False
-    #: Why XLA stays off by default without a GPU, for a method where it was measured slower on
-    #: a CPU; empty: XLA is on by default everywhere.
-    cpu_jit_off_reason: ClassVar[str] = ""
+    #: Why XLA stays off by default without a GPU (empty: on everywhere). Measured on this
+    #: project's 2-core CPU (benchmarks/RESULTS.md, "XLA on a CPU"), XLA train steps of whole
+    #: runs were no faster than plain graphs, with or without op determinism, while compiling
+    #: added 2-20 s per run.
+    cpu_jit_off_reason: ClassVar[str] = ("XLA train steps measured no faster than plain graphs "
+                                         "for whole runs on a 2-core CPU, and compiling adds "
+                                         "2-20 s (benchmarks/RESULTS.md)")
 
     def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int,
                  jit_compile: bool) -> None:
@@ -190,10 +194,9 @@ class Trainer(abc.ABC):
 
     @classmethod
     def jit_by_default(cls, gpu_visible: bool) -> bool:
-        """XLA when the user does not say: on, as compiled train and score steps measured faster
-        than plain graphs for every method on CPU (benchmarks/RESULTS.md) and on GPUs, except
-        on a CPU for a method with a :attr:`cpu_jit_off_reason`. Random draws happen outside the
-        compiled step, so a seed still reproduces a run on one machine."""
+        """XLA when the user does not say: on with a GPU; on a CPU only for a method without a
+        :attr:`cpu_jit_off_reason`. Random draws happen outside the compiled step, so a seed
+        reproduces a run on one machine with XLA on as well (tested for every method)."""
         return gpu_visible or not cls.cpu_jit_off_reason
 
     def _build_networks_in_precision(self, mixed: bool) -> dict[str, keras.Model]:
