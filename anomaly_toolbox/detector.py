@@ -231,14 +231,12 @@ class Detector:
     def reconstruct(self, x: np.ndarray) -> np.ndarray | None:
         """Reconstructions in the model's range [-1, 1] ``[N, S, S, C]``, or None for methods
         that do not reconstruct (Deep SVDD, scikit-learn baselines, tabular data)."""
-        trainer = self.trainer
-        if not hasattr(trainer, "reconstruct") or trainer.tabular:
+        if not self.reconstructs:
             return None
+        trainer = self.trainer
         images = [x for x, _ in self._cached(x).batch(trainer.hps["batch_size"])]
         with trainer.full_scoring():
             parts = [trainer._compiled_reconstruct(batch) for batch in images]
-        if parts[0] is None:
-            return None
         return np.concatenate([part.numpy() for part in parts])
 
     def model_inputs(self, x: np.ndarray) -> np.ndarray:

@@ -107,11 +107,10 @@ class PreparedData:
     @classmethod
     def from_splits(cls, splits: OneClassSplits, image_size: int,
                     top_share: float | None = None) -> PreparedData:
-        train = preprocess(splits.train.x, image_size)
+        train = tf.constant(preprocess(splits.train.x, image_size))
         return cls(tf.data.Dataset.from_tensor_slices((train, splits.train.y)), len(splits.train),
                    cached_dataset(splits.validation, image_size), splits.validation.y,
-                   cached_dataset(splits.test, image_size), splits.test.y, top_share,
-                   tf.constant(train))
+                   cached_dataset(splits.test, image_size), splits.test.y, top_share, train)
 
 
 def _save_keras_atomically(model: keras.Model, path: Path) -> None:
