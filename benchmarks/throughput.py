@@ -135,7 +135,13 @@ def main(methods: str, batch_sizes: str, modes: str, precisions: str, warmup: in
          steps: int, whole_run: bool, jit: str, hps_json: str) -> None:
     print(f"Machine: {describe_machine()}")
     if whole_run:
-        hps = json.loads(hps_json)
+        try:
+            hps = json.loads(hps_json)
+        except json.JSONDecodeError as error:
+            raise click.BadParameter(f"not JSON ({error}); e.g. '{{\"batch_size\": 32}}'",
+                                     param_hint="--hps") from None
+        if not isinstance(hps, dict):
+            raise click.BadParameter("give a JSON object of hps keys", param_hint="--hps")
         print("Whole process: `anomaly-box -e METHOD -d mnist-5k --anomalous-label 2` for one "
               f"epoch at the method's defaults with {json.dumps(hps)}; wall seconds from "
               "outside; images/s = images trained / wall seconds (whole process) and / "

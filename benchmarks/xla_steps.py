@@ -17,10 +17,10 @@ import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.datasets import load_raw, one_class_splits  # noqa: E402
 from anomaly_toolbox.datasets.pipeline import train_batches  # noqa: E402
-from anomaly_toolbox.experiments import trainer_class  # noqa: E402
+from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class  # noqa: E402
 from anomaly_toolbox.experiments.benchmark import describe_machine  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
-from anomaly_toolbox.trainers.base import PreparedData  # noqa: E402
+from anomaly_toolbox.trainers.base import PreparedData, Trainer  # noqa: E402
 
 
 def images_per_second(method: str, jit: bool, epochs: int) -> float:
@@ -51,6 +51,9 @@ def images_per_second(method: str, jit: bool, epochs: int) -> float:
 @click.option("--deterministic/--no-deterministic", default=True, show_default=True,
               help="TensorFlow op determinism, as runs use by default on a CPU.")
 def main(methods: str, epochs: int, deterministic: bool) -> None:
+    for method in methods.split(","):
+        if method not in EXPERIMENTS or not issubclass(trainer_class(method), Trainer):
+            raise click.BadParameter(f"'{method}' is not a network method", param_hint="--methods")
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     print(f"Machine: {describe_machine()}; op determinism: {deterministic}\n")
