@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from anomaly_toolbox import AMA, load
+from anomaly_toolbox.datasets.pipeline import to_model_range
+from anomaly_toolbox.trainers import wgan
+from anomaly_toolbox.trainers.ama import negative_log_gaussian, pair
 from anomaly_toolbox.trainers.wgan import gradient_penalty
+from tests.conftest import TINY
 from tests.test_trainers import images_of, make_trainer
 
 
@@ -48,11 +53,85 @@ def test_negatives_start_at_the_requested_epoch():
     assert flags == [0.0, 0.0, 1.0, 1.0]
 
 
-def test_a_score_ranks_outlying_r_scores_as_more_anomalous():
+def test_a_score_is_the_negative_log_density_of_the_r_score(bundled):
     trainer = make_trainer("ama")
+    x = images_of(bundled, 1, trainer, 8)
     trainer.gaussian.assign([10.0, 2.0])
-    a = trainer.a_score(np.array([10.0, 11.0, 16.0, 3.0]))
+    r = trainer.r_score(x).numpy()
+    expected = 0.5 * ((r - 10.0) / 2.0) ** 2 + math.log(2.0) + 0.5 * math.log(2 * math.pi)
+    np.testing.assert_allclose(trainer.score(x).numpy(), expected, rtol=1e-5)
+
+
+def test_a_score_ranks_outlying_r_scores_as_more_anomalous():
+    a = negative_log_gaussian(tf.constant([10.0, 11.0, 16.0, 3.0]), 10.0, 2.0).numpy()
     assert a[0] < a[1] < a[2] and a[0] < a[3]
+
+
+def _critic_input_gradient_norms(critic, inputs):
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        logits = tf.reduce_sum(critic(inputs, training=True)[0])
+    return tf.norm(tf.reshape(tape.gradient(logits, inputs), [inputs.shape[0], -1]), axis=1)
+
+
+def test_critic_stays_lipschitz_on_negative_pairs_however_large_its_weights(bundled):
+    """Scaling every kernel 100x (as unbounded training on the weight-5 negative term would)
+    must not let the critic's slope on (x, G(z_neg)) pairs grow: spectral normalisation
+    rescales each layer. An unconstrained critic's slope grows 100x per layer."""
+    trainer = make_trainer("ama", negative_start_epoch=1)
+    x = images_of(bundled, 1, trainer, 16)
+    noise = trainer.sample_noise(16, tf.constant([3, 1], tf.int64))
+    negatives = pair(x, trainer.networks["generator"](noise["z_negative"], training=False))
+    critic = trainer.networks["critic"]
+    for _ in range(3):
+        _critic_input_gradient_norms(critic, negatives)
+    before = _critic_input_gradient_norms(critic, negatives).numpy()
+    for weight in critic.trainable_weights:
+        if "kernel" in weight.path:
+            weight.assign(weight * 100.0)
+    after = _critic_input_gradient_norms(critic, negatives).numpy()
+    assert np.all(before <= 4.0) and np.all(after <= 4.0), (before, after)
+
+
+def test_gradient_penalty_covers_every_pair_type_the_critic_is_trained_on(bundled):
+    trainer = make_trainer("ama", gp_weight=10.0, negative_start_epoch=1)
+    x = images_of(bundled, 1, trainer, 16)
+    seen = []
+    real_penalty = wgan.gradient_penalty
+
+    def recording_penalty(critic, real, fake, epsilon):
+        seen.append(fake)
+        return real_penalty(critic, real, fake, epsilon)
+
+    wgan.gradient_penalty = recording_penalty
+    try:
+        trainer.train_step(x, trainer.sample_noise(16, tf.constant([0, 0], tf.int64)))
+    finally:
+        wgan.gradient_penalty = real_penalty
+    assert len(seen) == 3
+
+
+def test_interpolation_and_negative_decodes_leave_batchnorm_statistics_alone(bundled):
+    """The decoder's moving statistics after a step with interpolations and negatives equal
+    those after a step that decodes real codes only: test-time statistics come from E(x)."""
+    x = images_of(bundled, 1, make_trainer("ama"), 32)
+    statistics = []
+    for extra in (dict(lambda_inter=0.0, lambda_neg=0.0), dict(lambda_inter=0.5, lambda_neg=5.0)):
+        trainer = make_trainer("ama", negative_start_epoch=1, **extra)
+        trainer.train_step(x, trainer.sample_noise(32, tf.constant([5, 5], tf.int64)))
+        statistics.append([v.numpy() for v in trainer.networks["generator"].non_trainable_weights])
+    assert statistics[0]
+    for plain, with_extra in zip(*statistics):
+        np.testing.assert_allclose(with_extra, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rate_drops_tenfold_every_thirty_epochs():
+    trainer = make_trainer("ama")
+    rates = []
+    for epoch in (0, 29, 30, 59, 60, 90):
+        trainer.epoch.assign(epoch)
+        rates.append(float(trainer.optimizers["critic"].learning_rate))
+    np.testing.assert_allclose(rates, [3e-4, 3e-4, 3e-5, 3e-5, 3e-6, 3e-7], rtol=1e-5)
 
 
 @pytest.mark.parametrize("switched_off", ["lambda_inter", "lambda_neg", "lambda_reg"])
@@ -63,3 +142,23 @@ def test_each_component_can_be_switched_off(bundled, switched_off):
     part = {"lambda_inter": "l_inter", "lambda_neg": "l_neg", "lambda_reg": "l_reg"}[switched_off]
     assert part not in losses
     assert all(np.isfinite(float(v)) for v in losses.values())
+
+
+def test_saved_model_scores_with_the_a_score_of_its_restored_gaussian(bundled, tmp_path):
+    """fit -> save -> load: the loaded model scores -log N(R; mu, sigma) with the Gaussian
+    fitted at training time, and so gives the fitted model's scores and threshold."""
+    ones, sevens = bundled.x_test[bundled.y_test == 1], bundled.x_test[bundled.y_test == 7]
+    x_val = np.concatenate([ones[:30], sevens[:30]])
+    y_val = np.r_[np.zeros(30), np.ones(30)].astype(int)
+    model = AMA(**{k: v for k, v in TINY.items() if k != "jit_compile"}, n_critic=1, seed=0,
+                log_dir=tmp_path / "api")
+    model.fit(bundled.x_train[bundled.y_train == 1][:128], x_val, y_val)
+    again = load(model.save(tmp_path / "model"))
+    mean, std = again.trainer.gaussian.numpy()
+    assert (mean, std) == tuple(model.trainer.gaussian.numpy()) and (mean, std) != (0.0, 1.0)
+    x = np.concatenate([ones[40:50], sevens[40:50]])
+    scores = again.score_samples(x)
+    np.testing.assert_allclose(scores, model.score_samples(x), rtol=1e-6)
+    r = again.trainer.r_score(to_model_range(tf.constant(x), 32)).numpy()
+    np.testing.assert_allclose(scores, negative_log_gaussian(r, mean, std).numpy(), rtol=1e-4)
+    assert again.threshold == model.threshold

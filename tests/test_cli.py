@@ -86,11 +86,11 @@ def test_memgan_end_to_end_logs_decoded_memory_and_saves_the_memory(tmp_path):
 
 
 @pytest.mark.slow
-def test_ama_end_to_end_reports_both_scores_and_stores_the_gaussian(tmp_path):
+def test_ama_end_to_end_reports_a_and_r_scores_and_stores_the_gaussian(tmp_path):
     run_dir, results = only_run(tmp_path, "ama", {**TINY, "n_critic": 1,
                                                   "negative_start_epoch": 1}, "--normal-label", 5)
     test = results["test"]
-    assert math.isfinite(test["auroc"]) and math.isfinite(test["a_score_auroc"])
+    assert math.isfinite(test["auroc"]) and math.isfinite(test["r_score_auroc"])
     gaussian = json.loads((run_dir / "model" / "gaussian.json").read_text())
     assert gaussian["std"] > 0
 

@@ -10,11 +10,15 @@ from anomaly_toolbox.models.dcgan import build_decoder, build_discriminator, bui
 
 def build_ama(image_shape: tuple[int, int, int], latent_dim: int,
               filters: int) -> dict[str, keras.Model]:
-    """Networks keyed ``encoder``, ``generator`` and ``critic`` (no BatchNorm: WGAN-GP)."""
+    """Networks keyed ``encoder``, ``generator`` and ``critic``.
+
+    The critic is spectrally normalised in every layer and has no BatchNorm, which keeps it
+    1-Lipschitz on every pair it sees, as the paper's SN-GAN critic.
+    """
     side, _, channels = image_shape
     return {
         "encoder": build_encoder(image_shape, latent_dim, filters, "encoder"),
         "generator": build_decoder(image_shape, latent_dim, filters, "generator"),
         "critic": build_discriminator((side, side, 2 * channels), filters, "critic",
-                                      normalisation="none"),
+                                      normalisation="spectral"),
     }

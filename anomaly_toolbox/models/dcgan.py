@@ -86,10 +86,15 @@ def build_discriminator(image_shape: tuple[int, int, int], filters: int,
                         name: str = "discriminator", normalisation: str = "dcgan") -> keras.Model:
     """Image ``[B, S, S, C]`` -> ``(logit [B, 1], features [B, F])``; features feed feature matching.
 
-    ``normalisation='none'`` builds a WGAN-GP critic.
+    ``normalisation='none'`` builds a WGAN-GP critic; ``'spectral'`` a critic whose every layer
+    (the logit too) is spectrally normalised, so that it is about 1-Lipschitz everywhere
+    (Miyato et al. 2018).
     """
     images = keras.Input(image_shape, name="images")
     features = layers.Flatten(name=f"{name}_features")(
         conv_pyramid(images, filters, pyramid_steps(image_shape[0]), name, normalisation))
-    logit = layers.Dense(1, name=f"{name}_logit")(features)
+    logit_layer = layers.Dense(1, name=f"{name}_logit")
+    if normalisation == "spectral":
+        logit_layer = layers.SpectralNormalization(logit_layer, name=f"{name}_sn_logit")
+    logit = logit_layer(features)
     return keras.Model(images, [logit, features], name=name)

@@ -1,23 +1,41 @@
-"""AMA, the adversarial mirrored autoencoder (seed paper).
+"""AMA, the adversarial mirrored autoencoder.
+
+Paper: G. Somepalli, Y. Wu, Y. Balaji, B. Vinzamuri, S. Feizi, "Unsupervised Anomaly Detection
+with Adversarial Mirrored AutoEncoders", UAI 2021.
 
 A Wasserstein critic D judges channel-stacked pairs: (x, x) is real, (x, x_hat) fake, with
 x_hat = G(E(x)). With x_inter = G(z_inter) and x_neg = G(z_neg):
 
 * L_normal = E[D(x,x) - D(x,x_hat)] + lambda_inter E[D(x,x) - D(x,x_inter)] + lambda_reg E||E(x)||
 * L_neg = E[D(x,x) - D(x,x_neg)]
-* min_{E,G} max_D L_normal - lambda_neg L_neg, D with a gradient penalty over the whole stacked
-  input between (x, x) and (x, x_hat).
+* min_{E,G} max_{D in Lip-1} L_normal - lambda_neg L_neg.
+
+D is kept 1-Lipschitz on every pair type by spectral normalisation of all its layers (the
+paper's SN-GAN critic). An optional gradient penalty (``gp_weight``, off by default) covers the
+(x, x) vs (x, x_hat), (x, x_inter) and (x, x_neg) pairs alike.
 
 Simplex interpolation: z_inter = sum_i a_i e_i / sum_i a_i over k codes of the batch, a_i ~ U(0, 0.5).
 Atypical selection: z_neg = r u with u uniform on the unit sphere and r drawn between sqrt(d) and
 sqrt(d) +/- delta (outward or inward), from ``negative_start_epoch`` on. A weight of 0 switches a
-term off (the paper's ablation). Each train step makes ``n_critic`` critic updates on its batch
-(fresh penalty interpolation each), then one encoder/decoder update.
+term off (the paper's ablation). Each train step decodes x_hat, x_inter and x_neg once for
+``n_critic`` critic updates, then once more for one encoder/decoder update. Only decodes of real
+codes E(x) move the decoder's BatchNorm moving statistics, so at test time G normalises with
+statistics of what it decodes there. Learning rates drop x``lr_decay_rate`` every
+``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and 90 of 100).
 
-Scores: R(x) = ||f(x,x) - f(x,x_hat)||_1 (f: the critic's feature layer), and the A-score from a
-Gaussian fitted to the training R-scores of the selected model (stored in ``model/gaussian.json``
-and the checkpoint), reported as -log pdf(R(x)): the same order as -pdf, higher = more anomalous,
-without underflow far in the tails.
+Scores: R(x) = ||f(x,x) - f(x,x_hat)||_1 (f: the critic's feature layer), and the A-score, the
+paper's reported score, from a Gaussian N(mu, sigma) fitted to the training R-scores of the
+current weights: A(x) = -log N(R(x); mu, sigma), the same order as -pdf (higher = more
+anomalous) without underflow far in the tails. The A-score drives per-epoch model selection,
+test metrics, the Python API and ``anomaly-box score``; results also report the R-score alone
+under ``r_score_*`` keys. The Gaussian is refitted for the selected weights, saved in
+``model/gaussian.json`` and restored when a model is loaded.
+
+Deviations from the paper:
+
+* The encoder, decoder and critic are this toolbox's DCGAN pyramids, not the paper's residual
+  SN-GAN networks (same normalisation scheme, fewer layers), so that every method shares one
+  architecture family and runs at MNIST scale on a CPU.
 """
 
 from __future__ import annotations
@@ -29,14 +47,15 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from scipy.stats import norm
 
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.ama import build_ama
-from anomaly_toolbox.trainers.base import PreparedData, Trainer, common_hparams, test_metrics
+from anomaly_toolbox.trainers.base import (PreparedData, Trainer, common_hparams,
+                                           moving_statistics_kept, test_metrics)
 from anomaly_toolbox.trainers.wgan import train_critic
 
 GAUSSIAN_FILE = "gaussian.json"
+HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def pair(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
@@ -44,8 +63,24 @@ def pair(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
     return tf.concat([first, second], axis=-1)
 
 
+def negative_log_gaussian(values: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) -> tf.Tensor:
+    """-log N(values; mean, std) elementwise."""
+    return 0.5 * tf.square((values - mean) / std) + tf.math.log(std) + HALF_LOG_TWO_PI
+
+
+class EpochStaircase(keras.optimizers.schedules.LearningRateSchedule):
+    """lr = initial * rate ** floor(epoch / every), read from the trainer's epoch counter."""
+
+    def __init__(self, initial: float, every: int, rate: float, epoch: tf.Variable) -> None:
+        self.initial, self.every, self.rate, self.epoch = initial, every, rate, epoch
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        drops = tf.cast(self.epoch // self.every, tf.float32)
+        return self.initial * tf.pow(self.rate, drops)
+
+
 class AMATrainer(Trainer):
-    """AMA on 32x32 images; optimisers and weights as in the paper."""
+    """AMA on 32x32 images; optimisers, schedule and weights as in the paper."""
 
     name = "ama"
     image_size = 32
@@ -56,11 +91,12 @@ class AMATrainer(Trainer):
                minimum=0.0, maximum=0.999),
         HParam("beta_2", float, 0.9, "Adam beta_2 of every optimizer", minimum=0.0,
                maximum=0.9999),
-        HParam("lr_decay_steps", int, 10000, "steps between learning-rate decays", positive=True),
-        HParam("lr_decay_rate", float, 1.0, "factor applied every lr_decay_steps (1 = none)",
+        HParam("lr_decay_every", int, 30, "epochs between learning-rate drops", positive=True),
+        HParam("lr_decay_rate", float, 0.1, "factor of each learning-rate drop (1 = none)",
                positive=True, maximum=1.0),
         HParam("n_critic", int, 5, "critic updates per encoder/decoder update", positive=True),
-        HParam("gp_weight", float, 10.0, "gradient-penalty weight", minimum=0.0),
+        HParam("gp_weight", float, 0.0, "gradient-penalty weight on every pair type (0 = "
+               "spectral normalisation alone, as the paper)", minimum=0.0),
         HParam("lambda_inter", float, 0.5, "simplex-interpolation weight (0 = off)", minimum=0.0),
         HParam("interpolation_codes", int, 3, "k, codes mixed per interpolation", positive=True),
         HParam("lambda_neg", float, 5.0, "atypical-negative weight (0 = off)", minimum=0.0),
@@ -74,18 +110,18 @@ class AMATrainer(Trainer):
     )
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
         self.gaussian = tf.Variable([0.0, 1.0], dtype=tf.float64, trainable=False,
                                     name="r_score_gaussian")
+        super().__init__(*args, **kwargs)
+        self._compiled_r_score = tf.function(self.r_score, reduce_retracing=True)
 
     def build_networks(self) -> dict[str, keras.Model]:
         return build_ama(self.image_shape, self.hps["latent_dim"], self.hps["filters"])
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
         def optimizer(beta_1: float) -> keras.optimizers.Adam:
-            schedule = keras.optimizers.schedules.ExponentialDecay(
-                self.hps["learning_rate"], self.hps["lr_decay_steps"], self.hps["lr_decay_rate"],
-                staircase=True)
+            schedule = EpochStaircase(self.hps["learning_rate"], self.hps["lr_decay_every"],
+                                      self.hps["lr_decay_rate"], self.epoch)
             return keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=self.hps["beta_2"],
                                          epsilon=1e-8)
 
@@ -117,75 +153,112 @@ class AMATrainer(Trainer):
                                     tf.float32),
         }
 
-    def _objective(self, images: tf.Tensor, codes: tf.Tensor, reconstruction: tf.Tensor,
+    def _decode(self, codes: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The decoded images of one step by kind ``[B, S, S, C]``: ``reconstruction`` G(E(x)),
+        and where switched on ``interpolation`` G(z_inter) and ``negative`` G(z_neg). Only the
+        reconstruction updates the decoder's BatchNorm moving statistics."""
+        generator = self.networks["generator"]
+        decoded = {"reconstruction": generator(codes, training=True)}
+        with moving_statistics_kept(generator):
+            if self.hps["lambda_inter"] > 0:
+                weights = noise["simplex_weights"][..., None]
+                partners = tf.gather(codes, noise["simplex_partners"])
+                z_inter = tf.reduce_sum(weights * partners, axis=1) / tf.reduce_sum(weights, 1)
+                decoded["interpolation"] = generator(z_inter, training=True)
+            if self.hps["lambda_neg"] > 0:
+                decoded["negative"] = generator(noise["z_negative"], training=True)
+        return decoded
+
+    def _objective(self, images: tf.Tensor, codes: tf.Tensor, decoded: dict[str, tf.Tensor],
                    noise: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """L_normal - lambda_neg L_neg (D maximises it, E and G minimise it) and its parts."""
-        generator, critic = self.networks["generator"], self.networks["critic"]
+        critic = self.networks["critic"]
         real = critic(pair(images, images), training=True)[0]
-        fake = critic(pair(images, reconstruction), training=True)[0]
-        parts = {"w_distance": tf.reduce_mean(real - fake)}
+        gaps = {kind: tf.reduce_mean(real - critic(pair(images, fake), training=True)[0])
+                for kind, fake in decoded.items()}
+        parts = {"w_distance": gaps["reconstruction"]}
         normal = parts["w_distance"]
-        if self.hps["lambda_inter"] > 0:
-            weights = noise["simplex_weights"][..., None]
-            partners = tf.gather(codes, noise["simplex_partners"])
-            z_inter = tf.reduce_sum(weights * partners, axis=1) / tf.reduce_sum(weights, axis=1)
-            inter = critic(pair(images, generator(z_inter, training=True)), training=True)[0]
-            parts["l_inter"] = tf.reduce_mean(real - inter)
+        if "interpolation" in gaps:
+            parts["l_inter"] = gaps["interpolation"]
             normal += self.hps["lambda_inter"] * parts["l_inter"]
         if self.hps["lambda_reg"] > 0:
             parts["l_reg"] = tf.reduce_mean(tf.norm(codes, axis=1))
             normal += self.hps["lambda_reg"] * parts["l_reg"]
         parts["l_normal"] = normal
         objective = normal
-        if self.hps["lambda_neg"] > 0:
-            negative = critic(pair(images, generator(noise["z_negative"], training=True)),
-                              training=True)[0]
-            parts["l_neg"] = tf.reduce_mean(real - negative)
+        if "negative" in gaps:
+            parts["l_neg"] = gaps["negative"]
             objective -= self.hps["lambda_neg"] * noise["negatives_on"] * parts["l_neg"]
         return objective, parts
 
     def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        encoder, generator = self.networks["encoder"], self.networks["generator"]
+        encoder = self.networks["encoder"]
         codes = encoder(images, training=True)
-        reconstruction = generator(codes, training=True)
+        decoded = self._decode(codes, noise)
         _, penalty, critic_loss = train_critic(
-            self, lambda: self._objective(images, codes, reconstruction, noise)[0],
-            pair(images, images), pair(images, reconstruction), noise["penalty_mix"])
+            self, lambda: self._objective(images, codes, decoded, noise)[0],
+            pair(images, images), [pair(images, fake) for fake in decoded.values()],
+            noise["penalty_mix"])
         with tf.GradientTape(persistent=True) as tape:
             codes = encoder(images, training=True)
-            objective, parts = self._objective(images, codes, generator(codes, training=True),
-                                               noise)
+            objective, parts = self._objective(images, codes, self._decode(codes, noise), noise)
         self.apply_gradients(tape, {"encoder": objective, "generator": objective})
         return {**parts, "critic_loss": critic_loss, "gradient_penalty": penalty,
                 "autoencoder_loss": objective}
 
-    def score(self, images: tf.Tensor) -> tf.Tensor:
+    def r_score(self, images: tf.Tensor) -> tf.Tensor:
+        """R(x) = ||f(x, x) - f(x, G(E(x)))||_1 by the scoring networks ``[B]``."""
         _, reconstruction = self.encode_decode(images)
         critic = self.scoring_networks["critic"]
         _, real = critic(pair(images, images), training=False)
         _, fake = critic(pair(images, reconstruction), training=False)
         return tf.reduce_sum(tf.abs(real - fake), axis=1)
 
+    def score(self, images: tf.Tensor) -> tf.Tensor:
+        """The A-score -log N(R(x); mu, sigma) under the current Gaussian ``[B]``."""
+        mean, std = tf.unstack(tf.cast(self.gaussian, tf.float32))
+        return negative_log_gaussian(self.r_score(images), mean, std)
+
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
         return self.encode_decode(images)[1]
 
+    def fit_gaussian(self, data: PreparedData) -> tuple[float, float]:
+        """Fit N(mu, sigma) (maximum likelihood) to the training split's R-scores."""
+        r_scores = self.score_dataset(data.train, self._compiled_r_score)
+        mean, std = float(np.mean(r_scores)), max(float(np.std(r_scores)), 1e-12)
+        self.gaussian.assign([mean, std])
+        return mean, std
+
+    def validation_metrics(self, data: PreparedData) -> dict[str, float]:
+        """Validation metrics of the A-score, its Gaussian fitted to this epoch's weights."""
+        self.fit_gaussian(data)
+        return super().validation_metrics(data)
+
     def calibrate(self, data: PreparedData, model_dir: Path) -> None:
-        """Fit the Gaussian of the A-score to the training split's R-scores."""
-        mean, std = (float(v) for v in norm.fit(self.score_dataset(data.train)))
-        self.gaussian.assign([mean, max(std, 1e-12)])
+        """Fit the A-score's Gaussian for the selected weights and store it with the model."""
+        mean, std = self.fit_gaussian(data)
         (model_dir / GAUSSIAN_FILE).write_text(json.dumps({"mean": mean, "std": std}) + "\n")
 
-    def a_score(self, r_scores: np.ndarray) -> np.ndarray:
-        """-log N(R; mean, std) of the fitted Gaussian: higher = more anomalous."""
-        mean, std = self.gaussian.numpy()
-        return -norm.logpdf(r_scores, loc=mean, scale=std)
+    def load_model(self, model_dir: Path) -> None:
+        """Load the networks and the A-score's Gaussian of a saved model."""
+        super().load_model(model_dir)
+        path = model_dir / GAUSSIAN_FILE
+        try:
+            stored = json.loads(path.read_text())
+            mean, std = float(stored["mean"]), float(stored["std"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path} does not hold the A-score's Gaussian as "
+                             f'{{"mean": ..., "std": ...}} ({error}); retrain the run') from error
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(f"{path} holds mean {mean} and std {std}; the std must be a "
+                             f"positive number and both finite; retrain the run")
+        self.gaussian.assign([mean, std])
 
     def evaluate(self, data: PreparedData,
                  validation_scores: np.ndarray | None = None) -> dict[str, float]:
-        """Metrics of the R-score, and of the A-score under ``a_score_*`` keys."""
-        validation = (self.final_scores(data.validation) if validation_scores is None
-                      else validation_scores)
-        test = self.final_scores(data.test)
-        a_metrics = test_metrics(data, self.a_score(validation), self.a_score(test))
-        return {**test_metrics(data, validation, test),
-                **{f"a_score_{key}": value for key, value in a_metrics.items()}}
+        """Metrics of the A-score, and of the R-score alone under ``r_score_*`` keys."""
+        metrics = super().evaluate(data, validation_scores)
+        r_validation = self.score_dataset(data.validation, self._compiled_r_score)
+        r_test = self.score_dataset(data.test, self._compiled_r_score)
+        r_metrics = test_metrics(data, r_validation, r_test)
+        return {**metrics, **{f"r_score_{key}": value for key, value in r_metrics.items()}}

@@ -14,7 +14,7 @@ import contextlib
 import math
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -82,6 +82,22 @@ def check_batch_fits(hps: dict[str, Any], train_size: int) -> None:
 def _other(metric: str) -> str:
     """The other ranking metric: AUPRC for AUROC and the reverse."""
     return "auprc" if metric == "auroc" else "auroc"
+
+
+@contextlib.contextmanager
+def moving_statistics_kept(model: keras.Model) -> Iterator[None]:
+    """Calls of ``model`` inside this context leave its BatchNorm moving statistics as they were.
+
+    In training mode such calls still normalise with their own batch statistics; only what is
+    kept for inference stays untouched (e.g. decodes of synthetic codes that real inputs never
+    resemble). Works eagerly and inside ``tf.function``, where reads and assigns of a variable
+    run in program order.
+    """
+    variables = model.non_trainable_variables
+    saved = [tf.convert_to_tensor(variable) for variable in variables]
+    yield
+    for variable, value in zip(variables, saved):
+        variable.assign(value)
 
 
 class TrainingDiverged(RuntimeError):
@@ -162,6 +178,7 @@ class Trainer(abc.ABC):
                                      for name, net in self.networks.items()}
             for name, net in self.networks.items():
                 self.scoring_networks[name].set_weights(net.get_weights())
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
         self._updated_variables: dict[str, list[tf.Variable]] = {}
         for name, (optimizer, network_names) in self.build_optimizers().items():
@@ -169,7 +186,6 @@ class Trainer(abc.ABC):
             optimizer.build(variables)
             self.optimizers[name] = optimizer
             self._updated_variables[name] = variables
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.best = {metric: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
                                          name=f"best_{metric}") for metric in SELECTION_METRICS}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import tensorflow as tf
@@ -30,18 +30,25 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
 
 
 def train_critic(trainer: Trainer, objective: Callable[[], tf.Tensor], real: tf.Tensor,
-                 fake: tf.Tensor, mix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+                 fakes: Sequence[tf.Tensor],
+                 mix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """``hps['n_critic']`` updates of ``trainer.networks['critic']`` on one batch.
 
-    Each minimises -objective() + gp_weight * GP(real, fake) with its own row of ``mix``
-    ``[n_critic, B]``. Returns the last ``(objective, penalty, loss)``.
+    Each minimises -objective() + gp_weight * mean_k GP(real, fakes[k]) with its own row of
+    ``mix`` ``[n_critic, B]``: the penalty covers every kind of fake input the objective trains
+    the critic on. With gp_weight 0 no penalty is computed (a critic made Lipschitz otherwise,
+    e.g. by spectral normalisation). Returns the last ``(objective, penalty, loss)``.
     """
     critic = trainer.networks["critic"]
+    weight = trainer.hps["gp_weight"]
     for index in range(trainer.hps["n_critic"]):
         with tf.GradientTape() as tape:
             value = objective()
-            penalty = gradient_penalty(lambda x: critic(x, training=True)[0], real, fake,
-                                       mix[index])
-            loss = -value + trainer.hps["gp_weight"] * penalty
+            penalty = tf.constant(0.0)
+            if weight > 0:
+                penalty = tf.add_n([gradient_penalty(lambda x: critic(x, training=True)[0], real,
+                                                     fake, mix[index])
+                                    for fake in fakes]) / len(fakes)
+            loss = -value + weight * penalty
         trainer.apply_gradients(tape, {"critic": loss})
     return value, penalty, loss
