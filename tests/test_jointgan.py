@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.hps import defaults
 from anomaly_toolbox.trainers.jointgan import latent_norm_score, min_max_normalise
 from tests.test_trainers import images_of, make_trainer
 
@@ -46,3 +48,30 @@ def test_joint_training_lowers_the_consistency_loss(bundled, encoder_loss):
                                               tf.constant([0, step], tf.int64))
         consistency.append(float(losses["consistency"]))
     assert np.mean(consistency[-10:]) < 0.8 * np.mean(consistency[:10])
+
+
+def test_generator_decodes_unit_length_codes_so_only_direction_matters():
+    """The paper's generator scales z to unit length first: G(c z) = G(z) for any c > 0."""
+    generator = make_trainer("jointgan").networks["generator"]
+    z = tf.random.stateless_normal([6, 8], [2, 3])
+    reference = generator(z, training=False).numpy()
+    for scale in (0.01, 3.0, 40.0):
+        np.testing.assert_allclose(generator(scale * z, training=False).numpy(), reference,
+                                   atol=1e-5)
+
+
+def test_default_latent_size_is_the_papers():
+    trainer_defaults = defaults(trainer_class("jointgan").schema())
+    assert trainer_defaults["latent_dim"] == 512
+
+
+def test_encoder_codes_do_not_depend_on_batch_statistics(bundled):
+    """The encoder learns on generated images only; without BatchNorm, real images at test time
+    are encoded exactly as in training mode (no statistics carried over from G(z))."""
+    trainer = make_trainer("jointgan")
+    x = images_of(bundled, 3, trainer, 16)
+    encoder = trainer.networks["encoder"]
+    np.testing.assert_allclose(encoder(x, training=True).numpy(),
+                               encoder(x, training=False).numpy(), atol=1e-6)
+    np.testing.assert_allclose(encoder(x[:4], training=True).numpy(),
+                               encoder(x, training=True).numpy()[:4], atol=1e-6)

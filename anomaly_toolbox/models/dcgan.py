@@ -65,13 +65,18 @@ def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, filters: i
 
 
 def build_decoder(image_shape: tuple[int, int, int], latent_dim: int, filters: int,
-                  name: str = "decoder") -> keras.Model:
-    """Code ``[B, latent_dim]`` -> image ``[B, S, S, C]`` in [-1, 1] (tanh)."""
+                  name: str = "decoder", unit_code: bool = False) -> keras.Model:
+    """Code ``[B, latent_dim]`` -> image ``[B, S, S, C]`` in [-1, 1] (tanh).
+
+    ``unit_code``: scale each code to unit L2 length first, as progressive GANs do with their
+    latents, so that only a code's direction matters.
+    """
     side, channels = image_shape[0], image_shape[2]
     steps = pyramid_steps(side)
     base_side, top_filters = side // 2 ** steps, filters * 2 ** (steps - 1)
     code = keras.Input((latent_dim,), name="code")
-    x = layers.Dense(base_side * base_side * top_filters, use_bias=False, name=f"{name}_project")(code)
+    x = layers.UnitNormalization(name=f"{name}_unit_code")(code) if unit_code else code
+    x = layers.Dense(base_side * base_side * top_filters, use_bias=False, name=f"{name}_project")(x)
     x = layers.Reshape((base_side, base_side, top_filters))(x)
     x = layers.ReLU()(batch_norm(f"{name}_bn_project")(x))
     for i in reversed(range(steps - 1)):

@@ -1,18 +1,31 @@
-"""Encoder + WGAN-GP trained jointly, for training data in the wild (Berg, Ahlberg, Felsberg).
+"""Encoder + WGAN-GP trained jointly, for training data in the wild.
+
+Paper: M. Berg, J. Ahlberg, M. Felsberg, "Unsupervised Adversarial Learning of Anomaly Detection
+in the Wild", ECAI 2020.
 
 min_{G,E} max_D E[D(x)] - E[D(G(z))] + w_c C(z) (+ gradient penalty for D), with the encoder
 trained together with G, not afterwards. C is the image-space consistency
 ``||G(z) - G(E(G(z)))||_1`` (``encoder_loss='image'``, the paper's choice) or the latent-space
 one ``||z - E(G(z))||_1`` (``'latent'``, its comparison); both are averaged over elements so the
 weight does not depend on image or code size. Each step makes ``n_critic`` critic updates on its
-batch, then one joint G/E update.
+batch, then one joint G/E update. z ~ N(0, I) in R^512 (the paper's N_z), and the generator
+scales every code to unit length before decoding it, as the paper's progressive GAN does: the
+paper explains the latent-norm score by it (normal images end up far from the origin, anomalies
+near it, like unit-length noise).
 
 Score a = lambda Ln + (1 - lambda) Lo with
 Ln = ||w(x) - w(G(E(x)))||_2 / N_X (w: per-image min-max normalisation to [0, 1], N_X pixels) and
 Lo = -||E(x)||_2 / sqrt(N_z): a small code norm is anomalous. Results report Ln, Lo and a.
 
-Progressive growing, which the paper uses for large images, is left out: at 28-32 px a plain
-DCGAN-sized WGAN-GP trains directly.
+Deviations from the paper:
+
+* Progressive growing is left out: at 28-32 px a DCGAN-sized WGAN-GP trains directly, so the
+  generator and critic are this toolbox's DCGAN pyramids (the generator keeps DCGAN BatchNorm,
+  whose statistics come from unit-length codes in training and at test time alike), and the
+  batch size stays at 64 instead of shrinking from 128.
+* The encoder has no BatchNorm, like ClusterGAN's encoder that the paper follows: it is trained
+  on generated images only, so BatchNorm statistics would come from G(z) and then be applied to
+  real images at test time.
 """
 
 from __future__ import annotations
@@ -48,8 +61,8 @@ class JointGANTrainer(Trainer):
     name = "jointgan"
     image_size = 32
     hparams = (
-        *common_hparams(epochs=30, batch_size=64, learning_rate=1e-4, beta_1=0.0,
-                        latent_dim=128, filters=64),
+        *common_hparams(epochs=32, batch_size=64, learning_rate=1e-4, beta_1=0.0,
+                        latent_dim=512, filters=64),
         HParam("beta_2", float, 0.9, "Adam beta_2", minimum=0.0, maximum=0.9999),
         HParam("n_critic", int, 5, "critic updates per generator/encoder update", positive=True),
         HParam("gp_weight", float, 10.0, "gradient-penalty weight", minimum=0.0),
