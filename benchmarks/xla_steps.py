@@ -28,7 +28,7 @@ def images_per_second(method: str, jit: bool, epochs: int) -> float:
     hps = {**defaults(cls.schema()), "jit_compile": jit}
     trainer = cls(hps, sample_shape=(28, 28, 1), seed=42, jit_compile=jit)
     splits = one_class_splits(load_raw("mnist-5k"), "anomalous", 2)
-    data = PreparedData.from_splits(splits, cls.image_size)
+    data = PreparedData.from_splits(splits, trainer.image_size)
     trainer.before_training(data)
 
     def epoch(index: int) -> int:

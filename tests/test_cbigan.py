@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,3 +37,16 @@ def test_both_consistency_terms_fall_with_training(bundled, discriminator):
         history.append((float(losses["image_consistency"]), float(losses["latent_consistency"])))
     first, last = np.mean(history[:10], axis=0), np.mean(history[-10:], axis=0)
     assert last[0] < 0.95 * first[0] and last[1] < 0.7 * first[1]
+
+
+@pytest.mark.parametrize("kind", ["projection", "concat"])
+def test_discriminator_normalises_every_conv_spectrally_and_by_batchnorm(kind):
+    """The paper: BatchNorm on all convolutions, spectral normalisation on D's."""
+    discriminator = make_trainer("cbigan", discriminator=kind).networks["discriminator"]
+    wrapped = [layer for layer in discriminator.layers
+               if isinstance(layer, keras.layers.SpectralNormalization)
+               and isinstance(layer.layer, keras.layers.Conv2D)]
+    bare = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
+    batch_norms = [layer for layer in discriminator.layers
+                   if isinstance(layer, keras.layers.BatchNormalization)]
+    assert wrapped and not bare and len(batch_norms) == len(wrapped)

@@ -6,7 +6,7 @@ from anomaly_toolbox.datasets.pipeline import to_model_range
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
 from anomaly_toolbox.hps import defaults
-from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.trainers.base import Trainer, bce_with_logits
 from tests.conftest import TINY
 
 SEED = tf.constant([1, 0], tf.int64)
@@ -172,3 +172,27 @@ def test_every_method_says_whether_xla_is_on_by_default():
         cls = trainer_class(experiment)
         assert cls.jit_by_default(gpu_visible=True)
         assert cls.jit_by_default(gpu_visible=False) == (not cls.cpu_jit_off_reason)
+
+
+@pytest.mark.parametrize("pair", ["reconstruction", "input"])
+def test_egbad_bce_score_judges_the_chosen_pair(bundled, pair):
+    """'reconstruction': BCE(D(G(E(x)), E(x)), 1) as Zenati et al.'s code; 'input':
+    BCE(D(x, E(x)), 1) as eq. 9 of the consistency-BiGAN paper."""
+    trainer = make_trainer("egbad", score="bce", bce_score_pair=pair, score_weight=1.0)
+    x = images_of(bundled, 4, trainer, 8)
+    codes, reconstruction = trainer.encode_decode(x)
+    judged = reconstruction if pair == "reconstruction" else x
+    logit = trainer.networks["discriminator"]([judged, codes], training=False)[0]
+    np.testing.assert_allclose(trainer.score(x).numpy(), bce_with_logits(1.0, logit).numpy(),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("experiment", NETWORK_METHODS)
+def test_rgb_images_are_taken_at_the_papers_32_pixels(experiment):
+    """CIFAR-10-like RGB input runs at 32 px for every method (MNIST-sized methods too)."""
+    assert trainer_class(experiment).side_for((28, 28, 3)) == 32
+    assert trainer_class(experiment).side_for((28, 28, 1)) == trainer_class(experiment).image_size
+    if experiment in ("egbad", "cbigan", "deepsvdd"):
+        trainer = make_trainer(experiment, sample_shape=(28, 28, 3))
+        assert trainer.image_shape == (32, 32, 3)
+        assert trainer._compiled_score(tf.zeros([4, 32, 32, 3])).shape == (4,)

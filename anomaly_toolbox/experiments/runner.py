@@ -179,7 +179,8 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     raw = raw if raw is not None else load_raw(config.dataset, config.data_dir, config.category)
     splits = one_class_splits(raw, config.protocol, config.label, config.contamination,
                               config.val_share, config.seed)
-    data = PreparedData.from_splits(splits, trainer_cls.image_size, raw.top_share)
+    data = PreparedData.from_splits(splits, trainer_cls.side_for(raw.x_train.shape[1:]),
+                                   raw.top_share)
     root = experiment_dir(config, raw)
     print(f"Data: {raw.source}\nSplits: {json.dumps(splits.describe())}\nLogs: {root}")
     results = []

@@ -33,8 +33,9 @@ def batch_norm(name: str) -> layers.BatchNormalization:
 
 #: Normalisation of a conv pyramid: ``dcgan`` BatchNorm after every conv but the first, ``batch``
 #: after every conv, ``none`` (WGAN-GP critics: the penalty is per sample), ``spectral`` spectral
-#: normalisation of every conv's kernel.
-NORMALISATIONS = ("dcgan", "batch", "none", "spectral")
+#: normalisation of every conv's kernel, ``spectral_batch`` both spectral normalisation and
+#: BatchNorm on every conv.
+NORMALISATIONS = ("dcgan", "batch", "none", "spectral", "spectral_batch")
 
 
 def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
@@ -43,10 +44,11 @@ def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation '{normalisation}'; use one of {NORMALISATIONS}")
     for i in range(steps):
-        with_bn = normalisation == "batch" or (normalisation == "dcgan" and i > 0)
+        with_bn = (normalisation in ("batch", "spectral_batch") or
+                   (normalisation == "dcgan" and i > 0))
         conv = layers.Conv2D(filters * 2 ** i, 4, strides=2, padding="same", use_bias=not with_bn,
                              name=f"{prefix}_conv{i}")
-        if normalisation == "spectral":
+        if normalisation.startswith("spectral"):
             conv = layers.SpectralNormalization(conv, name=f"{prefix}_sn{i}")
         x = conv(x)
         if with_bn:

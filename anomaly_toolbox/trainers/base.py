@@ -135,7 +135,25 @@ def _save_keras_atomically(model: keras.Model, path: Path) -> None:
     os.replace(partial, path)
 
 
-class Trainer(abc.ABC):
+class ImageSides:
+    """The image side a method's inputs are resized to, by channel count."""
+
+    #: Side for one-channel images (the method's paper's size for MNIST).
+    image_size: ClassVar[int]
+    #: Side for three-channel images: 32, CIFAR-10's own, at which every paper here that reports
+    #: RGB results ran (Zenati et al. also ran AnoGAN there); MVTec images are shrunk to it too.
+    rgb_image_size: ClassVar[int] = 32
+
+    @classmethod
+    def side_for(cls, sample_shape: tuple[int, ...]) -> int:
+        """The image side for samples of ``sample_shape``: ``rgb_image_size`` for three
+        channels, else ``image_size``."""
+        if len(sample_shape) == 3 and sample_shape[-1] == 3:
+            return cls.rgb_image_size
+        return cls.image_size
+
+
+class Trainer(ImageSides, abc.ABC):
     """Base of every method's trainer.
 
     Subclasses set ``name``, ``image_size``, ``hparams`` (their full schema, usually
@@ -143,7 +161,6 @@ class Trainer(abc.ABC):
     """
 
     name: ClassVar[str]
-    image_size: ClassVar[int]
     hparams: ClassVar[tuple[HParam, ...]]
     #: Whether :meth:`build_networks` has dense networks for tabular samples ``[B, F]``.
     supports_tabular: ClassVar[bool] = False
@@ -165,6 +182,8 @@ class Trainer(abc.ABC):
             raise ValueError(f"{self.name} works on images only and this dataset is tabular; "
                              f"use one of the methods with a dense variant (egbad, ganomaly) or "
                              f"a scikit-learn baseline (ocsvm, iforest, kde)")
+        #: The side of this instance's images (see :meth:`side_for`).
+        self.image_size = self.side_for(sample_shape)
         self.image_shape = (self.image_size, self.image_size, sample_shape[-1])
         #: What the networks take per sample: ``image_shape``, or ``(F,)`` for tabular data.
         self.input_shape = tuple(sample_shape) if self.tabular else self.image_shape

@@ -1,4 +1,8 @@
-"""EGBAD (Zenati et al. 2018): a BiGAN whose encoder makes reconstruction-based scoring cheap.
+"""EGBAD: a BiGAN whose encoder makes reconstruction-based scoring cheap.
+
+Paper: H. Zenati, C. S. Foo, B. Lecouat, G. Manek, V. R. Chandrasekhar, "Efficient GAN-Based
+Anomaly Detection", ICLR 2018 workshop; settings as in the survey by F. Di Mattia, P. Galeone,
+M. De Simoni, E. Ghelfi, "A Survey on GANs for Anomaly Detection", 2019 (its Table 1).
 
 Losses (D(x, z) a logit, f(x, z) its feature layer, z ~ N(0, I)):
 
@@ -7,7 +11,10 @@ Losses (D(x, z) a logit, f(x, z) its feature layer, z ~ N(0, I)):
 * E: BCE(D(x, E(x)), 0), plus ||x - G(E(x))||_1 when ``encoder_loss='bce_residual'`` (survey Table 1)
 
 Score, w = ``score_weight``: (1 - w) ||x - G(E(x))||_1 + w s_D with s_D =
-``'fm'``: ||f(x, E(x)) - f(G(E(x)), E(x))||_1 or ``'bce'``: BCE(D(G(E(x)), E(x)), 1).
+``'fm'``: ||f(x, E(x)) - f(G(E(x)), E(x))||_1 or ``'bce'``: BCE(D(pair), 1). The pair is
+``bce_score_pair``: ``'reconstruction'`` (G(E(x)), E(x)) as Zenati et al.'s published code, which
+produced their tables and the survey's, or ``'input'`` (x, E(x)) as eq. 9 of the consistency-BiGAN
+paper writes EGBAD's score.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ class EGBADTrainer(Trainer):
         HParam("encoder_loss", str, "bce", "E objective; bce_residual adds ||x - G(E(x))||_1",
                choices=("bce", "bce_residual")),
         HParam("score", str, "fm", "discriminator part of the score", choices=("fm", "bce")),
+        HParam("bce_score_pair", str, "reconstruction", "pair D judges in the 'bce' score: "
+               "(G(E(x)), E(x)) as Zenati et al.'s code, or (x, E(x))",
+               choices=("reconstruction", "input")),
         HParam("score_weight", float, 0.1, "w in (1 - w) residual + w s_D", minimum=0.0,
                maximum=1.0),
     )
@@ -87,11 +97,13 @@ class EGBADTrainer(Trainer):
         z, reconstruction = self.encode_decode(images)
         discriminator = self.scoring_networks["discriminator"]
         logit_rec, features_rec = discriminator([reconstruction, z], training=False)
+        logit_real, features_real = discriminator([images, z], training=False)
         if self.hps["score"] == "fm":
-            _, features_real = discriminator([images, z], training=False)
             disc_score = per_sample_l1(features_real, features_rec)
-        else:
+        elif self.hps["bce_score_pair"] == "reconstruction":
             disc_score = bce_with_logits(1.0, logit_rec)
+        else:
+            disc_score = bce_with_logits(1.0, logit_real)
         weight = self.hps["score_weight"]
         return (1.0 - weight) * per_sample_l1(images, reconstruction) + weight * disc_score
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam
 from anomaly_toolbox.models.memgan import build_memgan
-from anomaly_toolbox.trainers.base import Trainer, common_hparams
+from anomaly_toolbox.trainers.base import Trainer, bce_with_logits, common_hparams
 from anomaly_toolbox.trainers.bigan import bigan_terms
 
 IMAGES_PER_ROW = 10
@@ -45,6 +45,9 @@ class MEMGANTrainer(Trainer):
         HParam("cycle_weight", float, 1.0, "weight of l_cyc", minimum=0.0),
         HParam("projection_weight", float, 1.0, "weight of l_proj", minimum=0.0),
         HParam("mutual_information_weight", float, 1.0, "weight of l_mi", minimum=0.0),
+        HParam("encoder_adversarial", str, "log_d", "E's adversarial loss: log D(x, E(x)) as "
+               "Algorithm 1, or the non-saturating BCE(D(x, E(x)), 0)",
+               choices=("log_d", "non_saturating")),
     )
 
     def build_networks(self) -> dict[str, keras.Model]:
@@ -72,10 +75,13 @@ class MEMGANTrainer(Trainer):
         projected = self.networks["memory"](z_real, training=True)
         generated = generator(z_fake, training=True)
         terms = bigan_terms(discriminator, images, z_real, generated, z_fake)
+        encoder_adversarial = terms.encoder_adversarial
+        if self.hps["encoder_adversarial"] == "log_d":
+            encoder_adversarial = -tf.reduce_mean(bce_with_logits(1.0, terms.logit_real))
         alpha_recovered = memory.coefficients(encoder(generated, training=True))
         return {
             "d_loss": terms.d_loss,
-            "e_adv": terms.encoder_adversarial,
+            "e_adv": encoder_adversarial,
             "g_adv": terms.generator_adversarial,
             "cyc": tf.reduce_mean(per_sample_l2(images, generator(projected, training=True))),
             "proj": tf.reduce_mean(per_sample_l2(z_real, projected)),

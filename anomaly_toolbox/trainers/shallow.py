@@ -27,7 +27,8 @@ from anomaly_toolbox.datasets.pipeline import eval_batches
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.hps import HParam, Schema, schema_of
 from anomaly_toolbox.timing import Stopwatch
-from anomaly_toolbox.trainers.base import MODEL_DIR, SELECTION_METRICS, PreparedData, test_metrics
+from anomaly_toolbox.trainers.base import (MODEL_DIR, SELECTION_METRICS, ImageSides, PreparedData,
+                                           test_metrics)
 
 DETECTOR_FILE = "detector.pkl"
 
@@ -47,7 +48,7 @@ def shallow_hparams() -> tuple[HParam, ...]:
     )
 
 
-class ShallowTrainer(abc.ABC):
+class ShallowTrainer(ImageSides, abc.ABC):
     """A scikit-learn detector with the trainer interface the experiment runner uses.
 
     Subclasses set ``name`` and ``hparams`` and say which candidate models to fit.
@@ -61,6 +62,7 @@ class ShallowTrainer(abc.ABC):
                  jit_compile: bool) -> None:
         self.hps = hps
         self.seed = seed
+        self.image_size = self.side_for(sample_shape)
         self.detector: Any = None
         self.chosen = ""
         self.validation_best: dict[str, float] = {}
