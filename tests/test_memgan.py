@@ -25,9 +25,10 @@ def test_losses_are_finite_and_non_negative_and_every_part_learns(bundled, train
     memory_before = trainer.memory_layer.memory.numpy().copy()
     encoder_before = [w.numpy().copy() for w in trainer.networks["encoder"].trainable_weights]
     losses = trainer._compiled_train_step(x, tf.constant([0, 0], tf.int64))
-    for name in ("d_loss", "e_adv", "g_adv", "cyc", "proj", "mi", "e_loss", "g_loss", "m_loss"):
+    for name in ("d_loss", "g_adv", "cyc", "proj", "mi", "g_loss", "m_loss"):
         value = float(losses[name])
         assert np.isfinite(value) and value >= 0.0, name
+    assert np.isfinite(float(losses["e_loss"])) and float(losses["e_adv"]) <= 0.0  # log D <= 0
     assert not np.allclose(trainer.memory_layer.memory.numpy(), memory_before)
     assert any(not np.allclose(a, b.numpy()) for a, b in
                zip(encoder_before, trainer.networks["encoder"].trainable_weights))
@@ -41,3 +42,16 @@ def test_projection_loss_falls_with_training(bundled, trainer):
         trainer._compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
                                      tf.constant([0, step], tf.int64))
     assert float(trainer.losses(x[:32], alpha)["proj"]) < 0.5 * start
+
+
+@pytest.mark.parametrize("form", ["log_d", "non_saturating"])
+def test_encoder_adversarial_term_is_the_chosen_form(bundled, form):
+    """Algorithm 1: E minimises log D(x, E(x)); the alternative: -log(1 - D(x, E(x)))."""
+    trainer = make_trainer("memgan", memory_units=10, encoder_adversarial=form)
+    x = images_of(bundled, 1, trainer, 16)
+    alpha = tf.nn.softmax(tf.random.stateless_normal([16, 10], [1, 2]), axis=-1)
+    codes = trainer.networks["encoder"](x, training=True)
+    logit = trainer.networks["discriminator"]([x, codes], training=True)[0].numpy()
+    probability = 1.0 / (1.0 + np.exp(-logit))
+    expected = np.mean(np.log(probability) if form == "log_d" else -np.log(1.0 - probability))
+    assert float(trainer.losses(x, alpha)["e_adv"]) == pytest.approx(expected, rel=1e-4)

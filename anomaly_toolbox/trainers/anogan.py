@@ -1,4 +1,7 @@
-"""AnoGAN (Schlegl et al. 2017): a DCGAN trained on normal data, scored by a latent search.
+"""AnoGAN: a DCGAN trained on normal data, scored by a latent search.
+
+Paper: T. Schlegl, P. Seeböck, S. M. Waldstein, U. Schmidt-Erfurth, G. Langs, "Unsupervised
+Anomaly Detection with Generative Adversarial Networks to Guide Marker Discovery", IPMI 2017.
 
 Training: D minimises BCE(D(x), 1) + BCE(D(G(z)), 0), G minimises BCE(D(G(z)), 1), z ~ N(0, I).
 

@@ -1,13 +1,27 @@
-"""BiGAN with consistency losses and a projection discriminator (seed paper).
+"""BiGAN with consistency losses and a projection discriminator.
+
+Paper: the seed paper in ``shared/papers/consistency-bigan-projection.txt`` (its title page with
+authors and year is missing from our copy); it builds on EGBAD (Zenati et al., "Efficient
+GAN-Based Anomaly Detection", 2018) and the projection discriminator (T. Miyato, M. Koyama,
+"cGANs with Projection Discriminator", ICLR 2018).
 
 BiGAN adversarial terms as EGBAD (D: BCE(D(x, E(x)), 1) + BCE(D(G(z), z), 0); E: BCE(D(x, E(x)), 0);
 G: BCE(D(G(z), z), 1)), plus the consistency terms
-L_img = ||x - G(E(x))||_1 and L_lat = ||z - E(G(z))||_1 (means over elements, so that alpha
-balances terms of similar size whatever the image or code size).
+L_img = ||x - G(E(x))||_1 and L_lat = ||z - E(G(z))||_1.
 E and G each minimise alpha (L_img + L_lat) + (1 - alpha) L_adv (their own adversarial term).
+BatchNorm follows every hidden convolution of E, G and D, and D's convolutions are spectrally
+normalised, for both discriminator kinds.
 
 Score: (1 - lambda) ||x - G(E(x))||_1 + lambda ||f(x) - f(G(E(x)))||_1 (per-image sums), f the
 discriminator's features of (x, E(x)) and (G(E(x)), E(x)).
+
+Deviations from the paper:
+
+* L_img and L_lat are means over elements rather than sums, so that alpha balances terms of
+  similar size whatever the image or code size.
+* The projection discriminator's dense heads f_1 and f_z are spectrally normalised too (as in
+  Miyato & Koyama); without it the logit grows without bound (see models/cbigan.py).
+* The paper does not state its MVTec input size; RGB images run at 32 px like every method here.
 """
 
 from __future__ import annotations

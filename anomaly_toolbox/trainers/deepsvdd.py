@@ -1,4 +1,7 @@
-"""One-class Deep SVDD (Ruff et al. 2018): map normal data into a small hypersphere.
+"""One-class Deep SVDD: map normal data into a small hypersphere.
+
+Paper: L. Ruff, R. Vandermeulen, N. Goernitz, L. Deecke, S. A. Siddiqui, A. Binder, E. Mueller,
+M. Kloft, "Deep One-Class Classification", ICML 2018.
 
 Before the first step, the centre c is the mean of phi(x) over the training split (inference mode,
 as the reference code), with coordinates closer to 0 than ``centre_eps`` pushed to +-eps so that

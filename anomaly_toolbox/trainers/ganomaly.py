@@ -1,4 +1,7 @@
-"""GANomaly (Akcay et al. 2018): encoder-decoder-encoder generator with an adversarial critic.
+"""GANomaly: encoder-decoder-encoder generator with an adversarial critic.
+
+Paper: S. Akcay, A. Atapour-Abarghouei, T. P. Breckon, "GANomaly: Semi-Supervised Anomaly
+Detection via Adversarial Training", ACCV 2018.
 
 With x_hat = GD(GE(x)) and f the discriminator's feature layer:
 
