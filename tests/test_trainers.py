@@ -6,7 +6,8 @@ from anomaly_toolbox.datasets.pipeline import to_model_range
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
 from anomaly_toolbox.hps import defaults
-from anomaly_toolbox.trainers.base import Trainer, bce_with_logits
+from anomaly_toolbox.datasets import one_class_splits
+from anomaly_toolbox.trainers.base import PreparedData, Trainer, bce_with_logits
 from tests.conftest import TINY
 
 SEED = tf.constant([1, 0], tf.int64)
@@ -196,3 +197,28 @@ def test_rgb_images_are_taken_at_the_papers_32_pixels(experiment):
         trainer = make_trainer(experiment, sample_shape=(28, 28, 3))
         assert trainer.image_shape == (32, 32, 3)
         assert trainer._compiled_score(tf.zeros([4, 32, 32, 3])).shape == (4,)
+
+
+def _step_scalars(run_dir):
+    steps = {}
+    for path in run_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag.startswith("train/"):
+                    steps.setdefault(value.tag, []).append(event.step)
+    return steps
+
+
+def test_every_steps_losses_reach_its_own_runs_tensorboard_once(bundled, tmp_path):
+    """Losses are written per epoch in one compiled call: each run's event file still has every
+    loss at every step exactly once, and a second run in the same process writes to its own."""
+    splits = one_class_splits(bundled, "normal", 1, seed=0)
+    for run in ("first", "second"):
+        trainer = make_trainer("ae", epochs=2)
+        data = PreparedData.from_splits(splits, trainer.image_size)
+        writer = tf.summary.create_file_writer(str(tmp_path / run))
+        trainer.fit(data, tmp_path / run, writer, progress_bar=False)
+        writer.close()
+        steps = _step_scalars(tmp_path / run)
+        expected = list(range(2 * (data.train_size // trainer.hps["batch_size"])))
+        assert steps and all(sorted(found) == expected for found in steps.values()), steps

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.scalar import metadata as scalar_plugin
 
 from anomaly_toolbox.datasets.pipeline import (cached_dataset, eval_batches, preprocess,
                                                train_batches)
@@ -102,6 +103,36 @@ def moving_statistics_kept(model: keras.Model) -> Iterator[None]:
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def step_scalar_writer() -> Callable[[list[dict[str, float]], int], None]:
+    """A function that writes ``train/<name>`` scalars of consecutive steps to the default
+    summary writer, one compiled call for a whole epoch instead of an eager op per value.
+
+    Call it as ``write(history, first_step)`` with ``history[i]`` the losses of step
+    ``first_step + i``. Make one per summary writer: the compiled graph keeps the writer that
+    was the default when it was first called.
+    """
+    scalar_metadata = scalar_plugin.create_summary_metadata(display_name=None, description=None)
+
+    @tf.function
+    def write_columns(names: tuple[str, ...], values: tf.Tensor, steps: tf.Tensor) -> None:
+        for column, name in enumerate(names):
+            for index in tf.range(tf.shape(values)[0]):
+                # tf.summary.write keeps the tag as given (scalar() would prefix the loop's
+                # name scope); the metadata is what tf.summary.scalar attaches.
+                tf.summary.write(f"train/{name}", values[index, column], step=steps[index],
+                                 metadata=scalar_metadata)
+
+    def write(history: list[dict[str, float]], first_step: int) -> None:
+        if history:
+            names = tuple(history[0])
+            values = tf.constant([[losses[name] for name in names] for losses in history],
+                                 tf.float32)
+            write_columns(names, values,
+                          tf.range(first_step, first_step + len(history), dtype=tf.int64))
+
+    return write
 
 
 @dataclass
@@ -374,6 +405,7 @@ class Trainer(ImageSides, abc.ABC):
         steps = data.train_size // self.hps["batch_size"]
         strip = next(iter(eval_batches(data.validation, IMAGES_IN_STRIP)))[0]
         clock = self.stopwatch.measure
+        self._write_step_scalars = step_scalar_writer()
         with writer.as_default():
             while int(self.epoch) < self.hps["epochs"]:
                 epoch = int(self.epoch)
@@ -428,26 +460,31 @@ class Trainer(ImageSides, abc.ABC):
         return hint
 
     def _train_epoch(self, data: PreparedData, epoch: int, steps: int, progress_bar: bool) -> None:
+        """One epoch of train steps; each step's losses go to TensorBoard at the epoch's end
+        (or when a loss diverges), in one compiled call rather than one eager op per value."""
         progress = keras.utils.Progbar(steps, verbose=1 if progress_bar else 0, unit_name="step")
         batches = train_batches(data.train_samples, self.hps["batch_size"], self.seed, epoch)
-        for index, images in enumerate(batches):
-            part = "train_steps" if self._traced else "tracing_and_compilation"
-            with self.stopwatch.measure(part):
-                seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
-                losses = {name: float(value)
-                          for name, value in self._compiled_train_step(images, seed).items()}
-            self._traced = True
-            for name, value in losses.items():
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"loss '{name}' became {value} at step {int(self.step)} (epoch "
-                        f"{epoch + 1}); the last good checkpoint is kept. "
-                        f"{self.divergence_hint()}.")
-            with self.stopwatch.measure("tensorboard"):
+        first_step, history = int(self.step), []
+        try:
+            for index, images in enumerate(batches):
+                part = "train_steps" if self._traced else "tracing_and_compilation"
+                with self.stopwatch.measure(part):
+                    seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
+                    losses = {name: float(value)
+                              for name, value in self._compiled_train_step(images, seed).items()}
+                self._traced = True
+                history.append(losses)
                 for name, value in losses.items():
-                    tf.summary.scalar(f"train/{name}", value, step=self.step)
-            self.step.assign_add(1)
-            progress.update(index + 1, list(losses.items()))
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(
+                            f"loss '{name}' became {value} at step {int(self.step)} (epoch "
+                            f"{epoch + 1}); the last good checkpoint is kept. "
+                            f"{self.divergence_hint()}.")
+                self.step.assign_add(1)
+                progress.update(index + 1, list(losses.items()))
+        finally:
+            with self.stopwatch.measure("tensorboard"):
+                self._write_step_scalars(history, first_step)
 
     def _save_best(self, run_dir: Path, improved: list[str]) -> None:
         """Save the networks to ``best_<metric>/`` for every metric that improved this epoch:

@@ -8,10 +8,11 @@ trained together with G, not afterwards. C is the image-space consistency
 ``||G(z) - G(E(G(z)))||_1`` (``encoder_loss='image'``, the paper's choice) or the latent-space
 one ``||z - E(G(z))||_1`` (``'latent'``, its comparison); both are averaged over elements so the
 weight does not depend on image or code size. Each step makes ``n_critic`` critic updates on its
-batch, then one joint G/E update. z ~ N(0, I) in R^512 (the paper's N_z), and the generator
-scales every code to unit length before decoding it, as the paper's progressive GAN does: the
-paper explains the latent-norm score by it (normal images end up far from the origin, anomalies
-near it, like unit-length noise).
+batch, then one joint G/E update. z ~ N(0, I) in R^512 (the paper's N_z) scaled to unit length,
+as the paper's progressive GAN does with its prior; the generator also scales every code it
+decodes (E(x) too) to unit length. The paper explains the latent-norm score by it (normal images
+end up far from the origin, anomalies near it, like unit-length noise). The latent-space
+consistency compares E(G(z)) with the unit-length z.
 
 Score a = lambda Ln + (1 - lambda) Lo with
 Ln = ||w(x) - w(G(E(x)))||_2 / N_X (w: per-image min-max normalisation to [0, 1], N_X pixels) and
@@ -81,7 +82,8 @@ class JointGANTrainer(Trainer):
 
     def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         seeds = tf.random.experimental.stateless_split(seed, 2)
-        return {"z": self.standard_normal_codes(batch_size, seeds[0]),
+        z = tf.math.l2_normalize(self.standard_normal_codes(batch_size, seeds[0]), axis=1)
+        return {"z": z,
                 "penalty_mix": tf.random.stateless_uniform([self.hps["n_critic"], batch_size],
                                                            seeds[1])}
 
