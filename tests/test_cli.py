@@ -117,18 +117,21 @@ def test_cbigan_end_to_end_with_each_discriminator(tmp_path, discriminator):
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
-    grid = {**TINY, "epochs": 2}
+    """Ctrl-C after the third epoch's train steps: epoch 2's state, held in memory and not yet
+    written (checkpoints are written at most every 30 s after the first), is written on the way
+    out, and the resumed run ends exactly where an uninterrupted one does."""
+    grid = {**TINY, "epochs": 3}
     reference = train_tiny(tmp_path, "ganomaly", grid, "--normal-label", 7, log_dir="reference")
     assert reference.exit_code == 0, reference.output
 
     original = Trainer._train_epoch
 
-    def interrupt_second_epoch(self, data, epoch, *rest):
-        if epoch == 1:
+    def interrupt_after_third_epoch_steps(self, data, epoch, *rest):
+        original(self, data, epoch, *rest)
+        if epoch == 2:
             raise KeyboardInterrupt
-        return original(self, data, epoch, *rest)
 
-    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_second_epoch)
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_after_third_epoch_steps)
     interrupted = train_tiny(tmp_path, "ganomaly", grid, "--normal-label", 7)
     assert interrupted.exit_code != 0
     [run_dir] = run_dirs(tmp_path / "logs")
@@ -137,11 +140,11 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monk
     monkeypatch.setattr(Trainer, "_train_epoch", original)
     resumed = train_tiny(tmp_path, "ganomaly", grid, "--normal-label", 7)
     assert resumed.exit_code == 0, resumed.output
-    assert "Resuming from" in resumed.output and "epoch 1 of 2 done" in resumed.output
+    assert "Resuming from" in resumed.output and "epoch 2 of 3 done" in resumed.output
     results = read_results(run_dir / "results.json")
     expected = read_results(run_dirs(tmp_path / "reference")[0] / "results.json")
     assert results["status"] == "completed"
-    assert results["steps_trained"] == expected["steps_trained"] == 2 * (360 // 32)
+    assert results["steps_trained"] == expected["steps_trained"] == 3 * (360 // 32)
     assert results["test"]["auroc"] == pytest.approx(expected["test"]["auroc"], abs=1e-6)
 
 

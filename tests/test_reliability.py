@@ -8,9 +8,11 @@ import time
 
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
 from anomaly_toolbox.results import read_results
+from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
 from tests.conftest import TINY, write_grid
 from tests.test_cli import run_dirs, train_tiny
 
@@ -159,3 +161,57 @@ def test_unusable_image_folders_exit_2_with_what_to_fix(tmp_path):
         result = invoke("-e", "ganomaly", *args, "--log-dir", tmp_path / "logs")
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_epoch_checkpoints_write_the_first_and_last_epoch_and_hold_the_rest_until_stopped(
+        tmp_path):
+    weights = tf.Variable([0.0, 0.0])
+    checkpoint = tf.train.Checkpoint(weights=weights)
+    checkpoints = EpochCheckpoints(checkpoint, tmp_path, interval_seconds=3600.0)
+
+    weights.assign([1.0, 1.0])
+    checkpoints.epoch_finished(last=False)           # the first epoch is always written
+    assert len(checkpoints.saved) == 1
+    weights.assign([2.0, 2.0])
+    checkpoints.epoch_finished(last=False)           # held in memory
+    assert len(checkpoints.saved) == 1
+    weights.assign_add([5.0, 5.0])                   # part-way through the next epoch
+    checkpoints.write_held()                         # Ctrl-C: the held epoch is written
+    assert len(checkpoints.saved) == 2
+    np.testing.assert_array_equal(weights.numpy(), [2.0, 2.0])
+    weights.assign([9.0, 9.0])
+    checkpoint.restore(checkpoints.saved[-1]).assert_consumed()
+    np.testing.assert_array_equal(weights.numpy(), [2.0, 2.0])
+
+    checkpoints.write_held()                         # nothing held: nothing written
+    assert len(checkpoints.saved) == 2
+    weights.assign([3.0, 3.0])
+    checkpoints.epoch_finished(last=True)            # the last epoch is always written
+    checkpoint.restore(checkpoints.saved[-1]).assert_consumed()
+    np.testing.assert_array_equal(weights.numpy(), [3.0, 3.0])
+
+
+def test_epoch_checkpoints_write_again_once_the_interval_has_passed(tmp_path):
+    weights = tf.Variable(0.0)
+    checkpoints = EpochCheckpoints(tf.train.Checkpoint(weights=weights), tmp_path,
+                                   interval_seconds=0.0)
+    for epoch in range(3):
+        weights.assign(float(epoch))
+        checkpoints.epoch_finished(last=False)
+    assert len(checkpoints.saved) == 2  # max_to_keep; each epoch was written
+    assert checkpoints.saved[-1].endswith("ckpt-3")
+
+
+def test_epoch_checkpoints_hold_keras_weights_and_optimizer_moments(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    checkpoints = EpochCheckpoints(tf.train.Checkpoint(model=model, optimizer=optimizer),
+                                   tmp_path, interval_seconds=3600.0)
+    checkpoints.epoch_finished(last=False)
+    held = [variable.numpy().copy() for variable in model.variables + optimizer.variables]
+    checkpoints.epoch_finished(last=False)
+    optimizer.apply_gradients([(tf.ones_like(v), v) for v in model.trainable_variables])
+    checkpoints.write_held()
+    for variable, value in zip(model.variables + optimizer.variables, held, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), value)

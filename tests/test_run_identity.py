@@ -219,11 +219,37 @@ def test_best_epoch_ties_go_to_the_other_metric_then_the_later_epoch(tmp_path, m
                      {"auroc": 1.0, "auprc": 0.9}, {"auroc": 1.0, "auprc": 0.85}])
     saved = []
     monkeypatch.setattr(AutoencoderTrainer, "validation_metrics", lambda self, data: next(sequence))
-    monkeypatch.setattr(AutoencoderTrainer, "_save_best",
-                        lambda self, run_dir, improved: saved.append((int(self.epoch), improved)))
+    monkeypatch.setattr(AutoencoderTrainer, "_hold_best",
+                        lambda self, improved: saved.append((int(self.epoch), improved)))
     train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3)
     assert saved == [(0, ["auroc", "auprc"]), (1, ["auroc", "auprc"]), (2, ["auroc", "auprc"]),
                      (3, [])]
+
+
+def test_a_best_model_held_in_memory_is_written_with_its_own_epochs_weights(tmp_path,
+                                                                             monkeypatch):
+    """Epoch 2 is best: its weights are held (checkpoints are written at most every 30 s after
+    the first epoch) and written at the end, while training went on to epoch 4's weights."""
+    from anomaly_toolbox.trainers.autoencoder import AutoencoderTrainer
+
+    sequence = iter([{"auroc": 0.5, "auprc": 0.5}, {"auroc": 0.9, "auprc": 0.9},
+                     {"auroc": 0.6, "auprc": 0.6}, {"auroc": 0.7, "auprc": 0.7}])
+    monkeypatch.setattr(AutoencoderTrainer, "validation_metrics", lambda self, data: next(sequence))
+    weights_after = {}
+    original = Trainer._train_epoch
+
+    def record_weights(self, data, epoch, *rest):
+        original(self, data, epoch, *rest)
+        weights_after[epoch] = self.scoring_networks["decoder"].get_weights()
+
+    monkeypatch.setattr(Trainer, "_train_epoch", record_weights)
+    assert train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3).exit_code == 0
+    run_dir = results_files(tmp_path / "logs")[0].parent
+    best = tf.keras.models.load_model(run_dir / "best_auroc" / "decoder.keras",
+                                      compile=False).get_weights()
+    for saved, expected in zip(best, weights_after[1], strict=True):
+        np.testing.assert_array_equal(saved, expected)
+    assert not all(np.array_equal(a, b) for a, b in zip(best, weights_after[3], strict=True))
 
 
 def test_benchmark_with_a_grid_reports_the_configuration_chosen_on_validation(tmp_path):

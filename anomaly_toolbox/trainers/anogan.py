@@ -131,6 +131,10 @@ class AnoGANTrainer(Trainer):
     def score(self, images: tf.Tensor) -> tf.Tensor:
         return self._search(images)[0]
 
+    def scoring_batch_size(self) -> int:
+        """The search's z variable holds ``batch_size`` codes: batches never exceed it."""
+        return self.hps["batch_size"]
+
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
         return self.scoring_networks["generator"](self._search(images)[1], training=False)
 

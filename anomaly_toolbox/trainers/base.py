@@ -29,10 +29,12 @@ from anomaly_toolbox.datasets.pipeline import (cached_dataset, eval_batches, pre
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.evaluation import choose_threshold, ranking_metrics, threshold_metrics
 from anomaly_toolbox.hps import HParam, Schema, schema_of
+from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
 from anomaly_toolbox.timing import Stopwatch
 
 SELECTION_METRICS = ("auroc", "auprc")
 IMAGES_IN_STRIP = 8
+SCORING_BATCH_SIZE = 256
 CHECKPOINT_DIR, MODEL_DIR = "checkpoints", "model"
 
 
@@ -388,15 +390,22 @@ class Trainer(ImageSides, abc.ABC):
         in order, concatenated along the batch axis."""
         scorer = scorer or self._compiled_score
         return np.concatenate([scorer(x).numpy()
-                               for x, _ in eval_batches(cached, self.hps["batch_size"])])
+                               for x, _ in eval_batches(cached, self.scoring_batch_size())])
+
+    def scoring_batch_size(self) -> int:
+        """Images per scoring call: at least :data:`SCORING_BATCH_SIZE`, as scoring is inference
+        only and fewer, larger calls cost less Python and dispatch time per image."""
+        return max(self.hps["batch_size"], SCORING_BATCH_SIZE)
 
     def fit(self, data: PreparedData, run_dir: Path, writer: tf.summary.SummaryWriter,
             progress_bar: bool = True) -> None:
         """Train for ``hps['epochs']`` epochs, resuming from ``run_dir/checkpoints`` if present."""
         checkpoint = self.checkpoint()
-        manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINT_DIR, max_to_keep=2)
-        if manager.checkpoints:
-            restored = self._restore_newest_readable(checkpoint, manager.checkpoints)
+        self._held_best: dict[str, dict[str, list[np.ndarray]]] = {}
+        checkpoints = EpochCheckpoints(checkpoint, run_dir / CHECKPOINT_DIR,
+                                       before_write=lambda: self._write_held_best(run_dir))
+        if checkpoints.saved:
+            restored = self._restore_newest_readable(checkpoint, checkpoints.saved)
             print(f"Resuming from {restored} "
                   f"(epoch {int(self.epoch)} of {self.hps['epochs']} done)")
         else:
@@ -407,33 +416,39 @@ class Trainer(ImageSides, abc.ABC):
         clock = self.stopwatch.measure
         self._write_step_scalars = step_scalar_writer()
         with writer.as_default():
-            while int(self.epoch) < self.hps["epochs"]:
-                epoch = int(self.epoch)
-                self._train_epoch(data, epoch, steps, progress_bar)
-                with clock("validation"):
-                    metrics = self.validation_metrics(data)
-                improved = [metric for metric in metrics if self._improves(metric, metrics)]
-                for metric, value in metrics.items():
-                    tf.summary.scalar(f"validation/{metric}", value, step=epoch + 1)
-                for metric in improved:
-                    self.best[metric].assign(metrics[metric])
-                    self.best_tiebreak[metric].assign(metrics[_other(metric)])
+            try:
+                while int(self.epoch) < self.hps["epochs"]:
+                    epoch = int(self.epoch)
+                    self._train_epoch(data, epoch, steps, progress_bar)
+                    with clock("validation"):
+                        metrics = self.validation_metrics(data)
+                    improved = [metric for metric in metrics if self._improves(metric, metrics)]
+                    for metric, value in metrics.items():
+                        tf.summary.scalar(f"validation/{metric}", value, step=epoch + 1)
+                    for metric in improved:
+                        self.best[metric].assign(metrics[metric])
+                        self.best_tiebreak[metric].assign(metrics[_other(metric)])
+                    with clock("checkpoints_and_saves"):
+                        self._hold_best(improved)
+                    with clock("tensorboard"):
+                        reconstruction = self._compiled_reconstruct(strip)
+                        if reconstruction is not None and not self.tabular:
+                            pairs = (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2
+                            tf.summary.image("validation/input_vs_reconstruction", pairs,
+                                             step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
+                        self.epoch_summaries(epoch + 1)
+                    self.epoch.assign_add(1)
+                    with clock("checkpoints_and_saves"):
+                        checkpoints.epoch_finished(last=int(self.epoch) == self.hps["epochs"])
+                    with clock("tensorboard"):
+                        writer.flush()
+                    shown = (", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                             or "no anomalies")
+                    print(f"epoch {epoch + 1}/{self.hps['epochs']}: validation {shown}")
+            except BaseException:
                 with clock("checkpoints_and_saves"):
-                    self._save_best(run_dir, improved)
-                with clock("tensorboard"):
-                    reconstruction = self._compiled_reconstruct(strip)
-                    if reconstruction is not None and not self.tabular:
-                        tf.summary.image("validation/input_vs_reconstruction",
-                                         (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2,
-                                         step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
-                    self.epoch_summaries(epoch + 1)
-                self.epoch.assign_add(1)
-                with clock("checkpoints_and_saves"):
-                    manager.save()
-                with clock("tensorboard"):
-                    writer.flush()
-                shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no anomalies"
-                print(f"epoch {epoch + 1}/{self.hps['epochs']}: validation {shown}")
+                    checkpoints.write_held()
+                raise
 
     @staticmethod
     def _restore_newest_readable(checkpoint: tf.train.Checkpoint, paths: list[str]) -> str:
@@ -486,20 +501,35 @@ class Trainer(ImageSides, abc.ABC):
             with self.stopwatch.measure("tensorboard"):
                 self._write_step_scalars(history, first_step)
 
-    def _save_best(self, run_dir: Path, improved: list[str]) -> None:
-        """Save the networks to ``best_<metric>/`` for every metric that improved this epoch:
-        written once, then copied (saving a ``.keras`` file costs far more than a copy)."""
-        if not improved:
-            return
-        first = run_dir / f"best_{improved[0]}"
-        self.save_networks(first)
-        for metric in improved[1:]:
+    def _hold_best(self, improved: list[str]) -> None:
+        """Keep in memory this epoch's scoring weights for every metric that improved; they are
+        written to ``best_<metric>/`` with the next checkpoint (:meth:`_write_held_best`)."""
+        if improved:
+            weights = {name: net.get_weights() for name, net in self.scoring_networks.items()}
+            self._held_best.update(dict.fromkeys(improved, weights))
+
+    def _write_held_best(self, run_dir: Path) -> None:
+        """Save each held set of weights to ``best_<metric>/`` once, as ``.keras`` files, and copy
+        them for every other metric that holds the same set (a copy costs far less than a save);
+        the networks keep their current weights."""
+        current = {name: net.get_weights() for name, net in self.scoring_networks.items()}
+        written: dict[int, Path] = {}
+        for metric, weights in self._held_best.items():
             target = run_dir / f"best_{metric}"
+            if id(weights) not in written:
+                for name, net in self.scoring_networks.items():
+                    net.set_weights(weights[name])
+                self.save_networks(target)
+                written[id(weights)] = target
+                continue
             target.mkdir(parents=True, exist_ok=True)
             for name in self.scoring_networks:
                 partial = target / f"{name}.partial.keras"
-                shutil.copyfile(first / f"{name}.keras", partial)
+                shutil.copyfile(written[id(weights)] / f"{name}.keras", partial)
                 os.replace(partial, target / f"{name}.keras")
+        for name, net in self.scoring_networks.items():
+            net.set_weights(current[name])
+        self._held_best = {}
 
     def _improves(self, metric: str, metrics: dict[str, float]) -> bool:
         """Whether this epoch beats the best so far on ``metric``: a higher value, or the same
