@@ -138,12 +138,21 @@ def load_grid(path: str | Path, schema: Schema) -> dict[str, list[Any]]:
     return parse_grid(raw, schema, str(path))
 
 
+def exact_epochs_when_given(hps: dict[str, Any], given: Any) -> dict[str, Any]:
+    """An ``epochs`` value the user gave (``given``: the keys set) is trained exactly: unless
+    ``min_steps`` is given too, it becomes 0, so the default step budget does not stretch it."""
+    if "epochs" in given and "min_steps" not in given and "min_steps" in hps:
+        hps["min_steps"] = 0
+    return hps
+
+
 def expand(grid: dict[str, list[Any]], schema: Schema, tuning: bool) -> list[dict[str, Any]]:
     """Full hyperparameter sets: every combination when ``tuning``, else the first values only."""
     if not tuning:
-        return [{**defaults(schema), **{key: values[0] for key, values in grid.items()}}]
+        return [exact_epochs_when_given(
+            {**defaults(schema), **{key: values[0] for key, values in grid.items()}}, grid)]
     keys = list(grid)
-    return [{**defaults(schema), **dict(zip(keys, combo))}
+    return [exact_epochs_when_given({**defaults(schema), **dict(zip(keys, combo))}, grid)
             for combo in itertools.product(*(grid[key] for key in keys))]
 
 
@@ -158,4 +167,4 @@ def full_hps(values: dict[str, Any], schema: Schema, source: str = "hyperparamet
             hps[key] = schema[key].check(value)
         except HpsError as error:
             raise HpsError(f"{source}: '{key}': {error}") from None
-    return hps
+    return exact_epochs_when_given(hps, values)

@@ -162,3 +162,21 @@ def test_saved_model_scores_with_the_a_score_of_its_restored_gaussian(bundled, t
     r = again.trainer.r_score(to_model_range(tf.constant(x), 32)).numpy()
     np.testing.assert_allclose(scores, negative_log_gaussian(r, mean, std).numpy(), rtol=1e-4)
     assert again.threshold == model.threshold
+
+
+def test_stretched_runs_keep_the_schedules_share_of_training():
+    """A run stretched from 100 to 400 epochs by min_steps drops the rate at trained epochs 120,
+    240 and 360 and switches negatives on at trained epoch 41 (published 11)."""
+    trainer = make_trainer("ama")
+    trainer.epoch_scale.assign(100 / 400)
+    rates = []
+    for epoch in (0, 119, 120, 239, 240, 360):
+        trainer.epoch.assign(epoch)
+        rates.append(float(trainer.optimizers["critic"].learning_rate))
+    np.testing.assert_allclose(rates, [3e-4, 3e-4, 3e-5, 3e-5, 3e-6, 3e-7], rtol=1e-5)
+    switched = []
+    for epoch in (39, 40):
+        trainer.epoch.assign(epoch)
+        switched.append(float(trainer.sample_noise(2, tf.constant([0, 0], tf.int64))
+                              ["negatives_on"]))
+    assert switched == [0.0, 1.0]

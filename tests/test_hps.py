@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
-from anomaly_toolbox.hps import HpsError, defaults, expand, load_grid, parse_grid
+from anomaly_toolbox.hps import HpsError, defaults, expand, full_hps, load_grid, parse_grid
 
 HPS_DIR = Path(__file__).resolve().parents[1] / "hps"
 
@@ -67,3 +67,17 @@ def test_every_shipped_grid_file_is_valid(path):
     assert experiment in EXPERIMENTS, f"{path.name} names no experiment"
     assert load_grid(path, trainer_class(experiment).schema())
     assert json.loads(path.read_text())
+
+
+def test_epochs_given_alone_are_trained_exactly_and_the_default_budget_is_in_steps(schema):
+    default = defaults(schema)
+    assert default["min_steps"] == default["epochs"] * -(-6000 // default["batch_size"])
+    assert expand({}, schema, tuning=False)[0]["min_steps"] == default["min_steps"]
+    assert expand({"epochs": [3]}, schema, tuning=False)[0]["min_steps"] == 0
+    assert expand({"epochs": [3, 4]}, schema, tuning=True)[1]["min_steps"] == 0
+    both = expand({"epochs": [3], "min_steps": [50]}, schema, tuning=False)[0]
+    assert (both["epochs"], both["min_steps"]) == (3, 50)
+    assert full_hps({"epochs": 2}, schema)["min_steps"] == 0
+    assert full_hps({"learning_rate": 1e-3}, schema)["min_steps"] == default["min_steps"]
+    with pytest.raises(HpsError, match="'min_steps': must be >= 0"):
+        full_hps({"min_steps": -1}, schema)

@@ -370,3 +370,24 @@ def test_results_say_where_the_wall_time_went(tmp_path):
                                                                   abs=0.01)
     assert timings["train_steps_share"] == pytest.approx(
         timings["train_steps_seconds"] / timings["wall_seconds"], abs=1e-3)
+
+
+def test_min_steps_stretches_a_small_dataset_and_validates_about_once_per_published_epoch(
+        tmp_path):
+    """Class 3 of mnist-5k under P3 gives 11 steps of 32 images per epoch: min_steps 25 asks for
+    3 epochs where epochs says 1, so validation runs once, after the last."""
+    result = train(tmp_path, {**AE, "epochs": 1, "min_steps": 25}, "--normal-label", 3)
+    assert result.exit_code == 0, result.output
+    assert "Training 3 epochs, not 1: min_steps 25 at 11 steps per epoch" in result.output
+    assert "epoch 3/3: validation" in result.output and "epoch 1/3: validation" not in result.output
+    results = read_results(results_files(tmp_path / "logs")[0])
+    assert (results["epochs_trained"], results["epochs_planned"]) == (3, 3)
+    assert results["steps_trained"] == 33 and results["hps"]["min_steps"] == 25
+
+
+def test_epochs_given_alone_train_exactly_that_many(tmp_path):
+    result = train(tmp_path, {**AE, "epochs": 2}, "--normal-label", 3)
+    assert result.exit_code == 0, result.output
+    assert "Training" not in result.output and "epoch 2/2: validation" in result.output
+    results = read_results(results_files(tmp_path / "logs")[0])
+    assert results["steps_trained"] == 22 and results["hps"]["min_steps"] == 0

@@ -5,7 +5,7 @@ import tensorflow as tf
 from anomaly_toolbox.datasets.pipeline import to_model_range
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
-from anomaly_toolbox.hps import defaults
+from anomaly_toolbox.hps import defaults, exact_epochs_when_given
 from anomaly_toolbox.datasets import one_class_splits
 from anomaly_toolbox.trainers.base import PreparedData, Trainer, bce_with_logits
 from tests.conftest import TINY
@@ -21,8 +21,8 @@ FAST = {"ama": {"n_critic": 1}, "jointgan": {"n_critic": 1}}
 
 def make_trainer(experiment, jit_compile=False, sample_shape=(28, 28, 1), **overrides):
     cls = trainer_class(experiment)
-    hps = {**defaults(cls.schema()), **TINY, **FAST.get(experiment, {}), **overrides,
-           "jit_compile": jit_compile}
+    given = {**TINY, **FAST.get(experiment, {}), **overrides, "jit_compile": jit_compile}
+    hps = exact_epochs_when_given({**defaults(cls.schema()), **given}, given)
     return cls(hps, sample_shape=sample_shape, seed=0, jit_compile=jit_compile)
 
 

@@ -39,7 +39,7 @@ from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.detector import finish_model
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import trainer_class
-from anomaly_toolbox.hps import HpsError, expand, load_grid
+from anomaly_toolbox.hps import HpsError, exact_epochs_when_given, expand, load_grid
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
                                      read_results, write_json_atomically, write_results_table,
@@ -154,6 +154,8 @@ def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
                 raise HpsError(f"override '{key}': {error}") from None
             for hps in sets:
                 hps[key] = checked
+    for hps in sets:
+        exact_epochs_when_given(hps, config.overrides)
     if "jit_compile" not in schema:
         return sets
     for hps in sets:

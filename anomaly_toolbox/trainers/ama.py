@@ -21,7 +21,9 @@ term off (the paper's ablation). Each train step decodes x_hat, x_inter and x_ne
 ``n_critic`` critic updates, then once more for one encoder/decoder update. Only decodes of real
 codes E(x) move the decoder's BatchNorm moving statistics, so at test time G normalises with
 statistics of what it decodes there. Learning rates drop x``lr_decay_rate`` every
-``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and 90 of 100).
+``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and 90 of 100). Both schedules count
+published epochs: when ``min_steps`` stretches a run on a small dataset to N > ``epochs`` epochs,
+trained epoch e is published epoch floor(e * epochs / N), so they keep their share of training.
 
 Scores: R(x) = ||f(x,x) - f(x,x_hat)||_1 (f: the critic's feature layer), and the A-score, the
 paper's reported score, from a Gaussian N(mu, sigma) fitted to the training R-scores of the
@@ -69,14 +71,23 @@ def negative_log_gaussian(values: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) ->
 
 
 class EpochStaircase(keras.optimizers.schedules.LearningRateSchedule):
-    """lr = initial * rate ** floor(epoch / every), read from the trainer's epoch counter."""
+    """lr = initial * rate ** floor(published_epoch / every), where the published epoch is the
+    trainer's epoch counter times its ``epoch_scale`` (below 1 when ``min_steps`` stretches a run
+    on a small dataset, so the drops stay at the same share of training)."""
 
-    def __init__(self, initial: float, every: int, rate: float, epoch: tf.Variable) -> None:
-        self.initial, self.every, self.rate, self.epoch = initial, every, rate, epoch
+    def __init__(self, initial: float, every: int, rate: float, epoch: tf.Variable,
+                 epoch_scale: tf.Variable) -> None:
+        self.initial, self.every, self.rate = initial, every, rate
+        self.epoch, self.epoch_scale = epoch, epoch_scale
 
     def __call__(self, step: tf.Tensor) -> tf.Tensor:
-        drops = tf.cast(self.epoch // self.every, tf.float32)
+        drops = tf.floor(published_epoch(self.epoch, self.epoch_scale) / self.every)
         return self.initial * tf.pow(self.rate, drops)
+
+
+def published_epoch(epoch: tf.Variable, epoch_scale: tf.Variable) -> tf.Tensor:
+    """The 0-based epoch of the published schedule that trained epoch ``epoch`` falls in."""
+    return tf.floor(tf.cast(epoch, tf.float32) * epoch_scale)
 
 
 class AMATrainer(Trainer):
@@ -121,7 +132,7 @@ class AMATrainer(Trainer):
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
         def optimizer(beta_1: float) -> keras.optimizers.Adam:
             schedule = EpochStaircase(self.hps["learning_rate"], self.hps["lr_decay_every"],
-                                      self.hps["lr_decay_rate"], self.epoch)
+                                      self.hps["lr_decay_rate"], self.epoch, self.epoch_scale)
             return keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=self.hps["beta_2"],
                                          epsilon=1e-8)
 
@@ -149,8 +160,8 @@ class AMATrainer(Trainer):
             "simplex_partners": tf.random.stateless_uniform([batch_size, k], seeds[2], 0,
                                                             batch_size, dtype=tf.int32),
             "z_negative": tf.math.l2_normalize(direction, axis=1) * radius,
-            "negatives_on": tf.cast(self.epoch + 1 >= self.hps["negative_start_epoch"],
-                                    tf.float32),
+            "negatives_on": tf.cast(published_epoch(self.epoch, self.epoch_scale) + 1
+                                    >= self.hps["negative_start_epoch"], tf.float32),
         }
 
     def _decode(self, codes: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:

@@ -35,14 +35,27 @@ from anomaly_toolbox.timing import Stopwatch
 SELECTION_METRICS = ("auroc", "auprc")
 IMAGES_IN_STRIP = 8
 SCORING_BATCH_SIZE = 256
+#: Training images per epoch that the methods' published epoch counts refer to: one class of
+#: MNIST (~6,000) or CIFAR-10 (5,000), the one-class-normal protocol of their papers.
+PUBLISHED_IMAGES_PER_EPOCH = 6000
 CHECKPOINT_DIR, MODEL_DIR = "checkpoints", "model"
 
 
 def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: float,
                    latent_dim: int, filters: int, ema_decay: float = 0.0) -> tuple[HParam, ...]:
-    """Keys every method has; each method passes its published defaults."""
+    """Keys every method has; each method passes its published defaults.
+
+    The training budget is stated twice so that it holds on any dataset size: ``epochs`` as
+    published, and ``min_steps``, the train steps those epochs give on the data they were published
+    for (one class of MNIST or CIFAR-10, :data:`PUBLISHED_IMAGES_PER_EPOCH` images). A run trains
+    ``max(epochs, ceil(min_steps / steps per epoch))`` epochs (see :meth:`Trainer.planned_epochs`).
+    """
     return (
-        HParam("epochs", int, epochs, "training epochs", positive=True),
+        HParam("epochs", int, epochs, "training epochs (given alone, trained exactly: "
+               "min_steps becomes 0)", positive=True),
+        HParam("min_steps", int, epochs * math.ceil(PUBLISHED_IMAGES_PER_EPOCH / batch_size),
+               "train at least this many steps: more epochs on small datasets (0 = epochs "
+               "only; default: what the published epochs give on 6,000 images)", minimum=0),
         HParam("batch_size", int, batch_size, "images per training batch", positive=True),
         HParam("learning_rate", float, learning_rate, "Adam learning rate", positive=True),
         HParam("beta_1", float, beta_1, "Adam beta_1", minimum=0.0, maximum=0.999),
@@ -231,6 +244,10 @@ class Trainer(ImageSides, abc.ABC):
             for name, net in self.networks.items():
                 self.scoring_networks[name].set_weights(net.get_weights())
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        #: Published epochs per trained epoch: ``epochs / planned_epochs`` (1 unless min_steps
+        #: stretches training), for schedules stated in published epochs (AMA's).
+        self.epoch_scale = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="epoch_scale")
+        self.epochs_planned = hps["epochs"]
         self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
         self._updated_variables: dict[str, list[tf.Variable]] = {}
         for name, (optimizer, network_names) in self.build_optimizers().items():
@@ -399,56 +416,77 @@ class Trainer(ImageSides, abc.ABC):
 
     def fit(self, data: PreparedData, run_dir: Path, writer: tf.summary.SummaryWriter,
             progress_bar: bool = True) -> None:
-        """Train for ``hps['epochs']`` epochs, resuming from ``run_dir/checkpoints`` if present."""
+        """Train for :meth:`planned_epochs` epochs, resuming from ``run_dir/checkpoints`` if
+        present."""
         checkpoint = self.checkpoint()
         self._held_best: dict[str, dict[str, list[np.ndarray]]] = {}
         checkpoints = EpochCheckpoints(checkpoint, run_dir / CHECKPOINT_DIR,
                                        before_write=lambda: self._write_held_best(run_dir))
+        check_batch_fits(self.hps, data.train_size)
+        steps = data.train_size // self.hps["batch_size"]
+        self.epochs_planned = epochs = self.planned_epochs(steps)
+        self.epoch_scale.assign(self.hps["epochs"] / epochs)
+        if epochs > self.hps["epochs"]:
+            print(f"Training {epochs} epochs, not {self.hps['epochs']}: min_steps "
+                  f"{self.hps['min_steps']} at {steps} steps per epoch (give epochs alone to "
+                  f"train exactly that many)")
         if checkpoints.saved:
             restored = self._restore_newest_readable(checkpoint, checkpoints.saved)
             print(f"Resuming from {restored} "
-                  f"(epoch {int(self.epoch)} of {self.hps['epochs']} done)")
+                  f"(epoch {int(self.epoch)} of {epochs} done)")
         else:
             self.before_training(data)
-        check_batch_fits(self.hps, data.train_size)
-        steps = data.train_size // self.hps["batch_size"]
         strip = next(iter(eval_batches(data.validation, IMAGES_IN_STRIP)))[0]
         clock = self.stopwatch.measure
         self._write_step_scalars = step_scalar_writer()
+        validate_every = math.ceil(epochs / self.hps["epochs"])
         with writer.as_default():
             try:
-                while int(self.epoch) < self.hps["epochs"]:
+                while int(self.epoch) < epochs:
                     epoch = int(self.epoch)
                     self._train_epoch(data, epoch, steps, progress_bar)
-                    with clock("validation"):
-                        metrics = self.validation_metrics(data)
-                    improved = [metric for metric in metrics if self._improves(metric, metrics)]
-                    for metric, value in metrics.items():
-                        tf.summary.scalar(f"validation/{metric}", value, step=epoch + 1)
-                    for metric in improved:
-                        self.best[metric].assign(metrics[metric])
-                        self.best_tiebreak[metric].assign(metrics[_other(metric)])
-                    with clock("checkpoints_and_saves"):
-                        self._hold_best(improved)
-                    with clock("tensorboard"):
-                        reconstruction = self._compiled_reconstruct(strip)
-                        if reconstruction is not None and not self.tabular:
-                            pairs = (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2
-                            tf.summary.image("validation/input_vs_reconstruction", pairs,
-                                             step=epoch + 1, max_outputs=IMAGES_IN_STRIP)
-                        self.epoch_summaries(epoch + 1)
+                    if (epoch + 1) % validate_every == 0 or epoch + 1 == epochs:
+                        shown = self._validate_and_hold_best(data, strip, epoch + 1)
+                        print(f"epoch {epoch + 1}/{epochs}: validation {shown}")
                     self.epoch.assign_add(1)
                     with clock("checkpoints_and_saves"):
-                        checkpoints.epoch_finished(last=int(self.epoch) == self.hps["epochs"])
+                        checkpoints.epoch_finished(last=int(self.epoch) == epochs)
                     with clock("tensorboard"):
                         writer.flush()
-                    shown = (", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                             or "no anomalies")
-                    print(f"epoch {epoch + 1}/{self.hps['epochs']}: validation {shown}")
             except BaseException:
                 with clock("checkpoints_and_saves"):
                     checkpoints.write_held()
                 raise
+
+    def _validate_and_hold_best(self, data: PreparedData, strip: tf.Tensor, epoch: int) -> str:
+        """Validation metrics and TensorBoard summaries after ``epoch`` (1-based) epochs; the
+        weights are held as the best model of every metric they improve. Returns the metrics as
+        text for the console."""
+        clock = self.stopwatch.measure
+        with clock("validation"):
+            metrics = self.validation_metrics(data)
+        improved = [metric for metric in metrics if self._improves(metric, metrics)]
+        for metric, value in metrics.items():
+            tf.summary.scalar(f"validation/{metric}", value, step=epoch)
+        for metric in improved:
+            self.best[metric].assign(metrics[metric])
+            self.best_tiebreak[metric].assign(metrics[_other(metric)])
+        with clock("checkpoints_and_saves"):
+            self._hold_best(improved)
+        with clock("tensorboard"):
+            reconstruction = self._compiled_reconstruct(strip)
+            if reconstruction is not None and not self.tabular:
+                pairs = (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2
+                tf.summary.image("validation/input_vs_reconstruction", pairs, step=epoch,
+                                 max_outputs=IMAGES_IN_STRIP)
+            self.epoch_summaries(epoch)
+        return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no anomalies"
+
+    def planned_epochs(self, steps_per_epoch: int) -> int:
+        """Epochs this run trains: ``max(epochs, ceil(min_steps / steps_per_epoch))``. A run
+        stretched past ``epochs`` validates every ``ceil(planned / epochs)`` epochs (and after the
+        last), about as often as the published schedule would."""
+        return max(self.hps["epochs"], math.ceil(self.hps["min_steps"] / steps_per_epoch))
 
     @staticmethod
     def _restore_newest_readable(checkpoint: tf.train.Checkpoint, paths: list[str]) -> str:
@@ -589,8 +627,10 @@ class Trainer(ImageSides, abc.ABC):
         ``model_dir`` (nothing by default)."""
 
     def training_summary(self) -> dict[str, Any]:
-        """Epochs and steps trained and the best validation metrics, for results files."""
+        """Epochs and steps trained, the epochs the budget asked for (``epochs`` or more, see
+        :meth:`planned_epochs`) and the best validation metrics, for results files."""
         return {"epochs_trained": int(self.epoch), "steps_trained": int(self.step),
+                "epochs_planned": self.epochs_planned,
                 "validation_best": {metric: float(value.numpy())
                                     for metric, value in self.best.items()
                                     if value.numpy() > float("-inf")}}

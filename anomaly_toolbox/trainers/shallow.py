@@ -132,7 +132,8 @@ class ShallowTrainer(ImageSides, abc.ABC):
             self.detector = pickle.load(file)
 
     def training_summary(self) -> dict[str, Any]:
-        return {"epochs_trained": 1, "steps_trained": 0, "validation_best": self.validation_best}
+        return {"epochs_trained": 1, "steps_trained": 0, "epochs_planned": 1,
+                "validation_best": self.validation_best}
 
     def evaluate(self, data: PreparedData,
                  validation_scores: np.ndarray | None = None) -> dict[str, float]:
