@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from anomaly_toolbox.experiments.anchors import Anchor
 
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"
@@ -117,13 +121,17 @@ def mean_std(values: list[float]) -> str:
 
 
 def benchmark_table(runs: list[dict[str, Any]], metric: str, methods: list[str],
-                    labels: list[int]) -> str:
+                    labels: list[int],
+                    published: dict[str, list[tuple[str, Anchor]]] | None = None) -> str:
     """Markdown table of test ``metric``: one row per class label, one column per method.
 
     A cell is mean ± std over the seeds whose run completed; "failed" when every run of the cell
     failed, "-" when there is none yet. The last row averages over classes: per seed the mean over
     all labels (only seeds complete for every label), then mean ± std over those seeds.
+    ``published``: per method, ``(reference mark, anchor)`` pairs, each shown as a column beside
+    the method's ("-" where the paper has no number for that class).
     """
+    published = published or {}
     by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for run in runs:
         by_cell.setdefault((run["experiment"], run["label"]), []).append(run)
@@ -132,13 +140,21 @@ def benchmark_table(runs: list[dict[str, Any]], metric: str, methods: list[str],
         return {run["seed"]: run["test"][metric] for run in by_cell.get((method, label), [])
                 if run.get("status") == "completed"}
 
-    lines = ["| class | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    def published_cells(method: str, value: Callable[[Anchor], float | None]) -> list[str]:
+        return [f"{value(anchor):.3f}" if value(anchor) is not None else "-"
+                for _, anchor in published.get(method, [])]
+
+    header = [column for method in methods
+              for column in [method] + [f"{method} paper{mark}"
+                                        for mark, _ in published.get(method, [])]]
+    lines = ["| class | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
     for label in labels:
         cells = []
         for method in methods:
             values = completed(method, label)
             cells.append(mean_std(list(values.values())) if values
                          else "failed" if by_cell.get((method, label)) else "-")
+            cells += published_cells(method, lambda anchor: anchor.per_class.get(label))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     averages = []
     for method in methods:
@@ -146,5 +162,6 @@ def benchmark_table(runs: list[dict[str, Any]], metric: str, methods: list[str],
         seeds = set.intersection(*(set(values) for values in per_label)) if per_label else set()
         averages.append(mean_std([float(np.mean([values[seed] for values in per_label]))
                                   for seed in sorted(seeds)]) if seeds else "-")
+        averages += published_cells(method, lambda anchor: anchor.average)
     lines.append("| **average** | " + " | ".join(averages) + " |")
     return "\n".join(lines) + "\n"

@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from anomaly_toolbox.cli import main
-from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, run_benchmark
+from anomaly_toolbox.experiments.anchors import anchors_for
+from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, benchmark_report, run_benchmark
 from anomaly_toolbox.results import benchmark_table, mean_std
 from tests.conftest import TINY
 
@@ -33,6 +34,34 @@ def test_table_has_a_row_per_class_marks_failures_and_averages_complete_seeds():
     assert lines[3] == "| 1 | 0.400 ± 0.141 | 0.500 ± 0.141 | - |"
     # a: seed 1 -> 0.7, seed 2 -> 0.5; b: only seed 1 has both classes -> 0.7
     assert lines[4] == "| **average** | 0.600 ± 0.141 | 0.700 | - |"
+
+
+def test_published_numbers_stand_beside_ours_with_their_sources_and_the_data_used():
+    runs = [{**run(method, label, 42, value), "dataset": "mnist-5k",
+             "test": {"auroc": value, "auprc": value}}
+            for method, value in (("memgan", 0.7), ("ocsvm", 0.9), ("egbad", 0.6))
+            for label in (0, 1)]
+    config = BenchmarkConfig(methods=["memgan", "ocsvm", "egbad"], dataset="mnist-5k",
+                             protocol="normal", labels=[0, 1])
+    report = benchmark_report(runs, config, [0, 1], "bundled")
+    auroc = report.split("Test AUROC:")[1].split("Test AUPRC")[0].strip().splitlines()
+    assert auroc[0] == "| class | memgan | memgan paper[1] | ocsvm | ocsvm paper[1] | egbad |"
+    assert auroc[2] == "| 0 | 0.700 | 0.993 | 0.900 | - | 0.600 |"
+    assert auroc[3] == "| 1 | 0.700 | 0.999 | 0.900 | - | 0.600 |"
+    assert auroc[4] == "| **average** | 0.700 | 0.965 | 0.900 | 0.913 | 0.600 |"
+    assert "| class | memgan | ocsvm | egbad |" in report.split("Test AUPRC")[1]  # no anchors
+    assert "measured on the full MNIST (70,000 images); ours on mnist-5k, a 5,000-image" in report
+    assert "1. Yang et al., Memory-augmented generative adversarial networks" in report
+
+    anomalous = BenchmarkConfig(methods=["memgan"], dataset="mnist-5k", protocol="anomalous")
+    assert "paper" not in benchmark_report(runs[:2], anomalous, [0, 1], "bundled")
+
+
+def test_two_anchors_of_one_method_get_a_column_each():
+    assert [a.source.split(",")[0] for a in anchors_for("deepsvdd", "mnist", "normal", "auroc")] \
+        == ["Yang et al.", "Somepalli et al."]
+    assert anchors_for("egbad", "mvtec", "normal", "auroc", "bottle") == []
+    assert anchors_for("egbad", "mvtec", "normal", "auroc", "metal_nut")[0].average == 0.78
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from typing import Any
 
 from anomaly_toolbox.datasets import DATASETS, load_raw
 from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
 from anomaly_toolbox.experiments.runner import RunConfig, data_label, run_experiment
 from anomaly_toolbox.hps import load_grid
 from anomaly_toolbox.results import benchmark_table, chosen_run, write_text_atomically
@@ -103,10 +104,27 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
     metrics = ["auroc", "auprc"]
     if any("top_f1" in run.get("test", {}) for run in runs):
         metrics += ["top_precision", "top_recall", "top_f1"]
+    sources: list[str] = []
     for metric in metrics:
+        published = {}
+        for method in config.methods:
+            for anchor in anchors_for(method, config.dataset, config.protocol, metric,
+                                      config.category):
+                if anchor.source not in sources:
+                    sources.append(anchor.source)
+                published.setdefault(method, []).append(
+                    (f"[{sources.index(anchor.source) + 1}]", anchor))
         lines += ["", f"Test {metric.upper().replace('TOP_', '').replace('_', ' ')}"
                       f"{' (top-scoring share called anomalous)' if 'top' in metric else ''}:",
-                  "", benchmark_table(runs, metric, config.methods, labels)]
+                  "", benchmark_table(runs, metric, config.methods, labels, published)]
+    if sources:
+        loaded = runs[0]["dataset"] if runs else config.dataset
+        subset = (", a 5,000-image subset, so the two are not directly comparable"
+                  if loaded == "mnist-5k" else "")
+        lines += ["", "Published numbers (\"paper\" columns), measured on the full "
+                      f"{FAMILY_DATA.get(config.dataset, config.dataset)}; ours on {loaded}"
+                      f"{subset}. Sources:", ""]
+        lines += [f"{index}. {source}" for index, source in enumerate(sources, 1)]
     if config.tuning:
         lines += ["", "Configurations chosen on validation (selection metric of each method):",
                   "", "| method | class | seed | run | validation | hps |", "|---|---|---|---|---|---|"]
