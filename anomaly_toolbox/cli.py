@@ -284,8 +284,9 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
 @click.option("--labels", help="Comma-separated classes (default: every class; for two-class "
                                "datasets the dataset's default class).")
 @click.option("--seeds", default="42", show_default=True, help="Comma-separated seeds.")
-@click.option("--epochs", type=int, help="Train every network for this many epochs instead of "
-                                         "each method's default (said in the report).")
+@click.option("--epochs", type=int, help="Train every network for exactly this many epochs "
+                                         "instead of each method's budget (min_steps off; "
+                                         "said in the report).")
 @click.option("--hps-path", "hps_paths", multiple=True,
               help="Grid file of a method, as METHOD=FILE (repeatable; a bare FILE when one "
                    "method is benchmarked). Without --tuning its first values are used.")

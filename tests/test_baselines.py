@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn.neighbors import KernelDensity
 
 from anomaly_toolbox.datasets import one_class_splits
 from anomaly_toolbox.experiments import trainer_class
@@ -116,3 +117,30 @@ def test_deepsvdd_pooling_matches_keras_and_compiles_with_xla_under_op_determini
     trainer = make_trainer("deepsvdd", jit_compile=True)
     losses = trainer._compiled_train_step(images_of(bundled, 1, trainer, 32), SEED)
     assert np.isfinite(float(losses["distance_loss"]))
+
+
+def test_label_free_width_rules_choose_one_setting_without_validation(digit_one_normal, capsys):
+    """'scale' is scikit-learn's gamma; 'likelihood' is the grid bandwidth with the best
+    cross-validated log-likelihood of the training images, whatever validation says."""
+    ocsvm = trainer_class("ocsvm")
+    trainer = ocsvm({**defaults(ocsvm.schema()), "width_rule": "scale"}, sample_shape=(28, 28, 1),
+                    seed=0, jit_compile=False)
+    train = flat_images(digit_one_normal.train)
+    [(setting, detector)] = trainer.candidates(train)
+    assert detector.gamma == pytest.approx(1.0 / (train.shape[1] * train.var()))
+
+    kde = trainer_class("kde")
+    trainer = kde({**defaults(kde.schema()), "width_rule": "likelihood"},
+                  sample_shape=(28, 28, 1), seed=0, jit_compile=False)
+    [(setting, detector)] = trainer.candidates(train)
+    grid = [setting for setting, _ in kde(defaults(kde.schema()), sample_shape=(28, 28, 1),
+                                            seed=0, jit_compile=False).candidates(train)]
+    assert setting in grid
+    held_out = train[::5]
+    fitted = [KernelDensity(bandwidth=float(g.split("=")[1])).fit(np.delete(train, np.s_[::5], 0))
+              for g in grid]
+    likelihoods = {g: model.score(held_out) for g, model in zip(grid, fitted, strict=True)}
+    assert likelihoods[setting] >= np.median(list(likelihoods.values()))
+    trainer.fit(digit_one_normal, None, tf.summary.create_noop_writer(), progress_bar=False)
+    assert sum("bandwidth=" in line for line in capsys.readouterr().out.splitlines()) == 1
+    assert trainer.evaluate(digit_one_normal)["auroc"] > 0.9

@@ -2,9 +2,12 @@
 
 They run in the same pipeline as the networks (same splits, images in [-1, 1] at 28x28, the same
 validation threshold and test metrics) so that a results table shows whether a GAN beats them.
-Their one sensitive hyperparameter (OC-SVM's gamma, KDE's bandwidth) is chosen on the validation
-split when the hps leave it unset, as Ruff et al. (2018) did for these baselines; the test split
-is never used for it.
+Their one sensitive hyperparameter (OC-SVM's gamma, KDE's bandwidth) is chosen on the labelled
+validation split when the hps leave it unset (``width_rule`` 'validation'; Ruff et al., Deep
+one-class classification, ICML 2018, chose OC-SVM's gamma on a labelled hold-out). The label-free
+rules the papers' tables also used are ``width_rule`` 'scale' (OC-SVM: scikit-learn's 1 / (d
+var(x))) and 'likelihood' (KDE: 5-fold cross-validated log-likelihood, Ruff et al.'s rule). The
+test split is never used.
 
 Scores, higher = more anomalous: OC-SVM -decision_function; Isolation Forest -score_samples
 (the average path length, negated); KDE -log density.
@@ -20,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 from sklearn.ensemble import IsolationForest
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 from sklearn.svm import OneClassSVM
 
@@ -157,16 +161,21 @@ class OCSVMTrainer(ShallowTrainer):
         *shallow_hparams(),
         HParam("nu", float, 0.1, "upper bound on the share of training outliers", minimum=1e-4,
                maximum=1.0),
-        HParam("gamma", float, None, "RBF kernel width (default: chosen on validation among "
-               "2^k / (d var(x)), k = -3..6; k = 0 is scikit-learn's 'scale')", positive=True),
+        HParam("gamma", float, None, "RBF kernel width (default: set by width_rule)",
+               positive=True),
+        HParam("width_rule", str, "validation", "how an unset gamma is set: 'validation', the "
+               "best of 2^k / (d var(x)), k = -3..6, on the labelled validation split (Ruff et "
+               "al. chose it on a labelled hold-out); 'scale', scikit-learn's 1 / (d var(x)), "
+               "no labels", choices=("validation", "scale")),
     )
 
     def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
         if self.hps["gamma"] is not None:
             gammas = [self.hps["gamma"]]
         else:
-            scale = 1.0 / (train.shape[1] * train.var())
-            gammas = [scale * 2.0 ** k for k in sorted(range(-3, 7), key=abs)]
+            scale = 1.0 / (train.shape[1] * (train.var() or 1.0))
+            gammas = ([scale] if self.hps["width_rule"] == "scale"
+                      else [scale * 2.0 ** k for k in sorted(range(-3, 7), key=abs)])
         return [(f"gamma={gamma:.3g}", OneClassSVM(kernel="rbf", nu=self.hps["nu"], gamma=gamma))
                 for gamma in gammas]
 
@@ -199,8 +208,13 @@ class KDETrainer(ShallowTrainer):
     name = "kde"
     hparams = (
         *shallow_hparams(),
-        HParam("bandwidth", float, None, "Gaussian kernel bandwidth (default: chosen on "
-               "validation among 2^k x the median pairwise distance, k = -4..1)", positive=True),
+        HParam("bandwidth", float, None, "Gaussian kernel bandwidth (default: set by "
+               "width_rule)", positive=True),
+        HParam("width_rule", str, "validation", "how an unset bandwidth is chosen among 2^k x "
+               "the median pairwise distance, k = -4..1: 'validation', the best on the "
+               "labelled validation split; 'likelihood', the best 5-fold cross-validated "
+               "log-likelihood of the training images (Ruff et al.'s rule, no labels)",
+               choices=("validation", "likelihood")),
     )
 
     def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
@@ -209,6 +223,10 @@ class KDETrainer(ShallowTrainer):
         else:
             median = _median_distance(train, self.seed)
             bandwidths = [median * 2.0 ** k for k in sorted(range(-4, 2), key=abs)]
+            if self.hps["width_rule"] == "likelihood":
+                search = GridSearchCV(KernelDensity(), {"bandwidth": bandwidths}, cv=KFold(
+                    5, shuffle=True, random_state=self.seed)).fit(train)
+                bandwidths = [search.best_params_["bandwidth"]]
         return [(f"bandwidth={bandwidth:.3g}", KernelDensity(bandwidth=bandwidth))
                 for bandwidth in bandwidths]
 
