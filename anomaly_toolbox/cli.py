@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import logging
 import math
 import os
@@ -17,6 +18,7 @@ import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -81,6 +83,43 @@ def _check_output_file(option: str, path: Path) -> None:
         raise BadInput(f"{option} {path} is a directory; give a file name such as "
                        f"{path / 'report.md'}")
     _check_output_dir(option, path.parent)
+
+
+def _overrides(experiment: str, epochs: int | None, batch_size: int | None,
+               settings: tuple[str, ...]) -> dict[str, Any]:
+    """``--epochs``, ``--batch-size`` and ``--set KEY=VALUE`` as checked hps values. A VALUE is
+    read as JSON when it parses (1e-4, true, null, "text"), else as a plain string."""
+    from anomaly_toolbox.experiments import trainer_class
+    from anomaly_toolbox.hps import HpsError
+
+    given: list[tuple[str, str, Any]] = [
+        (option, key, value) for option, key, value in (("--epochs", "epochs", epochs),
+                                                        ("--batch-size", "batch_size", batch_size))
+        if value is not None]
+    for entry in settings:
+        key, separator, text = entry.partition("=")
+        if not separator or not key.strip():
+            raise BadInput(f"--set takes KEY=VALUE, e.g. --set learning_rate=1e-4; got '{entry}'")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        given.append((f"--set {key.strip()}", key.strip(), value))
+    schema = trainer_class(experiment).schema()
+    overrides: dict[str, Any] = {}
+    for option, key, value in given:
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise BadInput(f"{option}: '{key}' is not an hps key of {experiment}.{hint} Known: "
+                           f"{', '.join(schema)} (see anomaly-box --list).")
+        if key in overrides:
+            raise BadInput(f"{option}: '{key}' is set twice; give it once")
+        try:
+            overrides[key] = schema[key].check(value)
+        except HpsError as error:
+            raise BadInput(f"{option}: {error}") from None
+    return overrides
 
 
 def _int_list(option: str, text: str) -> list[int]:
@@ -193,6 +232,12 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
               help="JSON grid of hyperparameters (see hps/). Default: the method's defaults.")
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
               help="Run every combination of the grid (else only the first values).")
+@click.option("--epochs", type=int, help="Train exactly this many epochs (short for --set "
+                                         "epochs=N; min_steps then 0 unless set too).")
+@click.option("--batch-size", type=int, help="Images per training batch (--set batch_size=N).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Set any hps key over the grid and the defaults, typed and checked as in "
+                   "grid files (repeatable): --set learning_rate=1e-4 --set score=bce.")
 @click.option("--anomalous-label", type=int,
               help="Protocol P1: this class is the anomaly, the rest normal (default: the "
                    "dataset's own, P1 with class 0 for most; P3 with class 0 for folder/mvtec).")
@@ -217,6 +262,7 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--list", "list_all", is_flag=True, help="List experiments, hps keys and datasets.")
 def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bool,
+          epochs: int | None, batch_size: int | None, settings: tuple[str, ...],
           anomalous_label: int | None, normal_label: int | None, contamination: float,
           val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
           category: str | None, jit_compile: bool | None, deterministic: bool | None,
@@ -238,6 +284,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
     if not 0.0 < val_share < 1.0:
         raise BadInput(f"--val-share must be in (0, 1), got {val_share}")
     _check_output_dir("--log-dir", log_dir)
+    overrides = _overrides(experiment, epochs, batch_size, settings)
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from anomaly_toolbox.experiments.runner import RunConfig, run_experiment
@@ -247,7 +294,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
                        log_dir=log_dir, data_dir=data_dir, category=category,
                        hps_path=hps_path, tuning=tuning,
                        jit_compile=jit_compile, deterministic=deterministic, restart=restart,
-                       progress_bar=not quiet)
+                       progress_bar=not quiet, overrides=overrides)
     with _bad_input_as_exit_2():
         results = run_experiment(config)
     failed = [r["run_dir"] for r in results if r.get("status") != "completed"]

@@ -391,3 +391,14 @@ def test_epochs_given_alone_train_exactly_that_many(tmp_path):
     assert "Training" not in result.output and "epoch 2/2: validation" in result.output
     results = read_results(results_files(tmp_path / "logs")[0])
     assert results["steps_trained"] == 22 and results["hps"]["min_steps"] == 0
+
+
+def test_run_options_set_any_hps_key_over_the_grid_typed(tmp_path):
+    result = train(tmp_path, AE, "--normal-label", 3, "--epochs", 2, "--batch-size", 30,
+                   "--set", "learning_rate=3e-3", "--set", "selection_metric=auprc")
+    assert result.exit_code == 0, result.output
+    hps = read_results(results_files(tmp_path / "logs")[0])["hps"]
+    assert (hps["epochs"], hps["batch_size"], hps["min_steps"]) == (2, 30, 0)
+    assert hps["learning_rate"] == 3e-3 and isinstance(hps["learning_rate"], float)
+    assert hps["selection_metric"] == "auprc" and hps["filters"] == AE["filters"]
+    assert read_results(results_files(tmp_path / "logs")[0])["steps_trained"] == 2 * (360 // 30)
