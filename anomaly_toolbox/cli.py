@@ -147,6 +147,9 @@ def _print_catalogue() -> None:
             if key == "jit_compile" and cls.cpu_jit_off_reason:
                 click.echo(f"      {'':20s} {'':5s} {'':10s} (off without a GPU: "
                            f"{cls.cpu_jit_off_reason})")
+    from anomaly_toolbox.hps import shipped_grids
+
+    click.echo(f"\nShipped grids (--hps-path NAME): {', '.join(shipped_grids())}")
     click.echo("\nDatasets (--dataset):")
     for name, text in DATASET_HELP.items():
         click.echo(f"  {name:10s} {text}")
@@ -229,7 +232,8 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> No
 @click.option("--experiment", "-e", help=f"Method to train: {', '.join(EXPERIMENTS)}.")
 @data_options
 @click.option("--hps-path", type=click.Path(path_type=Path),
-              help="JSON grid of hyperparameters (see hps/). Default: the method's defaults.")
+              help="JSON grid of hyperparameters: a file, or a shipped grid's name "
+                   "(ganomaly_kdd99; see --list). Default: the method's defaults.")
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
               help="Run every combination of the grid (else only the first values).")
 @click.option("--epochs", type=int, help="Train exactly this many epochs (short for --set "
@@ -335,8 +339,9 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
                                          "instead of each method's budget (min_steps off; "
                                          "said in the report).")
 @click.option("--hps-path", "hps_paths", multiple=True,
-              help="Grid file of a method, as METHOD=FILE (repeatable; a bare FILE when one "
-                   "method is benchmarked). Without --tuning its first values are used.")
+              help="Grid file (or shipped grid name) of a method, as METHOD=FILE (repeatable; "
+                   "a bare FILE when one method is benchmarked). Without --tuning its first "
+                   "values are used.")
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
               help="Run every combination of the grid files; each cell reports the run chosen "
                    "on validation.")

@@ -118,13 +118,34 @@ def parse_grid(raw: Any, schema: Schema, source: str) -> dict[str, list[Any]]:
     return grid
 
 
+def shipped_grids() -> dict[str, Path]:
+    """The grids that ship with the package, by name: the repository's ``hps/``, installed as
+    ``anomaly_toolbox/grids/`` (setup.py), read from ``hps/`` itself in a checkout."""
+    package = Path(__file__).resolve().parent
+    folder = package / "grids"
+    if not folder.is_dir():
+        folder = package.parent / "hps"
+    return {path.stem: path for path in sorted(folder.glob("*.json"))}
+
+
+def grid_path(path_or_name: str | Path) -> Path:
+    """``path_or_name`` itself when it is a file; else the shipped grid of that name
+    (``ganomaly_kdd99`` or ``ganomaly_kdd99.json``), so that examples work without a checkout."""
+    path = Path(path_or_name)
+    if path.is_file() or len(path.parts) != 1:
+        return path
+    return shipped_grids().get(path.name.removesuffix(".json"), path)
+
+
 def load_grid(path: str | Path, schema: Schema) -> dict[str, list[Any]]:
-    """Read and validate a grid file; :class:`HpsError` says what is wrong and where."""
-    path = Path(path)
+    """Read and validate a grid file (a path, or the name of a shipped grid, see
+    :func:`grid_path`); :class:`HpsError` says what is wrong and where."""
+    path = grid_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise HpsError(f"{path}: hyperparameter file not found") from None
+        raise HpsError(f"{path}: hyperparameter file not found (give a path, or the name of a "
+                       f"shipped grid: {', '.join(sorted(shipped_grids()))})") from None
     except UnicodeDecodeError:
         raise HpsError(f"{path}: not a text file; a hyperparameter file is UTF-8 JSON like "
                        f"{{\"epochs\": {{\"type\": \"Discrete\", \"values\": [10]}}}}") from None

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
-from anomaly_toolbox.hps import HpsError, defaults, expand, full_hps, load_grid, parse_grid
+from anomaly_toolbox.hps import (HpsError, defaults, expand, full_hps, load_grid, parse_grid,
+                                  shipped_grids)
 
 HPS_DIR = Path(__file__).resolve().parents[1] / "hps"
 
@@ -81,3 +82,14 @@ def test_epochs_given_alone_are_trained_exactly_and_the_default_budget_is_in_ste
     assert full_hps({"learning_rate": 1e-3}, schema)["min_steps"] == default["min_steps"]
     with pytest.raises(HpsError, match="'min_steps': must be >= 0"):
         full_hps({"min_steps": -1}, schema)
+
+
+def test_shipped_grids_load_by_name_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    schema = trainer_class("ganomaly").schema()
+    assert load_grid("ganomaly_kdd99", schema) == load_grid(HPS_DIR / "ganomaly_kdd99.json",
+                                                            schema)
+    assert load_grid("ganomaly_kdd99.json", schema) == load_grid("ganomaly_kdd99", schema)
+    assert set(shipped_grids()) == {path.stem for path in HPS_DIR.glob("*.json")}
+    (tmp_path / "ganomaly").write_text('{"epochs": {"type": "Discrete", "values": [3]}}')
+    assert load_grid("ganomaly", schema) == {"epochs": [3]}  # a file of that name comes first
