@@ -1,8 +1,9 @@
 """The ``anomaly-box`` command line: ``train`` (the default command), ``benchmark``, ``score``.
 
 ``anomaly-box --experiment egbad`` is short for ``anomaly-box train --experiment egbad``. Heavy
-imports (TensorFlow) happen only when a run starts, so ``--help`` and ``--list`` are instant. Bad
-input ends with one message and exit code 2.
+imports (TensorFlow) happen only once the command line has been checked, so ``--help`` and bad
+input answer at once; TensorFlow's C++ start-up lines stay off the console. Bad input ends with
+one message and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import os
 import shlex
 import signal
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,49 @@ import click
 
 from anomaly_toolbox.datasets import DATASET_HELP, DATASETS
 from anomaly_toolbox.experiments import EXPERIMENTS
+
+_tensorflow_imported_quietly = False
+
+
+def _start_tensorflow() -> None:
+    """Import TensorFlow and probe its devices with the C++ start-up lines (CUDA probing on a
+    CPU machine, oneDNN notes, absl's pre-initialisation warning; no log level silences them)
+    kept off the console: file descriptor 2 goes to a temporary file meanwhile, replayed only
+    if the import fails. Our own log messages (data fallbacks, skipped files) show at INFO,
+    TensorFlow's Python logger at WARNING, absl's (tensorflow-datasets' probing) at ERROR."""
+    global _tensorflow_imported_quietly
+    if not _tensorflow_imported_quietly:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")
+            except BaseException:
+                os.dup2(saved, 2)
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+                raise
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+        _tensorflow_imported_quietly = True
+    ours = logging.getLogger("anomaly_toolbox")
+    if not any(isinstance(handler, _ConsoleHandler) for handler in ours.handlers):
+        ours.addHandler(_ConsoleHandler())
+    ours.setLevel(logging.INFO)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # tensorflow-datasets' probing notes
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log messages as plain lines on the current ``sys.stderr`` (looked up per message)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
 
 class BadInput(click.ClickException):
     """Invalid user input: printed as ``Error: ...`` with exit code 2."""
@@ -89,9 +134,6 @@ def _overrides(experiment: str, epochs: int | None, batch_size: int | None,
                settings: tuple[str, ...]) -> dict[str, Any]:
     """``--epochs``, ``--batch-size`` and ``--set KEY=VALUE`` as checked hps values. A VALUE is
     read as JSON when it parses (1e-4, true, null, "text"), else as a plain string."""
-    from anomaly_toolbox.experiments import trainer_class
-    from anomaly_toolbox.hps import HpsError
-
     given: list[tuple[str, str, Any]] = [
         (option, key, value) for option, key, value in (("--epochs", "epochs", epochs),
                                                         ("--batch-size", "batch_size", batch_size))
@@ -105,6 +147,12 @@ def _overrides(experiment: str, epochs: int | None, batch_size: int | None,
         except json.JSONDecodeError:
             value = text
         given.append((f"--set {key.strip()}", key.strip(), value))
+    if not given:
+        return {}
+    _start_tensorflow()
+    from anomaly_toolbox.experiments import trainer_class
+    from anomaly_toolbox.hps import HpsError
+
     schema = trainer_class(experiment).schema()
     overrides: dict[str, Any] = {}
     for option, key, value in given:
@@ -133,6 +181,7 @@ def _int_list(option: str, text: str) -> list[int]:
 
 
 def _print_catalogue() -> None:
+    _start_tensorflow()
     from anomaly_toolbox.experiments import trainer_class
 
     click.echo("Experiments (--experiment) and their hyperparameters (hps keys, defaults):")
@@ -290,7 +339,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
     _check_output_dir("--log-dir", log_dir)
     overrides = _overrides(experiment, epochs, batch_size, settings)
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _start_tensorflow()
     from anomaly_toolbox.experiments.runner import RunConfig, run_experiment
 
     config = RunConfig(experiment=experiment, dataset=dataset, protocol=protocol, label=label,
@@ -374,7 +423,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
     if output is not None:
         _check_output_file("--output", output)
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _start_tensorflow()
     from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, run_benchmark
 
     config = BenchmarkConfig(
@@ -425,6 +474,7 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
         _check_output_file("--csv", csv_path)
     if save_maps is not None:
         _check_output_dir("--save-maps", save_maps)
+    _start_tensorflow()
     from anomaly_toolbox.datasets.folder import IMAGE_SUFFIXES, read_images_for_model
     from anomaly_toolbox.detector import load
 

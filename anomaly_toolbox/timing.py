@@ -52,3 +52,20 @@ class Stopwatch:
                 "wall_seconds": round(wall_seconds, 3),
                 "train_steps_share": round(self.seconds.get("train_steps", 0.0)
                                            / max(wall_seconds, 1e-9), 4)}
+
+
+def clock_text(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def eta_text(started: float, done: int, left: int) -> str:
+    """Time since ``started`` (a ``perf_counter`` value) and, from the mean time of the ``done``
+    units so far, the estimate for the ``left`` ones."""
+    elapsed = time.perf_counter() - started
+    if left <= 0 or done <= 0:
+        return f"{clock_text(elapsed)} elapsed"
+    return f"{clock_text(elapsed)} elapsed, about {clock_text(elapsed / done * left)} left"
+

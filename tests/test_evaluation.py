@@ -25,3 +25,13 @@ def test_normal_only_validation_gives_a_five_percent_false_positive_threshold():
     scores = np.arange(100.0)
     threshold = choose_threshold(np.zeros(100, dtype=int), scores)
     assert np.mean(scores >= threshold) <= 0.05 + 1e-9
+
+
+def test_times_read_as_a_clock_and_the_estimate_scales_with_the_units_left(monkeypatch):
+    from anomaly_toolbox import timing
+
+    assert [timing.clock_text(s) for s in (0, 59.6, 61, 3599, 3600, 7322)] == [
+        "0:00", "1:00", "1:01", "59:59", "1:00:00", "2:02:02"]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: 100.0)
+    assert timing.eta_text(40.0, done=2, left=3) == "1:00 elapsed, about 1:30 left"
+    assert timing.eta_text(40.0, done=2, left=0) == "1:00 elapsed"

@@ -14,6 +14,8 @@ import contextlib
 import math
 import os
 import shutil
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.evaluation import choose_threshold, ranking_metrics, threshold_metrics
 from anomaly_toolbox.hps import HParam, Schema, schema_of
 from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
-from anomaly_toolbox.timing import Stopwatch
+from anomaly_toolbox.timing import Stopwatch, eta_text
 
 SELECTION_METRICS = ("auroc", "auprc")
 IMAGES_IN_STRIP = 8
@@ -440,19 +442,23 @@ class Trainer(ImageSides, abc.ABC):
         clock = self.stopwatch.measure
         self._write_step_scalars = step_scalar_writer()
         validate_every = math.ceil(epochs / self.hps["epochs"])
+        started, first_epoch = time.perf_counter(), int(self.epoch)
         with writer.as_default():
             try:
                 while int(self.epoch) < epochs:
                     epoch = int(self.epoch)
-                    self._train_epoch(data, epoch, steps, progress_bar)
+                    self._train_epoch(data, epoch, steps, progress_bar and sys.stdout.isatty())
+                    shown = "trained"
                     if (epoch + 1) % validate_every == 0 or epoch + 1 == epochs:
-                        shown = self._validate_and_hold_best(data, strip, epoch + 1)
-                        print(f"epoch {epoch + 1}/{epochs}: validation {shown}")
+                        shown = "validation " + self._validate_and_hold_best(data, strip,
+                                                                             epoch + 1)
                     self.epoch.assign_add(1)
                     with clock("checkpoints_and_saves"):
                         checkpoints.epoch_finished(last=int(self.epoch) == epochs)
                     with clock("tensorboard"):
                         writer.flush()
+                    print(f"epoch {epoch + 1}/{epochs}: {shown} ("
+                          f"{eta_text(started, epoch + 1 - first_epoch, epochs - epoch - 1)})")
             except BaseException:
                 with clock("checkpoints_and_saves"):
                     checkpoints.write_held()
