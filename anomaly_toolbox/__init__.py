@@ -10,12 +10,17 @@ import importlib
 from typing import Any
 
 from anomaly_toolbox import timing  # noqa: F401 - its clock starts with the package
+from anomaly_toolbox.experiments import CLASS_NAMES
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    detector = importlib.import_module("anomaly_toolbox.detector")
-    if name == "load" or name in detector.CLASS_NAMES.values():
-        return getattr(detector, name)
+    if name == "load" or name in CLASS_NAMES.values():
+        return getattr(importlib.import_module("anomaly_toolbox.detector"), name)
     raise AttributeError(f"module 'anomaly_toolbox' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    """The module's names with the lazily imported API classes and ``load``."""
+    return sorted({*globals(), "load", *CLASS_NAMES.values()})

@@ -453,7 +453,9 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
                                         "on the normal validation images, in (0, 1).")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write a CSV here.")
 @click.option("--save-maps", type=click.Path(path_type=Path),
-              help="Write input | reconstruction | |x - x_hat| PNGs here (reconstructing "
+              help="Write a PNG per image here: input, reconstruction and the error map "
+                   "over the input on one colour scale for all images (the validation "
+                   "anomalies' 99th percentile), with score and verdict (reconstructing "
                    "methods).")
 def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
           fpr: float | None, csv_path: Path | None, save_maps: Path | None) -> None:
@@ -519,7 +521,7 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
     if csv_path is not None:
         _write_scores_csv(csv_path, rows)
     if save_maps is not None:
-        _save_maps(model, x, read, save_maps)
+        _save_maps(model, x, read, scores, save_maps)
 
 
 def _write_scores_csv(path: Path, rows: list[tuple[str, float, float, bool]]) -> None:
@@ -537,14 +539,22 @@ def _write_scores_csv(path: Path, rows: list[tuple[str, float, float, bool]]) ->
     click.echo(f"CSV: {path}")
 
 
-def _save_maps(model, x, paths: list[Path], directory: Path) -> None:
+def _save_maps(model, x, paths: list[Path], scores, directory: Path) -> None:
+    import numpy as np
     import tensorflow as tf
 
-    from anomaly_toolbox.summaries import anomaly_maps
+    from anomaly_toolbox.summaries import anomaly_map_pictures, pixel_errors
 
-    reconstructions = model.reconstruct(x)
+    inputs, reconstructions = model.model_inputs(x), model.reconstruct(x)
+    scale = model.metadata.get("map_scale")
+    if scale is None:
+        scale = max(float(np.percentile(pixel_errors(inputs, reconstructions), 99)), 1e-6)
+        click.echo(f"This model predates stored map scales: the maps share the 99th percentile "
+                   f"of these images' pixel errors ({scale:.3g}) as their scale")
     directory.mkdir(parents=True, exist_ok=True)
-    strips = anomaly_maps(model.model_inputs(x), reconstructions)
-    for index, (path, strip) in enumerate(zip(paths, strips)):
-        tf.io.write_file(str(directory / f"{index:05d}-{path.stem}.png"), tf.io.encode_png(strip))
-    click.echo(f"Maps: {directory} ({len(paths)} PNGs: input | reconstruction | |x - x_hat|)")
+    pictures = anomaly_map_pictures(inputs, reconstructions, scores, model.threshold, scale)
+    for index, (path, picture) in enumerate(zip(paths, pictures)):
+        tf.io.write_file(str(directory / f"{index:05d}-{path.stem}.png"),
+                         tf.io.encode_png(picture))
+    click.echo(f"Maps: {directory} ({len(paths)} PNGs: input, reconstruction, |x - x_hat| over "
+               f"the input on one colour scale, 0 to {scale:.3g}; score and verdict)")

@@ -18,6 +18,8 @@ validation scores behind it (min/max for normalised scores; normal scores for ``
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import shutil
@@ -30,14 +32,14 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.pipeline import cached_dataset
+from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
 from anomaly_toolbox.evaluation import NORMAL_ONLY_QUANTILE, choose_threshold
-from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
+from anomaly_toolbox.experiments import CLASS_NAMES, EXPERIMENTS, trainer_class
 from anomaly_toolbox.hps import full_hps
 from anomaly_toolbox.results import write_json_atomically
-from anomaly_toolbox.summaries import write_score_summaries
-from anomaly_toolbox.trainers.base import MODEL_DIR, PreparedData
+from anomaly_toolbox.summaries import pixel_errors, write_score_summaries
+from anomaly_toolbox.trainers.base import MODEL_DIR, SCORING_BATCH_SIZE, PreparedData
 
 METADATA_FILE = "metadata.json"
 
@@ -85,10 +87,35 @@ def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedDat
     score summaries (histograms, ROC/PR images) to TensorBoard; returns the metadata."""
     metadata = model_metadata(experiment, trainer, sample_shape, seed, data.validation_labels,
                               scores, fingerprint)
+    metadata["map_scale"] = map_scale(trainer, data)
     write_json_atomically(run_dir / MODEL_DIR / METADATA_FILE, metadata)
     write_score_summaries(writer, data.validation_labels, scores,
                           trainer.training_summary()["epochs_trained"])
     return metadata
+
+
+def trainer_reconstructs(trainer: Any) -> bool:
+    """Whether ``trainer``'s method reconstructs its inputs and they are images."""
+    from anomaly_toolbox.trainers.base import Trainer
+
+    return (isinstance(trainer, Trainer) and not trainer.tabular
+            and type(trainer).reconstruct is not Trainer.reconstruct)
+
+
+def map_scale(trainer: Any, data: PreparedData) -> float | None:
+    """The one colour scale of ``anomaly-box score --save-maps``: the 99th percentile of the
+    per-pixel reconstruction error on the validation anomalies (on every validation image when
+    there are none); None for methods without reconstructions."""
+    if not trainer_reconstructs(trainer):
+        return None
+    inputs, reconstructions = [], []
+    with trainer.full_scoring():
+        for images, _ in eval_batches(data.validation, SCORING_BATCH_SIZE):
+            inputs.append(images.numpy())
+            reconstructions.append(trainer._compiled_reconstruct(images).numpy())
+    errors = pixel_errors(np.concatenate(inputs), np.concatenate(reconstructions))
+    labels = data.validation_labels
+    return float(max(np.percentile(errors[labels == 1] if labels.any() else errors, 99), 1e-6))
 
 
 class Detector:
@@ -106,26 +133,81 @@ class Detector:
     """
 
     experiment: ClassVar[str]
+    #: Constructor arguments besides the method's hps keys, with their defaults.
+    OWN_PARAMS: ClassVar[dict[str, Any]] = {"seed": 42, "log_dir": None, "jit_compile": None,
+                                            "deterministic": None, "val_share": 0.1}
 
     def __init__(self, *, seed: int = 42, log_dir: str | Path | None = None,
                  jit_compile: bool | None = None, deterministic: bool | None = None,
                  val_share: float = 0.1, **hps: Any) -> None:
-        from anomaly_toolbox.experiments.runner import apply_determinism, resolve_jit
-
-        apply_determinism(deterministic)
-
-        self.hps = full_hps(hps, trainer_class(self.experiment).schema(), type(self).__name__)
-        if "jit_compile" in self.hps:
-            requested = jit_compile if jit_compile is not None else self.hps["jit_compile"]
-            self.hps["jit_compile"] = resolve_jit(requested, trainer_class(self.experiment))
-        if not 0.0 < val_share < 1.0:
-            raise ModelError(f"val_share must be in (0, 1), got {val_share}")
-        self.seed, self.val_share = seed, val_share
-        self.log_dir = Path(log_dir) if log_dir is not None else None
+        """Store the arguments unchanged (scikit-learn's rule, so that ``clone`` works) and check
+        them, without side effects: op determinism is applied by ``fit``."""
+        self.seed, self.log_dir, self.jit_compile = seed, log_dir, jit_compile
+        self.deterministic, self.val_share = deterministic, val_share
+        self._given_hps = dict(hps)
         self.trainer: Any = None
         self.metadata: dict[str, Any] = {}
         self.model_dir: Path | None = None
         self._temporary: weakref.finalize | None = None
+        self._check_params()
+
+    def _check_params(self) -> None:
+        self._resolved_hps()
+        if not 0.0 < self.val_share < 1.0:
+            raise ModelError(f"val_share must be in (0, 1), got {self.val_share}")
+
+    @property
+    def hps(self) -> dict[str, Any]:
+        """Every hyperparameter of the method: the given ones over the defaults, jit_compile
+        resolved to what will run."""
+        return self._resolved_hps()
+
+    def _resolved_hps(self) -> dict[str, Any]:
+        from anomaly_toolbox.experiments.runner import resolve_jit
+
+        hps = full_hps(self._given_hps, trainer_class(self.experiment).schema(),
+                       type(self).__name__)
+        if "jit_compile" in hps:
+            requested = self.jit_compile if self.jit_compile is not None else hps["jit_compile"]
+            hps["jit_compile"] = resolve_jit(requested, trainer_class(self.experiment))
+        return hps
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, as given (scikit-learn's estimator interface)."""
+        return {**{name: getattr(self, name) for name in self.OWN_PARAMS}, **self._given_hps}
+
+    def set_params(self, **params: Any) -> Detector:
+        """Change constructor arguments (checked as in the constructor); returns self."""
+        before = self.get_params()
+        for name, value in params.items():
+            if name in self.OWN_PARAMS:
+                setattr(self, name, value)
+            else:
+                self._given_hps[name] = value
+        try:
+            self._check_params()
+        except Exception:
+            self._restore_params(before)
+            raise
+        return self
+
+    def _restore_params(self, params: dict[str, Any]) -> None:
+        """Put back ``params`` exactly (after a rejected :meth:`set_params`)."""
+        for name in self.OWN_PARAMS:
+            setattr(self, name, params[name])
+        self._given_hps = {k: v for k, v in params.items() if k not in self.OWN_PARAMS}
+
+    def __repr__(self) -> str:
+        shown = {name: value for name, value in self.get_params().items()
+                 if name not in self.OWN_PARAMS or value != self.OWN_PARAMS[name]}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.trainer is not None:
+            raise TypeError(f"a fitted {type(self).__name__} holds TensorFlow networks and "
+                            f"cannot be pickled; use model.save(path) and "
+                            f"anomaly_toolbox.load(path)")
+        return {**self.__dict__, "_temporary": None}
 
     def _new_run_dir(self) -> Path:
         """A fresh directory for one ``fit``: ``<log_dir>/<experiment>/api-<time>-<random>``, so
@@ -137,7 +219,7 @@ class Detector:
             root = Path(tempfile.mkdtemp(prefix="anomaly-box-"))
             self._temporary = weakref.finalize(self, shutil.rmtree, root, ignore_errors=True)
         else:
-            root = self.log_dir
+            root = Path(self.log_dir)
         parent = root / self.experiment
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"api-{time.strftime('%Y%m%d-%H%M%S')}-",
@@ -147,11 +229,15 @@ class Detector:
     def fit(self, x: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
             progress_bar: bool = False) -> Detector:
         """Train on normal samples ``x``; select the final model and threshold on validation.
+        With ``progress_bar`` False nothing is printed.
 
         ``x_val``/``y_val`` (1 = anomalous) pick the best epoch and the max-F1 threshold; without
         them, ``val_share`` of ``x`` is held out and the threshold is the 95th percentile of its
         scores (no model selection without anomalies: the last epoch is used).
         """
+        from anomaly_toolbox.experiments.runner import apply_determinism
+
+        apply_determinism(self.deterministic)
         x = _as_samples(x, "x")
         if x_val is None:
             order = np.random.default_rng(self.seed).permutation(len(x))
@@ -166,20 +252,23 @@ class Detector:
             if y_val.shape != (len(x_val),) or not set(np.unique(y_val)) <= {0, 1}:
                 raise ModelError("y_val must hold one label per x_val sample, 0 (normal) or "
                                  "1 (anomalous)")
-        cls = trainer_class(self.experiment)
-        self.trainer = cls(self.hps, sample_shape=x.shape[1:], seed=self.seed,
-                           jit_compile=self.hps.get("jit_compile", False))
+        cls, hps = trainer_class(self.experiment), self.hps
+        self.trainer = cls(hps, sample_shape=x.shape[1:], seed=self.seed,
+                           jit_compile=hps.get("jit_compile", False))
         validation = Split(x_val, y_val.astype(np.int64))
         splits = OneClassSplits(Split(x, np.zeros(len(x), np.int64)), validation, validation,
                                 "normal", 0, 0.0)
         data = PreparedData.from_splits(splits, cls.side_for(x.shape[1:]))
         run_dir = self._new_run_dir()
         writer = tf.summary.create_file_writer(str(run_dir))
-        self.trainer.fit(data, run_dir, writer, progress_bar=progress_bar)
-        self.trainer.select_final_model(run_dir, data)
-        self.metadata = finish_model(self.experiment, self.trainer, run_dir, data, x.shape[1:],
-                                     self.seed, writer,
-                                     self.trainer.final_scores(data.validation))
+        console = contextlib.nullcontext() if progress_bar else contextlib.redirect_stdout(
+            io.StringIO())
+        with console:
+            self.trainer.fit(data, run_dir, writer, progress_bar=progress_bar)
+            self.trainer.select_final_model(run_dir, data)
+            self.metadata = finish_model(self.experiment, self.trainer, run_dir, data,
+                                         x.shape[1:], self.seed, writer,
+                                         self.trainer.final_scores(data.validation))
         self.model_dir = run_dir / MODEL_DIR
         return self
 
@@ -222,11 +311,7 @@ class Detector:
     def reconstructs(self) -> bool:
         """Whether :meth:`reconstruct` gives images (the method reconstructs, the data are
         images)."""
-        from anomaly_toolbox.trainers.base import Trainer
-
-        trainer = self.trainer
-        return (isinstance(trainer, Trainer) and not trainer.tabular
-                and type(trainer).reconstruct is not Trainer.reconstruct)
+        return trainer_reconstructs(self.trainer)
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray | None:
         """Reconstructions in the model's range [-1, 1] ``[N, S, S, C]``, or None for methods
@@ -271,14 +356,25 @@ class Detector:
 
 
 def _as_samples(x: np.ndarray, name: str) -> np.ndarray:
-    """uint8 images ``[N, H, W, C]`` (``[N, H, W]`` gains C = 1) or float tabular ``[N, F]``."""
+    """Images as uint8 ``[N, H, W, C]`` or float tabular samples ``[N, F]``.
+
+    Images may be uint8 (0-255) or floats in [0, 1]; ``[N, H, W]`` gains C = 1, and a single
+    image (``[H, W, C]`` with C = 1 or 3, or a uint8 ``[H, W]``) gains N = 1."""
     x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[..., None]
+    if x.ndim == 2 and x.dtype == np.uint8:
+        x = x[None, ..., None]
+    elif x.ndim == 3:
+        x = x[None] if x.shape[-1] in (1, 3) else x[..., None]
     if x.ndim == 4:
-        if x.dtype != np.uint8:
+        if np.issubdtype(x.dtype, np.floating):
+            if not np.all(np.isfinite(x)) or x.min(initial=0.0) < 0.0 or x.max(initial=0.0) > 1.0:
+                raise ModelError(f"{name}: float images must hold values in [0, 1] (or give uint8 "
+                                 f"0-255, as read from files); got values from {np.nanmin(x):g} "
+                                 f"to {np.nanmax(x):g}")
+            x = np.round(x * 255.0).astype(np.uint8)
+        elif x.dtype != np.uint8:
             raise ModelError(f"{name}: images must be uint8 with values 0-255 (as read from "
-                             f"files), got dtype {x.dtype}")
+                             f"files) or floats in [0, 1], got dtype {x.dtype}")
         if x.shape[-1] not in (1, 3):
             raise ModelError(f"{name}: images need 1 or 3 channels, got {x.shape[-1]}")
     elif x.ndim == 2:
@@ -286,8 +382,8 @@ def _as_samples(x: np.ndarray, name: str) -> np.ndarray:
             raise ModelError(f"{name}: tabular samples must be floats, got dtype {x.dtype}")
         x = x.astype(np.float32)
     else:
-        raise ModelError(f"{name}: expected images [N, H, W(, C)] or tabular samples [N, F], got "
-                         f"an array of shape {x.shape}")
+        raise ModelError(f"{name}: expected images [N, H, W(, C)] or one image [H, W, C], or "
+                         f"tabular samples [N, F], got an array of shape {x.shape}")
     if len(x) == 0:
         raise ModelError(f"{name} is empty")
     return x
@@ -317,13 +413,15 @@ def load(path: str | Path) -> Detector:
         raise ModelError(f"{metadata_file} is not valid JSON ({error}); retrain the run or "
                          f"restore the file") from None
     _check_metadata(metadata, metadata_file)
+    from anomaly_toolbox.experiments.runner import apply_determinism
+
+    apply_determinism(None)
     detector = DETECTORS[metadata["experiment"]](seed=metadata["seed"], **{
         key: value for key, value in metadata["hps"].items() if key != "jit_compile"})
-    cls = trainer_class(detector.experiment)
+    cls, hps = trainer_class(detector.experiment), detector.hps
     try:
-        detector.trainer = cls(detector.hps, sample_shape=tuple(metadata["sample_shape"]),
-                               seed=metadata["seed"],
-                               jit_compile=detector.hps.get("jit_compile", False))
+        detector.trainer = cls(hps, sample_shape=tuple(metadata["sample_shape"]),
+                               seed=metadata["seed"], jit_compile=hps.get("jit_compile", False))
         detector.trainer.load_model(model_dir)
     except FileNotFoundError as error:
         raise ModelError(f"{model_dir}: {error.filename or error} is missing; the model is "
@@ -365,17 +463,15 @@ def _check_metadata(metadata: Any, source: Path) -> None:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
                 value):
             raise bad(field, "a finite number")
+    scale = metadata.get("map_scale")
+    if scale is not None and (not isinstance(scale, (int, float)) or isinstance(scale, bool)
+                              or not math.isfinite(scale) or scale <= 0):
+        raise bad("map_scale", "a positive number or null")
     scores = metadata.get("validation_normal_scores")
     if not isinstance(scores, list) or not scores or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
         raise bad("validation_normal_scores", "a non-empty list of numbers")
 
-
-#: Python class name of each experiment.
-CLASS_NAMES = {"egbad": "EGBAD", "anogan": "AnoGAN", "ganomaly": "GANomaly", "memgan": "MEMGAN",
-               "ama": "AMA", "jointgan": "JointGAN", "cbigan": "CBiGAN", "ae": "Autoencoder",
-               "deepsvdd": "DeepSVDD", "ocsvm": "OCSVM", "iforest": "IsolationForest",
-               "kde": "KDE"}
 
 #: Experiment name -> its Detector subclass.
 DETECTORS: dict[str, type[Detector]] = {

@@ -49,23 +49,42 @@ def write_score_summaries(writer: tf.summary.SummaryWriter, labels: np.ndarray,
     writer.flush()
 
 
-def heat_colours(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] ``[...]`` -> uint8 RGB ``[..., 3]`` on a black-red-yellow-white scale."""
-    values = np.clip(values, 0.0, 1.0)[..., None]
-    rgb = np.clip(3.0 * values - np.array([0.0, 1.0, 2.0]), 0.0, 1.0)
-    return np.round(255 * rgb).astype(np.uint8)
+def pixel_errors(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Per-pixel mean absolute error over channels ``[N, S, S]`` of images in [-1, 1]."""
+    return np.abs(inputs - reconstructions).mean(axis=-1)
 
 
-def anomaly_maps(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """``input | reconstruction | |x - x_hat|`` strips ``[N, S, 3 S, 3]`` (uint8 RGB).
+def anomaly_map_pictures(inputs: np.ndarray, reconstructions: np.ndarray, scores: np.ndarray,
+                         threshold: float, scale: float) -> list[np.ndarray]:
+    """One uint8 RGB picture per image: input, reconstruction, and the input with its error map
+    |x - x_hat| overlaid in colour, every map on one colour scale from 0 to ``scale`` (with a
+    colour bar), titled with the score, the threshold and the verdict. Images in [-1, 1]."""
+    import matplotlib
 
-    Images are in [-1, 1]. The heat map is the per-pixel mean absolute error over channels,
-    divided by the image's largest error, so every map uses the full colour scale.
-    """
-    def to_rgb(images: np.ndarray) -> np.ndarray:
-        images = np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-        return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
 
-    error = np.abs(inputs - reconstructions).mean(axis=-1)
-    error /= np.maximum(error.reshape(len(error), -1).max(axis=1), 1e-12)[:, None, None]
-    return np.concatenate([to_rgb(inputs), to_rgb(reconstructions), heat_colours(error)], axis=2)
+    errors = pixel_errors(inputs, reconstructions)
+    pictures = []
+    for image, reconstruction, error, score in zip(inputs, reconstructions, errors, scores):
+        figure, axes = pyplot.subplots(1, 3, figsize=(7.2, 2.6), dpi=100)
+        shown = [(image + 1.0) / 2.0, (reconstruction + 1.0) / 2.0]
+        gray = {"cmap": "gray"} if image.shape[-1] == 1 else {}
+        for axis, picture, title in zip(axes, shown, ("input", "reconstruction")):
+            axis.imshow(np.clip(picture.squeeze(), 0.0, 1.0), vmin=0.0, vmax=1.0, **gray)
+            axis.set_title(title, fontsize=9)
+        axes[2].imshow(np.clip(shown[0].squeeze(), 0.0, 1.0), vmin=0.0, vmax=1.0, **gray)
+        overlay = axes[2].imshow(error, cmap="inferno", vmin=0.0, vmax=scale, alpha=0.6)
+        axes[2].set_title("|x - x_hat| on the input", fontsize=9)
+        colour_bar = figure.colorbar(overlay, ax=axes[2], fraction=0.046, pad=0.04)
+        colour_bar.ax.tick_params(labelsize=7)
+        for axis in axes:
+            axis.set_xticks([])
+            axis.set_yticks([])
+        verdict = "ANOMALOUS" if score >= threshold else "normal"
+        figure.suptitle(f"score {score:.4g} (threshold {threshold:.4g}): {verdict}",
+                        fontsize=10, color="firebrick" if verdict == "ANOMALOUS" else "black")
+        figure.canvas.draw()
+        pictures.append(np.asarray(figure.canvas.buffer_rgba())[..., :3].copy())
+        pyplot.close(figure)
+    return pictures

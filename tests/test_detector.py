@@ -1,13 +1,14 @@
 """Using a trained model: the Python API, model files, thresholds, the score command, maps."""
 
 import csv
+import pickle
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from anomaly_toolbox import GANomaly, OCSVM, load
+from anomaly_toolbox import OCSVM, Autoencoder, GANomaly, load
 from anomaly_toolbox.cli import main
 from anomaly_toolbox.detector import ModelError, threshold_for_fpr
 from anomaly_toolbox.hps import HpsError
@@ -78,8 +79,10 @@ def test_wrong_shapes_and_types_give_clear_errors(fitted):
         model.score_samples(np.zeros((2, 32, 32, 1), np.uint8))
     with pytest.raises(ModelError, match=r"got \(28, 28, 3\)"):
         model.score_samples(np.zeros((2, 28, 28, 3), np.uint8))
-    with pytest.raises(ModelError, match="must be uint8"):
+    with pytest.raises(ModelError, match=r"float images must hold values in \[0, 1\]"):
         model.score_samples(x.astype(np.float32))
+    with pytest.raises(ModelError, match="must be uint8 with values 0-255 .* or floats"):
+        model.score_samples(x.astype(np.int32))
     with pytest.raises(ModelError, match="not fitted"):
         GANomaly().predict(x)
     with pytest.raises(HpsError, match="did you mean 'epochs'"):
@@ -141,8 +144,10 @@ def test_score_command_on_a_folder_writes_csv_and_maps(trained_run, bundled, tmp
         assert 0.0 <= float(row["normalised_score"]) <= 1.0
     maps = sorted((tmp_path / "maps").glob("*.png"))
     assert len(maps) == 6
-    strip = tf.io.decode_png(tf.io.read_file(str(maps[0]))).numpy()
-    assert strip.shape == (32, 96, 3)
+    picture = tf.io.decode_png(tf.io.read_file(str(maps[0]))).numpy()
+    assert picture.shape[2] == 3 and picture.shape[1] > 2 * picture.shape[0]
+    assert model.metadata["map_scale"] > 0
+    assert f"one colour scale, 0 to {model.metadata['map_scale']:.3g}" in result.output
 
     override = CliRunner().invoke(main, ["score", "--model", str(trained_run),
                                          str(tmp_path / "images"), "--fpr", "0.5"])
@@ -162,3 +167,63 @@ def test_score_command_rejects_bad_input_with_exit_code_2(trained_run, tmp_path)
         result = CliRunner().invoke(main, ["score", *args])
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_float_images_in_0_1_and_single_images_score_like_uint8_batches(fitted):
+    model, x = fitted
+    scores = model.score_samples(x)
+    np.testing.assert_allclose(model.score_samples(x.astype(np.float32) / 255.0), scores,
+                               rtol=1e-6)
+    np.testing.assert_allclose(model.score_samples(x[0]), scores[:1], rtol=1e-5)  # [28, 28, 1]
+    np.testing.assert_allclose(model.score_samples(x[0, ..., 0]), scores[:1], rtol=1e-5)
+
+
+def test_detectors_follow_scikit_learn_estimator_conventions():
+    from sklearn.base import clone
+
+    import anomaly_toolbox
+
+    model = GANomaly(epochs=2, filters=4, seed=3)
+    assert repr(model) == "GANomaly(seed=3, epochs=2, filters=4)"
+    assert model.get_params() == {"seed": 3, "log_dir": None, "jit_compile": None,
+                                  "deterministic": None, "val_share": 0.1, "epochs": 2,
+                                  "filters": 4}
+    copy = clone(model)
+    assert type(copy) is GANomaly and copy is not model
+    assert copy.get_params() == model.get_params()
+    assert model.set_params(learning_rate=1e-3, seed=5) is model
+    assert model.hps["learning_rate"] == 1e-3 and model.seed == 5
+    with pytest.raises(HpsError, match="did you mean 'learning_rate'"):
+        model.set_params(learning_rat=1.0)
+    assert "learning_rat" not in model.get_params()  # a rejected change leaves nothing behind
+    assert pickle.loads(pickle.dumps(model)).get_params() == model.get_params()
+    assert {"EGBAD", "GANomaly", "OCSVM", "load"} <= set(dir(anomaly_toolbox))
+
+
+def test_a_fitted_detector_refuses_pickling_and_names_save(fitted):
+    model, _ = fitted
+    with pytest.raises(TypeError, match=r"use model.save\(path\) and anomaly_toolbox.load"):
+        pickle.dumps(model)
+
+
+def test_fit_without_progress_bar_prints_nothing(bundled, capsys):
+    Autoencoder(epochs=1, filters=2, latent_dim=4, batch_size=32).fit(digits(bundled, 1, 96))
+    captured = capsys.readouterr()
+    assert captured.out == ""
+
+
+def test_anomaly_maps_share_one_colour_scale():
+    """A small error looks cooler than a large one: maps are not scaled to their own maximum."""
+    from anomaly_toolbox.summaries import anomaly_map_pictures
+
+    inputs = np.zeros((2, 16, 16, 1), np.float32)
+    reconstructions = inputs + np.array([0.1, 0.5], np.float32)[:, None, None, None]
+    small, large = anomaly_map_pictures(inputs, reconstructions, np.array([1.0, 5.0]),
+                                        threshold=3.0, scale=0.5)
+    width = small.shape[1]
+    overlay = np.s_[small.shape[0] // 4: 3 * small.shape[0] // 4, 2 * width // 3: 5 * width // 6]
+    assert small.shape == large.shape
+    assert large[overlay].astype(float).mean() > small[overlay].astype(float).mean() + 20
+    same = anomaly_map_pictures(inputs[:1], reconstructions[:1], np.array([1.0]), 3.0, 0.1)[0]
+    assert same[overlay].astype(float).mean() > small[overlay].astype(float).mean() + 20
+

@@ -37,6 +37,12 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
             "baseline: Gaussian KDE on flattened pixels, bandwidth chosen on validation"),
 }
 
+#: Experiment name -> its class in the Python API (``anomaly_toolbox.EGBAD``, ...).
+CLASS_NAMES = {"egbad": "EGBAD", "anogan": "AnoGAN", "ganomaly": "GANomaly", "memgan": "MEMGAN",
+               "ama": "AMA", "jointgan": "JointGAN", "cbigan": "CBiGAN", "ae": "Autoencoder",
+               "deepsvdd": "DeepSVDD", "ocsvm": "OCSVM", "iforest": "IsolationForest",
+               "kde": "KDE"}
+
 #: The classic baselines among :data:`EXPERIMENTS`; the rest are the GAN-based methods.
 BASELINES = ("ae", "deepsvdd", "ocsvm", "iforest", "kde")
 
