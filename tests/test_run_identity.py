@@ -393,6 +393,7 @@ def test_epochs_given_alone_train_exactly_that_many(tmp_path):
     result = train(tmp_path, {**AE, "epochs": 2}, "--normal-label", 3)
     assert result.exit_code == 0, result.output
     assert "Training" not in result.output and "epoch 2/2: validation" in result.output
+    assert len(re.findall(r"scored \d+ images \(0:\d\d elapsed\)", result.output)) == 2
     results = read_results(results_files(tmp_path / "logs")[0])
     assert results["steps_trained"] == 22 and results["hps"]["min_steps"] == 0
 

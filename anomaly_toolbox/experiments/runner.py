@@ -328,6 +328,7 @@ def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], 
         with clock.measure("checkpoints_and_saves"):
             results["selected_model"] = trainer.select_final_model(run_dir, data)
         started = time.perf_counter()
+        trainer.show_scoring_progress = True
         with clock.measure("final_scoring"):
             validation_scores = trainer.final_scores(data.validation)
         metadata = finish_model(config.experiment, trainer, run_dir, data,

@@ -250,6 +250,8 @@ class Trainer(ImageSides, abc.ABC):
         #: stretches training), for schedules stated in published epochs (AMA's).
         self.epoch_scale = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="epoch_scale")
         self.epochs_planned = hps["epochs"]
+        #: Whether scoring shows its progress (the command line's final scoring sets it).
+        self.show_scoring_progress = False
         self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
         self._updated_variables: dict[str, list[tf.Variable]] = {}
         for name, (optimizer, network_names) in self.build_optimizers().items():
@@ -408,8 +410,17 @@ class Trainer(ImageSides, abc.ABC):
         """``scorer`` (default: the compiled :meth:`score`) of every image of a cached split,
         in order, concatenated along the batch axis."""
         scorer = scorer or self._compiled_score
-        return np.concatenate([scorer(x).numpy()
-                               for x, _ in eval_batches(cached, self.scoring_batch_size())])
+        batches = eval_batches(cached, self.scoring_batch_size())
+        if not self.show_scoring_progress:
+            return np.concatenate([scorer(x).numpy() for x, _ in batches])
+        total, started, parts = int(cached.cardinality()), time.perf_counter(), []
+        progress = keras.utils.Progbar(total, verbose=1 if sys.stdout.isatty() else 0,
+                                       unit_name="image")
+        for x, _ in batches:
+            parts.append(scorer(x).numpy())
+            progress.add(len(parts[-1]))
+        print(f"scored {total} images ({eta_text(started, 1, 0)})")
+        return np.concatenate(parts)
 
     def scoring_batch_size(self) -> int:
         """Images per scoring call: at least :data:`SCORING_BATCH_SIZE`, as scoring is inference
