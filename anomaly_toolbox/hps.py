@@ -144,8 +144,11 @@ def load_grid(path: str | Path, schema: Schema) -> dict[str, list[Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise HpsError(f"{path}: hyperparameter file not found (give a path, or the name of a "
-                       f"shipped grid: {', '.join(sorted(shipped_grids()))})") from None
+        names = sorted(shipped_grids())
+        close = difflib.get_close_matches(path.name.removesuffix(".json"), names, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise HpsError(f"{path}: hyperparameter file not found.{hint} Give a path, or the name "
+                       f"of a shipped grid: {', '.join(names)}") from None
     except UnicodeDecodeError:
         raise HpsError(f"{path}: not a text file; a hyperparameter file is UTF-8 JSON like "
                        f"{{\"epochs\": {{\"type\": \"Discrete\", \"values\": [10]}}}}") from None

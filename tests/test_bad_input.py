@@ -62,7 +62,8 @@ TRAIN_OPTIONS = [
      "lower --contamination"),
     (["-e", "egbad", "--hps-path", MISSING], "hyperparameter file not found"),
     (["-e", "egbad", "--hps-path", "egbad_kdd"],
-     "egbad_kdd: hyperparameter file not found (give a path, or the name of a shipped grid: ae, "),
+     "egbad_kdd: hyperparameter file not found. Did you mean 'egbad_kdd99'? Give a path, or the "
+     "name of a shipped grid: ae, "),
     (["-e", "egbad", "--no-such-option"], "No such option '--no-such-option'"),
     (["-e", "egbad", "--set", "lerning_rate=1e-4"],
      "--set lerning_rate: 'lerning_rate' is not an hps key of egbad. Did you mean "
