@@ -1,8 +1,9 @@
 """The ``anomaly-box`` command line: ``train`` (the default command), ``benchmark``, ``score``.
 
 ``anomaly-box --experiment egbad`` is short for ``anomaly-box train --experiment egbad``. Heavy
-imports (TensorFlow) happen only once the command line has been checked, so ``--help`` and bad
-input answer at once; TensorFlow's C++ start-up lines stay off the console. Bad input ends with
+imports (TensorFlow) happen only once the command line has been checked, so ``--help``,
+``--list`` (from the saved catalogue) and bad input answer at once; TensorFlow's C++ start-up
+lines stay off the console. Bad input ends with
 one message and exit code 2.
 """
 
@@ -181,23 +182,10 @@ def _int_list(option: str, text: str) -> list[int]:
 
 
 def _print_catalogue() -> None:
-    _start_tensorflow()
-    from anomaly_toolbox.experiments import trainer_class
-
-    click.echo("Experiments (--experiment) and their hyperparameters (hps keys, defaults):")
-    for name, (_, _, description) in EXPERIMENTS.items():
-        click.echo(f"  {name:10s} {description}")
-        cls = trainer_class(name)
-        for key, param in cls.schema().items():
-            default = "auto" if param.default is None else param.default
-            if key == "jit_compile":
-                default = "on" if cls.jit_by_default(False) else "GPU only"
-            click.echo(f"      {key:20s} {param.kind.__name__:5s} {default!s:10s} {param.help}")
-            if key == "jit_compile" and cls.cpu_jit_off_reason:
-                click.echo(f"      {'':20s} {'':5s} {'':10s} (off without a GPU: "
-                           f"{cls.cpu_jit_off_reason})")
+    from anomaly_toolbox.catalogue import saved
     from anomaly_toolbox.hps import shipped_grids
 
+    click.echo(saved(), nl=False)
     click.echo(f"\nShipped grids (--hps-path NAME): {', '.join(shipped_grids())}")
     click.echo("\nDatasets (--dataset):")
     for name, text in DATASET_HELP.items():

@@ -209,6 +209,25 @@ def test_malformed_hps_file_is_named_in_the_error(tmp_path):
     assert result.exit_code == 2 and "bad.json: malformed JSON at line 1" in result.output
 
 
+def test_the_shipped_catalogue_matches_the_trainers():
+    from anomaly_toolbox.catalogue import render, saved
+
+    assert saved() == render(), ("anomaly_toolbox/catalogue.txt is stale: rewrite it with "
+                                 "`python -m anomaly_toolbox.catalogue`")
+
+
+def test_list_and_help_answer_without_importing_tensorflow():
+    probe = ("import sys; from click.testing import CliRunner; from anomaly_toolbox.cli import "
+             "main; out = CliRunner().invoke(main, ['--list']).output + CliRunner().invoke("
+             "main, ['--help']).output; assert 'min_steps' in out and 'benchmark' in out, out; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', "
+             "'keras')))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
 def test_list_and_help_explain_experiments_datasets_and_keys():
     listing = invoke("--list")
     assert listing.exit_code == 0
