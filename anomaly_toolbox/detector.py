@@ -35,7 +35,7 @@ import tensorflow as tf
 from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
 from anomaly_toolbox.evaluation import NORMAL_ONLY_QUANTILE, choose_threshold
-from anomaly_toolbox.experiments import CLASS_NAMES, EXPERIMENTS, trainer_class
+from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import full_hps
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.summaries import pixel_errors, write_score_summaries
@@ -473,11 +473,80 @@ def _check_metadata(metadata: Any, source: Path) -> None:
         raise bad("validation_normal_scores", "a non-empty list of numbers")
 
 
-#: Experiment name -> its Detector subclass.
-DETECTORS: dict[str, type[Detector]] = {
-    experiment: type(CLASS_NAMES[experiment], (Detector,),
-                     {"experiment": experiment, "__doc__": EXPERIMENTS[experiment][2],
-                      "__module__": __name__})
-    for experiment in EXPERIMENTS
-}
-globals().update({cls.__name__: cls for cls in DETECTORS.values()})
+class EGBAD(Detector):
+    """EGBAD (Zenati et al. 2018): BiGAN, residual + discriminator score."""
+
+    experiment = "egbad"
+
+
+class AnoGAN(Detector):
+    """AnoGAN (Schlegl et al. 2017): DCGAN scored by a latent search."""
+
+    experiment = "anogan"
+
+
+class GANomaly(Detector):
+    """GANomaly (Akcay et al. 2018): encoder-decoder-encoder GAN, latent distance score."""
+
+    experiment = "ganomaly"
+
+
+class MEMGAN(Detector):
+    """MEMGAN (Yang et al. 2020): memory-augmented BiGAN, memory-projected reconstruction."""
+
+    experiment = "memgan"
+
+
+class AMA(Detector):
+    """AMA (Somepalli et al. 2021): adversarial mirrored autoencoder, A-score."""
+
+    experiment = "ama"
+
+
+class JointGAN(Detector):
+    """Encoder + WGAN-GP trained jointly (Berg et al. 2020), for contaminated training data."""
+
+    experiment = "jointgan"
+
+
+class CBiGAN(Detector):
+    """BiGAN with consistency losses and a projection discriminator."""
+
+    experiment = "cbigan"
+
+
+class Autoencoder(Detector):
+    """Baseline: convolutional autoencoder, squared reconstruction error."""
+
+    experiment = "ae"
+
+
+class DeepSVDD(Detector):
+    """Baseline: one-class Deep SVDD (Ruff et al. 2018)."""
+
+    experiment = "deepsvdd"
+
+
+class OCSVM(Detector):
+    """Baseline: RBF one-class SVM on flattened pixels (scikit-learn)."""
+
+    experiment = "ocsvm"
+
+
+class IsolationForest(Detector):
+    """Baseline: Isolation Forest on flattened pixels (scikit-learn)."""
+
+    experiment = "iforest"
+
+
+class KDE(Detector):
+    """Baseline: Gaussian kernel density on flattened pixels (scikit-learn)."""
+
+    experiment = "kde"
+
+
+#: Experiment name -> its Detector class (every experiment has one; a test checks it against
+#: :data:`anomaly_toolbox.experiments.CLASS_NAMES`, which lets the package name them lazily).
+DETECTORS: dict[str, type[Detector]] = {cls.experiment: cls for cls in (
+    EGBAD, AnoGAN, GANomaly, MEMGAN, AMA, JointGAN, CBiGAN, Autoencoder, DeepSVDD, OCSVM,
+    IsolationForest, KDE)}

@@ -227,3 +227,14 @@ def test_anomaly_maps_share_one_colour_scale():
     same = anomaly_map_pictures(inputs[:1], reconstructions[:1], np.array([1.0]), 3.0, 0.1)[0]
     assert same[overlay].astype(float).mean() > small[overlay].astype(float).mean() + 20
 
+
+
+def test_every_experiment_has_a_detector_class_under_its_registered_name():
+    import anomaly_toolbox
+    from anomaly_toolbox.detector import DETECTORS, Detector
+    from anomaly_toolbox.experiments import CLASS_NAMES, EXPERIMENTS
+
+    assert list(DETECTORS) == list(EXPERIMENTS)
+    for experiment, cls in DETECTORS.items():
+        assert cls.__name__ == CLASS_NAMES[experiment] and issubclass(cls, Detector)
+        assert getattr(anomaly_toolbox, cls.__name__) is cls and cls.__doc__

@@ -20,7 +20,8 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
     "memgan": ("anomaly_toolbox.trainers.memgan", "MEMGANTrainer",
                "MEMGAN: memory-augmented BiGAN, memory-projected reconstruction score (32x32)"),
     "ama": ("anomaly_toolbox.trainers.ama", "AMATrainer",
-            "AMA: adversarial mirrored autoencoder, WGAN-GP critic on image pairs (32x32)"),
+            "AMA: adversarial mirrored autoencoder, spectrally normalised Wasserstein critic "
+            "on image pairs, A-score (32x32)"),
     "jointgan": ("anomaly_toolbox.trainers.jointgan", "JointGANTrainer",
                  "Joint encoder + WGAN-GP for contaminated data, latent-norm score (32x32)"),
     "cbigan": ("anomaly_toolbox.trainers.cbigan", "CBiGANTrainer",
