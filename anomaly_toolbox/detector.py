@@ -39,7 +39,7 @@ from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import full_hps
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.summaries import pixel_errors, write_score_summaries
-from anomaly_toolbox.trainers.base import MODEL_DIR, SCORING_BATCH_SIZE, PreparedData
+from anomaly_toolbox.trainers.base import MODEL_DIR, PreparedData
 
 METADATA_FILE = "metadata.json"
 
@@ -102,20 +102,22 @@ def trainer_reconstructs(trainer: Any) -> bool:
             and type(trainer).reconstruct is not Trainer.reconstruct)
 
 
-def map_scale(trainer: Any, data: PreparedData) -> float | None:
+def map_scale(trainer: Any, data: PreparedData, images: int = 256) -> float | None:
     """The one colour scale of ``anomaly-box score --save-maps``: the 99th percentile of the
-    per-pixel reconstruction error on the validation anomalies (on every validation image when
-    there are none); None for methods without reconstructions."""
+    per-pixel reconstruction error of up to ``images`` validation anomalies (validation images
+    when there are none); None for methods without reconstructions."""
     if not trainer_reconstructs(trainer):
         return None
+    subset = data.validation
+    if data.validation_labels.any():
+        subset = subset.filter(lambda image, label: label == 1)
     inputs, reconstructions = [], []
     with trainer.full_scoring():
-        for images, _ in eval_batches(data.validation, SCORING_BATCH_SIZE):
-            inputs.append(images.numpy())
-            reconstructions.append(trainer._compiled_reconstruct(images).numpy())
+        for batch, _ in eval_batches(subset.take(images), trainer.scoring_batch_size()):
+            inputs.append(batch.numpy())
+            reconstructions.append(trainer._compiled_reconstruct(batch).numpy())
     errors = pixel_errors(np.concatenate(inputs), np.concatenate(reconstructions))
-    labels = data.validation_labels
-    return float(max(np.percentile(errors[labels == 1] if labels.any() else errors, 99), 1e-6))
+    return float(max(np.percentile(errors, 99), 1e-6))
 
 
 class Detector:
