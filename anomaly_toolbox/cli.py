@@ -35,9 +35,12 @@ def _start_tensorflow() -> None:
     """Import TensorFlow and probe its devices with the C++ start-up lines (CUDA probing on a
     CPU machine, oneDNN notes, absl's pre-initialisation warning; no log level silences them)
     kept off the console: file descriptor 2 goes to a temporary file meanwhile, replayed only
-    if the import fails. Our own log messages (data fallbacks, skipped files) show at INFO,
-    TensorFlow's Python logger at WARNING, absl's (tensorflow-datasets' probing) at ERROR."""
+    if the import fails. Log messages print as plain lines (configured before any library can):
+    ours (data fallbacks, skipped files) from INFO, TensorFlow's from WARNING, absl's
+    (tensorflow-datasets' probing) from ERROR."""
     global _tensorflow_imported_quietly
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("anomaly_toolbox").setLevel(logging.INFO)
     if not _tensorflow_imported_quietly:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -56,19 +59,8 @@ def _start_tensorflow() -> None:
                 os.dup2(saved, 2)
                 os.close(saved)
         _tensorflow_imported_quietly = True
-    ours = logging.getLogger("anomaly_toolbox")
-    if not any(isinstance(handler, _ConsoleHandler) for handler in ours.handlers):
-        ours.addHandler(_ConsoleHandler())
-    ours.setLevel(logging.INFO)
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    logging.getLogger("absl").setLevel(logging.ERROR)  # tensorflow-datasets' probing notes
-
-
-class _ConsoleHandler(logging.Handler):
-    """Log messages as plain lines on the current ``sys.stderr`` (looked up per message)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        print(self.format(record), file=sys.stderr)
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 class BadInput(click.ClickException):

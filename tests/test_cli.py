@@ -240,15 +240,17 @@ def test_list_and_help_explain_experiments_datasets_and_keys():
 
 @pytest.mark.slow
 def test_the_console_shows_no_tensorflow_start_up_noise(tmp_path):
-    """A CPU machine's run prints our lines only: no CUDA probing, absl or oneDNN notes, and no
-    TensorFlow INFO logs (such as the checkpoint writer's "Sharding callback duration")."""
+    """A CPU machine's run prints our lines only: no CUDA probing, absl or oneDNN notes, no
+    TensorFlow INFO logs (such as the checkpoint writer's "Sharding callback duration"), and our
+    warnings once each."""
     result = subprocess.run(
-        [sys.executable, "-m", "anomaly_toolbox", "-e", "ae", "-d", "mnist-5k", "--epochs", "2",
+        [sys.executable, "-m", "anomaly_toolbox", "-e", "ae", "-d", "mnist", "--epochs", "2",
          "--set", "filters=2", "--log-dir", str(tmp_path), "-q"],
         capture_output=True, text=True, timeout=300, check=False)
     console = result.stdout + result.stderr
     assert result.returncode == 0, console[-3000:]
     assert "epoch 2/2: validation" in console
+    assert console.count("FALLING BACK TO THE BUNDLED SUBSET") == 1  # offline: said once
     for noise in ("cuInit", "cuda", "absl::InitializeLog", "oneDNN", "Sharding callback",
                   "I0000", "WARNING:absl"):
         assert noise not in console, console[:3000]
