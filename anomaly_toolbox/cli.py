@@ -3,8 +3,7 @@
 ``anomaly-box --experiment egbad`` is short for ``anomaly-box train --experiment egbad``. Heavy
 imports (TensorFlow) happen only once the command line has been checked, so ``--help``,
 ``--list`` (from the saved catalogue) and bad input answer at once; TensorFlow's C++ start-up
-lines stay off the console. Bad input ends with
-one message and exit code 2.
+lines stay off the console. Bad input ends with one message and exit code 2.
 """
 
 from __future__ import annotations
@@ -520,15 +519,14 @@ def _write_scores_csv(path: Path, rows: list[tuple[str, float, float, bool]]) ->
 
 
 def _save_maps(model, x, paths: list[Path], scores, directory: Path) -> None:
-    import numpy as np
     import tensorflow as tf
 
-    from anomaly_toolbox.summaries import anomaly_map_pictures, pixel_errors
+    from anomaly_toolbox.summaries import anomaly_map_pictures, error_scale
 
     inputs, reconstructions = model.model_inputs(x), model.reconstruct(x)
     scale = model.metadata.get("map_scale")
     if scale is None:
-        scale = max(float(np.percentile(pixel_errors(inputs, reconstructions), 99)), 1e-6)
+        scale = error_scale(inputs, reconstructions)
         click.echo(f"This model predates stored map scales: the maps share the 99th percentile "
                    f"of these images' pixel errors ({scale:.3g}) as their scale")
     directory.mkdir(parents=True, exist_ok=True)

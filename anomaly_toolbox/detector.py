@@ -38,7 +38,7 @@ from anomaly_toolbox.evaluation import NORMAL_ONLY_QUANTILE, choose_threshold
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import full_hps
 from anomaly_toolbox.results import write_json_atomically
-from anomaly_toolbox.summaries import pixel_errors, write_score_summaries
+from anomaly_toolbox.summaries import error_scale, write_score_summaries
 from anomaly_toolbox.trainers.base import MODEL_DIR, PreparedData
 
 METADATA_FILE = "metadata.json"
@@ -116,8 +116,7 @@ def map_scale(trainer: Any, data: PreparedData, images: int = 256) -> float | No
         for batch, _ in eval_batches(subset.take(images), trainer.scoring_batch_size()):
             inputs.append(batch.numpy())
             reconstructions.append(trainer._compiled_reconstruct(batch).numpy())
-    errors = pixel_errors(np.concatenate(inputs), np.concatenate(reconstructions))
-    return float(max(np.percentile(errors, 99), 1e-6))
+    return error_scale(np.concatenate(inputs), np.concatenate(reconstructions))
 
 
 class Detector:
@@ -179,25 +178,15 @@ class Detector:
         return {**{name: getattr(self, name) for name in self.OWN_PARAMS}, **self._given_hps}
 
     def set_params(self, **params: Any) -> Detector:
-        """Change constructor arguments (checked as in the constructor); returns self."""
-        before = self.get_params()
+        """Change constructor arguments, checked by the constructor first (a rejected change
+        leaves this detector as it was); returns self."""
+        type(self)(**{**self.get_params(), **params})
         for name, value in params.items():
             if name in self.OWN_PARAMS:
                 setattr(self, name, value)
             else:
                 self._given_hps[name] = value
-        try:
-            self._check_params()
-        except Exception:
-            self._restore_params(before)
-            raise
         return self
-
-    def _restore_params(self, params: dict[str, Any]) -> None:
-        """Put back ``params`` exactly (after a rejected :meth:`set_params`)."""
-        for name in self.OWN_PARAMS:
-            setattr(self, name, params[name])
-        self._given_hps = {k: v for k, v in params.items() if k not in self.OWN_PARAMS}
 
     def __repr__(self) -> str:
         shown = {name: value for name, value in self.get_params().items()
@@ -439,6 +428,12 @@ def load(path: str | Path) -> Detector:
     return detector
 
 
+def _finite_number(value: Any) -> bool:
+    """Whether a JSON value is a finite number (not a bool)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def _check_metadata(metadata: Any, source: Path) -> None:
     """Raise :class:`ModelError` naming the field when ``metadata.json`` is not what
     :func:`model_metadata` writes."""
@@ -461,13 +456,10 @@ def _check_metadata(metadata: Any, source: Path) -> None:
     if not isinstance(metadata.get("hps"), dict):
         raise bad("hps", "an object of hyperparameters")
     for field in ("threshold", "score_min", "score_max"):
-        value = metadata.get(field)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
-                value):
+        if not _finite_number(metadata.get(field)):
             raise bad(field, "a finite number")
     scale = metadata.get("map_scale")
-    if scale is not None and (not isinstance(scale, (int, float)) or isinstance(scale, bool)
-                              or not math.isfinite(scale) or scale <= 0):
+    if scale is not None and not (_finite_number(scale) and scale > 0):
         raise bad("map_scale", "a positive number or null")
     scores = metadata.get("validation_normal_scores")
     if not isinstance(scores, list) or not scores or not all(

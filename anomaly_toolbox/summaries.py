@@ -54,6 +54,11 @@ def pixel_errors(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
     return np.abs(inputs - reconstructions).mean(axis=-1)
 
 
+def error_scale(inputs: np.ndarray, reconstructions: np.ndarray) -> float:
+    """A colour scale for error maps: the 99th percentile of the pixel errors (at least 1e-6)."""
+    return float(max(np.percentile(pixel_errors(inputs, reconstructions), 99), 1e-6))
+
+
 def anomaly_map_pictures(inputs: np.ndarray, reconstructions: np.ndarray, scores: np.ndarray,
                          threshold: float, scale: float) -> list[np.ndarray]:
     """One uint8 RGB picture per image: input, reconstruction, and the input with its error map

@@ -68,4 +68,3 @@ def eta_text(started: float, done: int, left: int) -> str:
     if left <= 0 or done <= 0:
         return f"{clock_text(elapsed)} elapsed"
     return f"{clock_text(elapsed)} elapsed, about {clock_text(elapsed / done * left)} left"
-

@@ -567,6 +567,8 @@ class Trainer(ImageSides, abc.ABC):
         """Save each held set of weights to ``best_<metric>/`` once, as ``.keras`` files, and copy
         them for every other metric that holds the same set (a copy costs far less than a save);
         the networks keep their current weights."""
+        if not self._held_best:
+            return
         current = {name: net.get_weights() for name, net in self.scoring_networks.items()}
         written: dict[int, Path] = {}
         for metric, weights in self._held_best.items():
