@@ -210,9 +210,12 @@ def data_options(command: Callable) -> Callable:
         click.option("--data-dir", type=click.Path(path_type=Path),
                      help="tfds data directory (default: tfds' own); for kdd99 the folder with "
                           "the raw KDD file or scikit-learn's cache; for folder/mvtec the image "
-                          "folder."),
+                          "folder; for csv the CSV file."),
         click.option("--category", help="Category of datasets that have them (mvtec: e.g. "
                                         "bottle)."),
+        click.option("--label-column", help="csv: the column that holds each row's label."),
+        click.option("--normal-value", help="csv: the label of normal rows (class 0); every "
+                                            "other label is class 1."),
     ]):
         command = option(command)
     return command
@@ -245,15 +248,31 @@ def _labels_to_protocol(dataset: str, anomalous_label: int | None,
     return DATASETS[dataset].protocol, DATASETS[dataset].label
 
 
-def _check_data(dataset: str, data_dir: Path | None, category: str | None) -> None:
+def _check_data(dataset: str, data_dir: Path | None, category: str | None,
+                label_column: str | None, normal_value: str | None) -> dict[str, str]:
+    """Check the data options; returns the dataset's own options (csv: label column and normal
+    value)."""
     _check_name("dataset", dataset, list(DATASETS))
-    if data_dir is not None and not data_dir.is_dir():
+    spec = DATASETS[dataset]
+    if spec.data_file:
+        if data_dir is None or not data_dir.is_file():
+            raise BadInput(f"dataset '{dataset}' reads one file: pass --data-dir FILE.csv"
+                           f"{'' if data_dir is None else f' ({data_dir} is not a file)'}")
+    elif data_dir is not None and not data_dir.is_dir():
         raise BadInput(f"--data-dir {data_dir} is not a directory")
     if DATASETS[dataset].needs_category and not category:
         raise BadInput(f"dataset '{dataset}' needs --category, e.g. --category bottle")
     if category and not DATASETS[dataset].needs_category:
         raise BadInput(f"--category applies to datasets with categories (mvtec), not "
                        f"'{dataset}'")
+    given = {"label_column": label_column, "normal_value": normal_value}
+    for option, value in given.items():
+        flag = "--" + option.replace("_", "-")
+        if value is not None and option not in spec.options:
+            raise BadInput(f"{flag} applies to the csv dataset, not '{dataset}'")
+        if value is None and option in spec.options:
+            raise BadInput(f"dataset '{dataset}' needs {flag}")
+    return {option: value for option, value in given.items() if option in spec.options}
 
 
 @main.command(context_settings=CONTEXT)
@@ -297,7 +316,8 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
           epochs: int | None, batch_size: int | None, settings: tuple[str, ...],
           anomalous_label: int | None, normal_label: int | None, contamination: float,
           val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
-          category: str | None, jit_compile: bool | None, deterministic: bool | None,
+          category: str | None, label_column: str | None, normal_value: str | None,
+          jit_compile: bool | None, deterministic: bool | None,
           restart: bool, quiet: bool, list_all: bool) -> None:
     """Train, select on validation and test GAN-based anomaly detectors.
 
@@ -309,7 +329,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
     if experiment is None:
         raise BadInput("--experiment is required; one of: " + ", ".join(EXPERIMENTS))
     _check_name("experiment", experiment, list(EXPERIMENTS))
-    _check_data(dataset, data_dir, category)
+    dataset_options = _check_data(dataset, data_dir, category, label_column, normal_value)
     protocol, label = _labels_to_protocol(dataset, anomalous_label, normal_label)
     if not 0.0 <= contamination < 1.0:
         raise BadInput(f"--contamination must be in [0, 1), got {contamination}")
@@ -324,6 +344,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
     config = RunConfig(experiment=experiment, dataset=dataset, protocol=protocol, label=label,
                        contamination=contamination, val_share=val_share, seed=seed,
                        log_dir=log_dir, data_dir=data_dir, category=category,
+                       dataset_options=dataset_options,
                        hps_path=hps_path, tuning=tuning,
                        jit_compile=jit_compile, deterministic=deterministic, restart=restart,
                        progress_bar=not quiet, overrides=overrides)
@@ -380,8 +401,8 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
 def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
               epochs: int | None, hps_paths: tuple[str, ...], tuning: bool, log_dir: Path,
-              data_dir: Path | None, category: str | None, jit_compile: bool | None,
-              output: Path | None) -> None:
+              data_dir: Path | None, category: str | None, label_column: str | None,
+              normal_value: str | None, jit_compile: bool | None, output: Path | None) -> None:
     """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
 
     Example: anomaly-box benchmark -m ganomaly,ocsvm -d mnist-5k --labels 0,1 --seeds 1,2,3
@@ -389,7 +410,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
     chosen = list(EXPERIMENTS) if methods == "all" else [m.strip() for m in methods.split(",")]
     for method in chosen:
         _check_name("experiment", method, list(EXPERIMENTS))
-    _check_data(dataset, data_dir, category)
+    dataset_options = _check_data(dataset, data_dir, category, label_column, normal_value)
     if epochs is not None and epochs <= 0:
         raise BadInput(f"--epochs must be > 0, got {epochs}")
     label_list = None if labels is None else _int_list("--labels", labels)
@@ -408,7 +429,8 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
     config = BenchmarkConfig(
         methods=chosen, dataset=dataset, protocol=protocol or DATASETS[dataset].protocol,
         labels=label_list, seeds=seed_list, log_dir=log_dir, data_dir=data_dir,
-        category=category, jit_compile=jit_compile, hps_paths=grid_files, tuning=tuning,
+        category=category, dataset_options=dataset_options, jit_compile=jit_compile,
+        hps_paths=grid_files, tuning=tuning,
         overrides={} if epochs is None else {"epochs": epochs},
         command="anomaly-box " + shlex.join(click.get_current_context().find_root().meta.get(
             "argv", [])))
@@ -438,10 +460,11 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
                    "methods).")
 def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
           fpr: float | None, csv_path: Path | None, save_maps: Path | None) -> None:
-    """Score image files (or folders of them) with a trained model.
+    """Score image files (or folders of them), or the rows of CSV files for a model trained on
+    a table (--dataset csv), with a trained model.
 
-    Prints per image: the anomaly score, the score normalised to [0, 1] by the validation
-    minimum and maximum, and whether it is anomalous under the threshold.
+    Prints per image or row: the anomaly score, the score normalised to [0, 1] by the
+    validation minimum and maximum, and whether it is anomalous under the threshold.
 
     Example: anomaly-box score --model logs/egbad/.../0d6965c683 digits/ --csv scores.csv
     """
@@ -456,54 +479,88 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
     if save_maps is not None:
         _check_output_dir("--save-maps", save_maps)
     _start_tensorflow()
-    from anomaly_toolbox.datasets.folder import IMAGE_SUFFIXES, read_images_for_model
     from anomaly_toolbox.detector import load
 
-    files = []
     for path in images:
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and
-                            p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise BadInput(f"{path} is neither an image file nor a folder")
-    if not files:
-        raise BadInput(f"no image files ({', '.join(IMAGE_SUFFIXES)}) among the given paths")
-
+        if not path.exists():
+            raise BadInput(f"{path} is neither an image file (or CSV of rows) nor a folder")
     with _bad_input_as_exit_2():
         model = load(model_path)
         if threshold is not None or fpr is not None:
             model.set_threshold(threshold=threshold, fpr=fpr)
-        shape = tuple(model.metadata["sample_shape"])
-        if len(shape) != 3:
-            raise BadInput("this model scores tabular samples; use the Python API "
-                           "(anomaly_toolbox.load(...).score_samples(array))")
         if save_maps is not None and not model.reconstructs:
-            raise BadInput(f"{model.experiment} does not reconstruct its input, so it has no "
-                           f"anomaly maps; --save-maps works with reconstructing methods")
-        x, read, skipped = read_images_for_model(files, shape)
-    for path in skipped:
-        click.echo(f"skipped (not a readable image): {path}", err=True)
-    if not read:
-        raise BadInput("none of the given files could be read as an image")
+            raise BadInput(f"{model.experiment} does not reconstruct its input images, so it "
+                           f"has no anomaly maps; --save-maps works with reconstructing "
+                           f"methods on images")
+        if model.table is not None:
+            read, x = _table_rows(images, model.table)
+        elif len(model.metadata["sample_shape"]) != 3:
+            raise BadInput("this model was trained on kdd99 features, encoded by its loader "
+                           "without a saved encoder; score encoded features with the Python "
+                           "API (anomaly_toolbox.load(...).score_samples(array)), or train on "
+                           "the table with --dataset csv to score raw rows here")
+        else:
+            read, x = _images(images, tuple(model.metadata["sample_shape"]))
     scores, normalised = model.score_samples(x), model.normalised_scores(x)
     flags = scores >= model.threshold
     rows = [(str(path), float(s), float(n), bool(f))
             for path, s, n, f in zip(read, scores, normalised, flags)]
+    kind = "row" if model.table is not None else "image"
     width = max(len(row[0]) for row in rows)
-    click.echo(f"{'image':{width}s}  {'score':>12s}  {'normalised':>10s}  is_anomaly")
+    click.echo(f"{kind:{width}s}  {'score':>12s}  {'normalised':>10s}  is_anomaly")
     for path, value, norm, flag in rows:
         click.echo(f"{path:{width}s}  {value:12.6g}  {norm:10.4f}  {flag}")
     click.echo(f"threshold {model.threshold:.6g} ({model.metadata['threshold_rule']}); "
                f"{int(flags.sum())} of {len(rows)} anomalous")
     if csv_path is not None:
-        _write_scores_csv(csv_path, rows)
+        _write_scores_csv(csv_path, kind, rows)
     if save_maps is not None:
         _save_maps(model, x, read, scores, save_maps)
 
 
-def _write_scores_csv(path: Path, rows: list[tuple[str, float, float, bool]]) -> None:
+def _images(paths: tuple[Path, ...], shape: tuple[int, ...]) -> tuple[list[str], np.ndarray]:
+    """Image files (folders searched) read for a model of ``shape``: their names and pixels."""
+    from anomaly_toolbox.datasets.folder import IMAGE_SUFFIXES, read_images_for_model
+
+    files = []
+    for path in paths:
+        files += sorted(p for p in path.rglob("*") if p.is_file() and
+                        p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+    if not files:
+        raise BadInput(f"no image files ({', '.join(IMAGE_SUFFIXES)}) among the given paths")
+    x, read, skipped = read_images_for_model(files, shape)
+    for path in skipped:
+        click.echo(f"skipped (not a readable image): {path}", err=True)
+    if not read:
+        raise BadInput("none of the given files could be read as an image")
+    return [str(path) for path in read], x
+
+
+def _table_rows(paths: tuple[Path, ...], table) -> tuple[list[str], np.ndarray]:
+    """Rows of CSV files (folders searched for ``*.csv``) with the columns ``table`` encodes:
+    names ``FILE:ROW`` (ROW counts data rows from 1) and the raw cells."""
+    import numpy as np
+
+    from anomaly_toolbox.datasets.table import TableError, read_table
+
+    files = []
+    for path in paths:
+        files += sorted(path.rglob("*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise BadInput("no .csv files among the given paths; this model scores table rows")
+    names, parts = [], []
+    for file in files:
+        header, rows = read_table(file)
+        parts.append(table.select(header, rows, str(file)))
+        try:
+            table.transform(parts[-1])
+        except TableError as error:
+            raise TableError(f"{file}: {error}") from None
+        names += [f"{file}:{row}" for row in range(1, len(rows) + 1)]
+    return names, np.concatenate(parts)
+
+
+def _write_scores_csv(path: Path, kind: str, rows: list[tuple[str, float, float, bool]]) -> None:
     import csv
     import io
 
@@ -511,14 +568,14 @@ def _write_scores_csv(path: Path, rows: list[tuple[str, float, float, bool]]) ->
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["image", "score", "normalised_score", "is_anomaly"])
+    writer.writerow([kind, "score", "normalised_score", "is_anomaly"])
     writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, buffer.getvalue())
     click.echo(f"CSV: {path}")
 
 
-def _save_maps(model, x, paths: list[Path], scores, directory: Path) -> None:
+def _save_maps(model, x, paths: list[str], scores, directory: Path) -> None:
     import tensorflow as tf
 
     from anomaly_toolbox.summaries import anomaly_map_pictures, error_scale
@@ -532,7 +589,7 @@ def _save_maps(model, x, paths: list[Path], scores, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     pictures = anomaly_map_pictures(inputs, reconstructions, scores, model.threshold, scale)
     for index, (path, picture) in enumerate(zip(paths, pictures)):
-        tf.io.write_file(str(directory / f"{index:05d}-{path.stem}.png"),
+        tf.io.write_file(str(directory / f"{index:05d}-{Path(path).stem}.png"),
                          tf.io.encode_png(picture))
     click.echo(f"Maps: {directory} ({len(paths)} PNGs: input, reconstruction, |x - x_hat| over "
                f"the input on one colour scale, 0 to {scale:.3g}; score and verdict)")

@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
+from anomaly_toolbox.datasets.table import TableEncoder, TableError
 from anomaly_toolbox.evaluation import NORMAL_ONLY_QUANTILE, choose_threshold
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import full_hps
@@ -60,9 +61,11 @@ def threshold_for_fpr(normal_scores: np.ndarray, fpr: float) -> float:
 
 def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...], seed: int,
                    labels: np.ndarray, scores: np.ndarray,
-                   fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What scoring needs besides the weights, from the final model's validation scores, and
-    the fingerprint of the run that trained it (None for the Python API's arrays)."""
+                   fingerprint: dict[str, Any] | None = None,
+                   table: TableEncoder | None = None) -> dict[str, Any]:
+    """What scoring needs besides the weights, from the final model's validation scores, the
+    fingerprint of the run that trained it (None for the Python API's arrays), and for tables
+    the encoder from raw rows to the ``sample_shape`` features."""
     has_anomalies = bool(labels.sum())
     return {
         "fingerprint": fingerprint,
@@ -77,16 +80,18 @@ def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...],
         "score_min": float(scores.min()),
         "score_max": float(scores.max()),
         "validation_normal_scores": sorted(float(s) for s in scores[labels == 0]),
+        "table": table.to_dict() if table is not None else None,
     }
 
 
 def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedData,
                  sample_shape: tuple[int, ...], seed: int, writer: tf.summary.SummaryWriter,
-                 scores: np.ndarray, fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+                 scores: np.ndarray, fingerprint: dict[str, Any] | None = None,
+                 table: TableEncoder | None = None) -> dict[str, Any]:
     """Write ``model/metadata.json`` from the final model's validation ``scores`` ``[N]`` and the
     score summaries (histograms, ROC/PR images) to TensorBoard; returns the metadata."""
     metadata = model_metadata(experiment, trainer, sample_shape, seed, data.validation_labels,
-                              scores, fingerprint)
+                              scores, fingerprint, table)
     metadata["map_scale"] = map_scale(trainer, data)
     write_json_atomically(run_dir / MODEL_DIR / METADATA_FILE, metadata)
     write_score_summaries(writer, data.validation_labels, scores,
@@ -229,13 +234,14 @@ class Detector:
         from anomaly_toolbox.experiments.runner import apply_determinism
 
         apply_determinism(self.deterministic)
-        x = _as_samples(x, "x")
+        table = TableEncoder.fit(x) if _is_table(x) else None
+        x = _as_samples(x, "x", table)
         if x_val is None:
             order = np.random.default_rng(self.seed).permutation(len(x))
             cut = max(1, int(round(self.val_share * len(x))))
             x_val, y_val, x = x[order[:cut]], np.zeros(cut, np.int64), x[order[cut:]]
         else:
-            x_val = _as_samples(x_val, "x_val")
+            x_val = _as_samples(x_val, "x_val", table)
             if x_val.shape[1:] != x.shape[1:]:
                 raise ModelError(f"x_val samples have shape {x_val.shape[1:]}, x has "
                                  f"{x.shape[1:]}")
@@ -259,7 +265,8 @@ class Detector:
             self.trainer.select_final_model(run_dir, data)
             self.metadata = finish_model(self.experiment, self.trainer, run_dir, data,
                                          x.shape[1:], self.seed, writer,
-                                         self.trainer.final_scores(data.validation))
+                                         self.trainer.final_scores(data.validation),
+                                         table=table)
         self.model_dir = run_dir / MODEL_DIR
         return self
 
@@ -328,6 +335,13 @@ class Detector:
         write_json_atomically(path / METADATA_FILE, self.metadata)
         return path
 
+    @property
+    def table(self) -> TableEncoder | None:
+        """For models of tables, the encoder from raw rows to the networks' features (fitted on
+        the training rows), else None."""
+        stored = self._fitted().get("table")
+        return None if stored is None else TableEncoder.from_dict(stored)
+
     # ---------------------------------------------------------------------------- helpers
     def _fitted(self) -> dict[str, Any]:
         if not self.metadata:
@@ -336,7 +350,7 @@ class Detector:
 
     def _cached(self, x: np.ndarray) -> tf.data.Dataset:
         metadata = self._fitted()
-        x = _as_samples(x, "x")
+        x = _as_samples(x, "x", self.table)
         expected = tuple(metadata["sample_shape"])
         if x.shape[1:] != expected:
             kind = "tabular samples" if len(expected) == 1 else "images"
@@ -346,11 +360,24 @@ class Detector:
         return cached_dataset(Split(x, np.zeros(len(x), np.int64)), self.trainer.image_size)
 
 
-def _as_samples(x: np.ndarray, name: str) -> np.ndarray:
-    """Images as uint8 ``[N, H, W, C]`` or float tabular samples ``[N, F]``.
+def _is_table(x: Any) -> bool:
+    """Whether ``x`` is table rows ``[N, C]`` (numbers of any type, or text cells), not one
+    uint8 image ``[H, W]``."""
+    x = np.asarray(x)
+    return x.ndim == 2 and x.dtype != np.uint8
+
+
+def _as_samples(x: np.ndarray, name: str, table: TableEncoder | None = None) -> np.ndarray:
+    """Images as uint8 ``[N, H, W, C]``, or table rows encoded by ``table`` as float features
+    ``[N, F]`` (without an encoder, tables must be float features already).
 
     Images may be uint8 (0-255) or floats in [0, 1]; ``[N, H, W]`` gains C = 1, and a single
     image (``[H, W, C]`` with C = 1 or 3, or a uint8 ``[H, W]``) gains N = 1."""
+    if table is not None:
+        try:
+            return table.transform(x)
+        except TableError as error:
+            raise ModelError(f"{name}: {error}") from None
     x = np.asarray(x)
     if x.ndim == 2 and x.dtype == np.uint8:
         x = x[None, ..., None]
@@ -465,6 +492,13 @@ def _check_metadata(metadata: Any, source: Path) -> None:
     if not isinstance(scores, list) or not scores or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
         raise bad("validation_normal_scores", "a non-empty list of numbers")
+    if metadata.get("table") is not None:
+        try:
+            width = TableEncoder.from_dict(metadata["table"]).width
+        except TableError:
+            width = None
+        if width is None or len(shape) != 1 or width != shape[0]:
+            raise bad("table", f"the encoder of {shape[0]} table features or null")
 
 
 class EGBAD(Detector):

@@ -13,23 +13,26 @@ from anomaly_toolbox.datasets.sources import (DatasetUnavailable, RawData, load_
 from anomaly_toolbox.datasets.splits import PROTOCOLS, OneClassSplits, Split, one_class_splits
 
 
-def _lazy(module: str, function: str) -> Callable[[str | Path | None, str | None], RawData]:
+def _lazy(module: str, function: str) -> Callable[..., RawData]:
     """A loader imported on first use (keeps ``anomaly-box --help`` free of TensorFlow)."""
-    def load(data_dir: str | Path | None, category: str | None) -> RawData:
-        return getattr(importlib.import_module(module), function)(data_dir, category)
+    def load(data_dir: str | Path | None, category: str | None, **options: str) -> RawData:
+        return getattr(importlib.import_module(module), function)(data_dir, category, **options)
     return load
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset the CLI knows: its loader ``(data_dir, category) -> RawData``, a help line, and
-    the protocol and class used when the user names neither."""
+    """A dataset the CLI knows: its loader ``(data_dir, category, **options) -> RawData``, a help
+    line, the protocol and class used when the user names neither, whether ``data_dir`` is a
+    file, and the loader's own options (``label_column``, ...), all of them required."""
 
-    loader: Callable[[str | Path | None, str | None], RawData]
+    loader: Callable[..., RawData]
     help: str
     protocol: str = "anomalous"
     label: int = 0
     needs_category: bool = False
+    data_file: bool = False
+    options: tuple[str, ...] = ()
 
 
 DATASETS: dict[str, Dataset] = {
@@ -55,21 +58,33 @@ DATASETS: dict[str, Dataset] = {
                      "MVTec AD: --data-dir is the unpacked archive, --category one of its "
                      "objects (e.g. bottle); default: good images normal",
                      protocol="normal", needs_category=True),
+    "csv": Dataset(_lazy("anomaly_toolbox.datasets.table", "load_csv"),
+                   "any CSV table: --data-dir FILE.csv, --label-column NAME, --normal-value V "
+                   "(rows with that label are class 0, normal by default; the rest class 1); "
+                   "text columns one-hot, numbers min-max scaled on the training split",
+                   protocol="normal", data_file=True, options=("label_column", "normal_value")),
 }
 
 DATASET_HELP = {name: dataset.help for name, dataset in DATASETS.items()}
 
 
-def load_raw(name: str, data_dir: str | Path | None = None,
-             category: str | None = None) -> RawData:
+def load_raw(name: str, data_dir: str | Path | None = None, category: str | None = None,
+             options: dict[str, str] | None = None) -> RawData:
     """Raw arrays of dataset ``name``; ``KeyError`` naming the known datasets if unknown.
+
+    ``options``: the dataset's own options (csv: ``label_column``, ``normal_value``); a
+    ``ValueError`` names one that the dataset does not take.
 
     The result's ``name`` is what was really loaded (a fallback names itself), with the category
     appended for datasets that have one (``mvtec-bottle``).
     """
     if name not in DATASETS:
         raise KeyError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}")
-    raw = DATASETS[name].loader(data_dir, category)
+    options = options or {}
+    unknown = sorted(set(options) - set(DATASETS[name].options))
+    if unknown:
+        raise ValueError(f"dataset '{name}' takes no option {', '.join(unknown)}")
+    raw = DATASETS[name].loader(data_dir, category, **options)
     loaded = raw.name or name
     return dataclasses.replace(raw, name=f"{loaded}-{category}" if category else loaded)
 

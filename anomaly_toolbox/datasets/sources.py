@@ -47,6 +47,9 @@ class RawData:
         name: the name of what was really loaded (``mnist-5k`` when ``mnist`` fell back to it);
             :func:`~anomaly_toolbox.datasets.load_raw` fills in the requested name if empty.
         location: for data read from files, the resolved path they came from.
+        columns: for tables read as text (``csv``), the feature columns' names; ``x_*`` then
+            hold the raw cells ``[N, C]`` (object arrays of strings), encoded after the splits
+            by :func:`~anomaly_toolbox.datasets.table.encode_splits`.
     """
 
     x_train: np.ndarray
@@ -58,15 +61,20 @@ class RawData:
     top_share: float | None = None
     name: str = ""
     location: str | None = None
+    columns: tuple[str, ...] | None = None
 
     @cached_property
     def digest(self) -> str:
-        """SHA-256 (first 16 hex digits) of every array's shape, dtype and bytes: two loads give
+        """SHA-256 (first 16 hex digits) of every array's shape, dtype and bytes (text cells
+        joined for object arrays), and of the column names: two loads give
         the same digest exactly when they hold the same samples in the same order."""
-        hasher = hashlib.sha256()
+        hasher = hashlib.sha256(repr(self.columns).encode() if self.columns else b"")
         for array in (self.x_train, self.y_train, self.x_test, self.y_test):
             hasher.update(f"{array.dtype.str}{array.shape}".encode())
-            hasher.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+            if array.dtype == object:
+                hasher.update("\x1f".join(map(str, array.ravel())).encode())
+            else:
+                hasher.update(memoryview(np.ascontiguousarray(array)).cast("B"))
         return hasher.hexdigest()[:16]
 
     def identity(self) -> dict[str, str | None]:

@@ -38,6 +38,8 @@ class BenchmarkConfig:
     log_dir: Path = Path("logs")
     data_dir: Path | None = None
     category: str | None = None
+    #: The dataset's own options (csv: ``label_column``, ``normal_value``).
+    dataset_options: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     #: Grid file per method (else its defaults); with ``tuning`` every combination is run and
     #: each cell reports the run chosen on validation.
@@ -54,7 +56,7 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     Grid files are checked before any data is loaded or any run trains."""
     for method, path in config.hps_paths.items():
         load_grid(path, trainer_class(method).schema())
-    raw = load_raw(config.dataset, config.data_dir, config.category)
+    raw = load_raw(config.dataset, config.data_dir, config.category, config.dataset_options)
     labels = config.labels
     if labels is None:
         labels = ([DATASETS[config.dataset].label] if raw.num_classes == 2
@@ -69,8 +71,8 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
         cell = run_experiment(RunConfig(
             experiment=method, dataset=config.dataset, protocol=config.protocol, label=label,
             seed=seed, log_dir=config.log_dir, data_dir=config.data_dir, category=config.category,
-            hps_path=config.hps_paths.get(method), tuning=config.tuning,
-            jit_compile=config.jit_compile, progress_bar=config.progress_bar,
+            dataset_options=config.dataset_options, hps_path=config.hps_paths.get(method),
+            tuning=config.tuning, jit_compile=config.jit_compile, progress_bar=config.progress_bar,
             overrides=config.overrides), raw=raw)
         runs.append(chosen_run(cell) or cell[0])
     report = benchmark_report(runs, config, labels, raw.source)

@@ -36,6 +36,7 @@ from tensorboard.plugins.hparams import summary as hparams_summary
 from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
+from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.detector import finish_model
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import trainer_class
@@ -67,6 +68,8 @@ class RunConfig:
     log_dir: Path = Path("logs")
     data_dir: Path | None = None
     category: str | None = None
+    #: The dataset's own options (csv: ``label_column``, ``normal_value``).
+    dataset_options: dict[str, str] = field(default_factory=dict)
     hps_path: Path | None = None
     tuning: bool = False
     jit_compile: bool | None = None
@@ -97,9 +100,9 @@ def apply_determinism(requested: bool | None) -> bool:
 
 def data_label(raw: RawData) -> str:
     """The data's name in log paths: what was loaded (``mnist-5k`` for the fallback), and for
-    ``folder`` the folder's name."""
-    if raw.name == "folder" and raw.location:
-        return f"folder-{Path(raw.location).name}"
+    ``folder`` and ``csv`` the folder's or file's name."""
+    if raw.name in ("folder", "csv") and raw.location:
+        return f"{raw.name}-{Path(raw.location).stem}"
     return raw.name
 
 
@@ -178,10 +181,11 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     trainer_cls = trainer_class(config.experiment)
     sets = hyperparameter_sets(config)
     deterministic = apply_determinism(config.deterministic)
-    raw = raw if raw is not None else load_raw(config.dataset, config.data_dir, config.category)
-    splits = one_class_splits(raw, config.protocol, config.label, config.contamination,
-                              config.val_share, config.seed)
-    data = PreparedData.from_splits(splits, trainer_cls.side_for(raw.x_train.shape[1:]),
+    raw = raw if raw is not None else load_raw(config.dataset, config.data_dir, config.category,
+                                               config.dataset_options)
+    splits, table = encode_splits(raw, one_class_splits(
+        raw, config.protocol, config.label, config.contamination, config.val_share, config.seed))
+    data = PreparedData.from_splits(splits, trainer_cls.side_for(splits.train.x.shape[1:]),
                                    raw.top_share)
     root = experiment_dir(config, raw)
     print(f"Data: {raw.source}\nSplits: {json.dumps(splits.describe())}\nLogs: {root}")
@@ -191,7 +195,7 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
             if len(sets) > 1:
                 print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
             run = RunContext(config, raw, splits, data, deterministic, in_grid=len(sets) > 1,
-                             started=run_clock_start())
+                             started=run_clock_start(), table=table)
             results.append(_run_one(trainer_cls, hps, run, root))
             write_results_table(root)
     finally:
@@ -216,6 +220,8 @@ class RunContext:
     #: When this run's clock started (:func:`~anomaly_toolbox.timing.run_clock_start`); its
     #: "startup" is the time from then until its training starts.
     started: float
+    #: For tables read as text, the encoder fitted on the training split (saved with the model).
+    table: TableEncoder | None = None
 
 
 def _write_hparams_config(root: Path, trainer_cls: TrainerClass,
@@ -332,8 +338,9 @@ def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], 
         with clock.measure("final_scoring"):
             validation_scores = trainer.final_scores(data.validation)
         metadata = finish_model(config.experiment, trainer, run_dir, data,
-                                run.raw.x_train.shape[1:], config.seed, writer, validation_scores,
-                                fingerprint=results["fingerprint"])
+                                run.splits.train.x.shape[1:], config.seed, writer,
+                                validation_scores, fingerprint=results["fingerprint"],
+                                table=run.table)
         results["threshold"] = {"value": metadata["threshold"], "rule": metadata["threshold_rule"]}
         results["validation"] = ranking_metrics(data.validation_labels, validation_scores)
         note = trainer.selection_note()

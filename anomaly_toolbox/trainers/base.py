@@ -414,12 +414,13 @@ class Trainer(ImageSides, abc.ABC):
         if not self.show_scoring_progress:
             return np.concatenate([scorer(x).numpy() for x, _ in batches])
         total, started, parts = int(cached.cardinality()), time.perf_counter(), []
+        unit = "row" if self.tabular else "image"
         progress = keras.utils.Progbar(total, verbose=1 if sys.stdout.isatty() else 0,
-                                       unit_name="image")
+                                       unit_name=unit)
         for x, _ in batches:
             parts.append(scorer(x).numpy())
             progress.add(len(parts[-1]))
-        print(f"scored {total} images ({eta_text(started, 1, 0)})")
+        print(f"scored {total} {unit}s ({eta_text(started, 1, 0)})")
         return np.concatenate(parts)
 
     def scoring_batch_size(self) -> int:

@@ -1,0 +1,167 @@
+"""Any CSV table: reading, encoding on the training split only, training, and scoring new rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from anomaly_toolbox.cli import main
+from anomaly_toolbox.datasets import load_raw, one_class_splits
+from anomaly_toolbox.datasets.table import TableEncoder, TableError, encode_splits, read_table
+from tests.conftest import TINY, write_grid
+
+HEADER = ["amount", "kind", "hour", "label"]
+
+
+def table_rows(count: int, seed: int = 0) -> list[list[str]]:
+    """Payments: normal rows ('ok') near amount 100, kinds a/b, daytime hours; every sixth row
+    is fraud (amount near 400, kind c, night hours)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(count):
+        fraud = index % 6 == 0
+        rows.append([f"{rng.normal(400 if fraud else 100, 10):.2f}",
+                     str(rng.choice(["c", "a"] if fraud else ["a", "b"])),
+                     str(int(rng.integers(0, 5) if fraud else rng.integers(8, 18))),
+                     "fraud" if fraud else "ok"])
+    return rows
+
+
+def write_table(path, rows, header=HEADER):
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_encoder_one_hots_text_and_scales_numbers_with_training_statistics_only():
+    train = np.array([["1", "a"], ["3", "b"], ["2", "a"]], dtype=object)
+    encoder = TableEncoder.fit(train, ["size", "colour"])
+    assert [c.kind for c in encoder.columns] == ["numeric", "text"] and encoder.width == 3
+    np.testing.assert_allclose(encoder.transform(train),
+                               [[0.0, 1, 0], [1.0, 0, 1], [0.5, 1, 0]])
+    unseen = encoder.transform(np.array([["9", "z"]], dtype=object))
+    np.testing.assert_allclose(unseen, [[4.0, 0, 0]])  # not clipped; unknown category: zeros
+    assert TableEncoder.from_dict(json.loads(json.dumps(encoder.to_dict()))) == encoder
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([["1"], ["2"], ["x"]], "column 'c', training row 3: 'x' is not a finite number"),
+    ([["1"], ["inf"], ["2"]], "training row 2"),
+])
+def test_encoder_names_junk_in_a_numeric_column(rows, message):
+    with pytest.raises(TableError, match=message):
+        TableEncoder.fit(np.array(rows, dtype=object), ["c"])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is empty"),
+    ("a,b\n", "header but no data rows"),
+    ("a,b\n1,2\n3\n", "line 3: 1 fields, but the header has 2 columns"),
+    ("a,a\n1,2\n", "distinct, non-empty column names"),
+])
+def test_read_table_names_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "t.csv"
+    path.write_text(content)
+    with pytest.raises(TableError, match=message):
+        read_table(path)
+
+
+def test_csv_splits_are_encoded_with_the_training_split_alone(tmp_path):
+    raw = load_raw("csv", write_table(tmp_path / "t.csv", table_rows(300)),
+                   options={"label_column": "label", "normal_value": "ok"})
+    assert raw.num_classes == 2 and raw.columns == ("amount", "kind", "hour")
+    before = one_class_splits(raw, "normal", 0, seed=1)
+    splits, encoder = encode_splits(raw, before)
+    train_amounts = before.train.x[:, 0].astype(float)
+    assert (encoder.columns[0].low, encoder.columns[0].high) == (train_amounts.min(),
+                                                                 train_amounts.max())
+    assert splits.train.x.min() == 0.0 and splits.train.x.max() == 1.0
+    assert splits.test.x.shape[1] == encoder.width == 1 + 2 + 1  # kind: a, b seen in training
+    fraud_amounts = splits.test.x[splits.test.y == 1, 0]
+    assert fraud_amounts.min() > 1.0  # the test part's fraud lies beyond the training range
+
+
+def test_train_on_a_csv_table_then_score_new_rows_from_the_command_line(tmp_path):
+    table = write_table(tmp_path / "payments.csv", table_rows(600))
+    grid = write_grid(tmp_path / "grid.json", {**TINY, "epochs": 3})
+    result = cli("-e", "egbad", "-d", "csv", "--data-dir", table, "--label-column", "label",
+                 "--normal-value", "ok", "--hps-path", grid, "--log-dir", tmp_path / "logs", "-q")
+    assert result.exit_code == 0, result.output
+    [results_file] = (tmp_path / "logs").glob("egbad/csv-payments-*/*/results.json")
+    run_dir = results_file.parent
+    metadata = json.loads((run_dir / "model" / "metadata.json").read_text())
+    assert [c["name"] for c in metadata["table"]["columns"]] == ["amount", "kind", "hour"]
+    assert metadata["sample_shape"] == [4]
+
+    new = table_rows(60, seed=7)
+    reordered = [[hour, kind, amount] for amount, kind, hour, _ in new]  # other column order
+    rows_file = write_table(tmp_path / "new.csv", reordered, ["hour", "kind", "amount"])
+    result = cli("score", "--model", run_dir, rows_file, "--csv", tmp_path / "scores.csv")
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "scores.csv") as file:
+        scored = list(csv.DictReader(file))
+    assert [r["row"] for r in scored[:2]] == [f"{rows_file}:1", f"{rows_file}:2"]
+    cli_scores = np.array([float(r["score"]) for r in scored])
+
+    from anomaly_toolbox import load
+
+    api_scores = load(run_dir).score_samples(np.array(new, dtype=object)[:, :3])
+    np.testing.assert_allclose(cli_scores, api_scores, rtol=1e-5)
+    fraud = np.array([row[3] == "fraud" for row in new])
+    assert cli_scores[fraud].mean() > cli_scores[~fraud].mean()
+
+    missing = write_table(tmp_path / "missing.csv", [["9", "a"]], ["hour", "kind"])
+    result = cli("score", "--model", run_dir, missing)
+    assert result.exit_code == 2 and "lacks the column(s) amount" in result.output
+    junk = write_table(tmp_path / "junk.csv", [["9", "a", "1"], ["9", "a", "lots"]],
+                       ["hour", "kind", "amount"])
+    result = cli("score", "--model", run_dir, junk)
+    assert result.exit_code == 2 and "column 'amount', row 2: 'lots'" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--label-column", "lab", "--normal-value", "ok"], "has no column 'lab'"),
+    (["--label-column", "label", "--normal-value", "fine"], "no rows with the value 'fine'"),
+    (["--label-column", "label"], "needs --normal-value"),
+])
+def test_csv_options_are_checked(tmp_path, args, message):
+    table = write_table(tmp_path / "t.csv", table_rows(60))
+    result = cli("-e", "ocsvm", "-d", "csv", "--data-dir", table, *args,
+                 "--log-dir", tmp_path / "logs")
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_table_options_belong_to_the_csv_dataset(tmp_path):
+    result = cli("-e", "ocsvm", "-d", "mnist-5k", "--label-column", "label")
+    assert result.exit_code == 2 and "applies to the csv dataset" in result.output
+    result = cli("-e", "ocsvm", "-d", "csv", "--data-dir", tmp_path, "--label-column", "x",
+                 "--normal-value", "y")
+    assert result.exit_code == 2 and "pass --data-dir FILE.csv" in result.output
+
+
+def test_python_api_scales_integer_and_text_tables_and_keeps_the_encoder(tmp_path):
+    from anomaly_toolbox import OCSVM, load
+
+    rows = np.array(table_rows(400), dtype=object)
+    x, fraud = rows[:, :3], rows[:, 3] == "fraud"
+    model = OCSVM().fit(x[~fraud][:200], x[200:], fraud[200:].astype(int))
+    scores = model.score_samples(x[200:])
+    assert scores[fraud[200:]].min() > scores[~fraud[200:]].max()
+    assert model.table.names == ["column 0", "column 1", "column 2"]
+    np.testing.assert_allclose(load(model.save(tmp_path / "m")).score_samples(x[200:]), scores)
+
+    counts = np.random.default_rng(0).integers(0, 1000, (120, 3))  # integer columns
+    counts[:20] += 5000
+    model = OCSVM().fit(counts[20:])
+    integer_scores = model.score_samples(counts)
+    assert integer_scores[:20].min() > np.median(integer_scores[20:])
