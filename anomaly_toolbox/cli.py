@@ -41,25 +41,34 @@ def _start_tensorflow() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("anomaly_toolbox").setLevel(logging.INFO)
     if not _tensorflow_imported_quietly:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                import tensorflow as tf
+        with _stderr_captured(replay_on_error=True):
+            import tensorflow as tf
 
-                tf.config.list_physical_devices("GPU")
-            except BaseException:
-                os.dup2(saved, 2)
-                captured.seek(0)
-                sys.stderr.write(captured.read().decode(errors="replace"))
-                raise
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
+            tf.config.list_physical_devices("GPU")
         _tensorflow_imported_quietly = True
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _stderr_captured(replay_on_error: bool) -> Iterator[None]:
+    """File descriptor 2 (where C++ libraries log) goes to a temporary file meanwhile; it is
+    written out if the block raises and ``replay_on_error``, else dropped."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            if replay_on_error:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class BadInput(click.ClickException):
@@ -558,6 +567,46 @@ def _table_rows(paths: tuple[Path, ...], table) -> tuple[list[str], np.ndarray]:
             raise TableError(f"{file}: {error}") from None
         names += [f"{file}:{row}" for row in range(1, len(rows) + 1)]
     return names, np.concatenate(parts)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="A run directory (with results.json and model/) or a model directory.")
+@click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite"]),
+              default="saved_model", show_default=True,
+              help="saved_model: a TensorFlow SavedModel; tflite: TensorFlow Lite built-in ops.")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Directory to write (default: export/ beside the model's model/ folder).")
+def export(model_path: Path, fmt: str, output: Path | None) -> None:
+    """Export a trained model as one function: raw uint8 images (or CSV rows as strings) in,
+    anomaly scores and verdicts out, with the threshold and preprocessing in
+    anomaly_toolbox_export.json beside it. Loads with plain TensorFlow.
+
+    Example: anomaly-box export --model logs/egbad/.../0d6965c683 --format saved_model
+    """
+    if output is not None:
+        _check_output_dir("--output", output)
+    _start_tensorflow()
+    from anomaly_toolbox.detector import load
+    from anomaly_toolbox.export import EXPORT_METADATA, export as export_model
+
+    with _bad_input_as_exit_2():
+        model = load(model_path)
+        output = output or model.model_dir.parent / "export"
+        _check_output_dir("--output", output)
+        with _stderr_captured(replay_on_error=False):  # the converter's MLIR dump; the
+            target = export_model(model, output, fmt)  # error message names the ops
+    spec = json.loads((output / EXPORT_METADATA).read_text(encoding="utf-8"))["input"]
+    click.echo(f"Exported {model.experiment} as {fmt}: {target}\n"
+               f"Input: {spec['name']}, {spec['dtype']} {spec['shape']}; output: score (float32) "
+               f"and is_anomaly (score >= {model.threshold:.6g})\n"
+               f"Details: {output / EXPORT_METADATA}")
+    if fmt == "saved_model":
+        click.echo(f"Use: scorer = tf.saved_model.load('{target}'); "
+                   f"scorer.score({spec['name']})['score']")
+    else:
+        click.echo(f"Use: tf.lite.Interpreter(model_path='{target}').get_signature_runner()"
+                   f"({spec['name']}=...)['score']")
 
 
 def _write_scores_csv(path: Path, kind: str, rows: list[tuple[str, float, float, bool]]) -> None:

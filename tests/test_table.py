@@ -12,32 +12,7 @@ from click.testing import CliRunner
 from anomaly_toolbox.cli import main
 from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.table import TableEncoder, TableError, encode_splits, read_table
-from tests.conftest import TINY, write_grid
-
-HEADER = ["amount", "kind", "hour", "label"]
-
-
-def table_rows(count: int, seed: int = 0) -> list[list[str]]:
-    """Payments: normal rows ('ok') near amount 100, kinds a/b, daytime hours; every sixth row
-    is fraud (amount near 400, kind c, night hours)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for index in range(count):
-        fraud = index % 6 == 0
-        rows.append([f"{rng.normal(400 if fraud else 100, 10):.2f}",
-                     str(rng.choice(["c", "a"] if fraud else ["a", "b"])),
-                     str(int(rng.integers(0, 5) if fraud else rng.integers(8, 18))),
-                     "fraud" if fraud else "ok"])
-    return rows
-
-
-def write_table(path, rows, header=HEADER):
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
+from tests.conftest import TINY, table_rows, write_grid, write_table
 
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])

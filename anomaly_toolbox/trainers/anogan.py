@@ -131,6 +131,8 @@ class AnoGANTrainer(Trainer):
     def score(self, images: tf.Tensor) -> tf.Tensor:
         return self._search(images)[0]
 
+    scoring_batch_is_a_limit = True
+
     def scoring_batch_size(self) -> int:
         """The search's z variable holds ``batch_size`` codes: batches never exceed it."""
         return self.hps["batch_size"]

@@ -423,6 +423,10 @@ class Trainer(ImageSides, abc.ABC):
         print(f"scored {total} {unit}s ({eta_text(started, 1, 0)})")
         return np.concatenate(parts)
 
+    #: Whether :meth:`score` takes at most :meth:`scoring_batch_size` samples per call (a
+    #: method whose scoring state is sized to one batch).
+    scoring_batch_is_a_limit: ClassVar[bool] = False
+
     def scoring_batch_size(self) -> int:
         """Images per scoring call: at least :data:`SCORING_BATCH_SIZE`, as scoring is inference
         only and fewer, larger calls cost less Python and dispatch time per image."""

@@ -1,0 +1,169 @@
+"""Deployable scorers: one TensorFlow function from raw input to anomaly score.
+
+``anomaly-box export`` writes a trained model as
+
+* ``saved_model``: a TensorFlow SavedModel whose ``serving_default`` signature (and ``score``
+  method) takes raw inputs and returns ``{"score": [N] float32, "is_anomaly": [N] bool}``;
+* ``tflite``: the same function converted to TensorFlow Lite built-in ops. Scorers that need
+  other TensorFlow ops (AnoGAN's latent search, the string parsing of table rows) are refused
+  with the ops named: export them as ``saved_model``.
+
+Raw inputs are what the user has, not what the networks see: uint8 images ``[N, H, W, C]`` of
+the training images' shape (scaled to [-1, 1] and resized inside), or table rows as strings
+``[N, C]`` in the encoder's column order (numbers scaled and text one-hot inside). Next to the
+export, ``anomaly_toolbox_export.json`` records the input, the output, the threshold and its rule,
+and the preprocessing, so that a server needs nothing from this package.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from anomaly_toolbox.datasets.pipeline import to_model_range
+from anomaly_toolbox.datasets.table import TableEncoder
+from anomaly_toolbox.results import write_json_atomically
+
+EXPORT_METADATA = "anomaly_toolbox_export.json"
+TFLITE_FILE = "model.tflite"
+
+
+class ExportError(ValueError):
+    """The model cannot be exported in the asked format; the message says why and what to do."""
+
+
+def table_encoding(table: TableEncoder) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The encoder as TensorFlow ops: string cells ``[N, C]`` -> float32 features ``[N, F]``
+    (the same numbers as :meth:`TableEncoder.transform`)."""
+    def encode(cells: tf.Tensor) -> tf.Tensor:
+        parts = []
+        for index, column in enumerate(table.columns):
+            values = tf.strings.strip(cells[:, index])
+            if column.kind == "numeric":
+                span = column.high - column.low or 1.0
+                numbers = tf.strings.to_number(values, tf.float64)
+                parts.append(((numbers - column.low) / span)[:, None])
+            else:
+                categories = tf.constant(list(column.categories), tf.string)
+                parts.append(tf.cast(tf.equal(values[:, None], categories[None, :]), tf.float64))
+        return tf.cast(tf.concat(parts, axis=1), tf.float32)
+    return encode
+
+
+def _input(metadata: dict[str, Any], table: TableEncoder | None,
+           image_size: int | None) -> tuple[tf.TensorSpec, Callable, dict[str, Any]]:
+    """The raw input's spec, the preprocessing from it to the networks' input, and both in words."""
+    shape = metadata["sample_shape"]
+    if table is not None:
+        return (tf.TensorSpec([None, len(table.columns)], tf.string, name="rows"),
+                table_encoding(table),
+                {"input": {"name": "rows", "dtype": "string", "shape": [None, len(table.columns)],
+                           "columns": table.names},
+                 "preprocessing": "numeric columns (x - low) / (high - low), text columns "
+                                  "one-hot over the training categories (see 'table')",
+                 "table": table.to_dict()})
+    if len(shape) == 1:
+        return (tf.TensorSpec([None, *shape], tf.float32, name="features"), tf.identity,
+                {"input": {"name": "features", "dtype": "float32", "shape": [None, *shape]},
+                 "preprocessing": "none: features as the dataset's loader encoded them"})
+    return (tf.TensorSpec([None, *shape], tf.uint8, name="images"),
+            lambda images: to_model_range(images, image_size),
+            {"input": {"name": "images", "dtype": "uint8", "shape": [None, *shape]},
+             "preprocessing": f"x / 127.5 - 1, resized to {image_size}x{image_size} "
+                              f"(bilinear, clipped to [-1, 1]) when the size differs"})
+
+
+def scoring_function(detector: Any) -> tuple[tf.types.experimental.GenericFunction,
+                                             dict[str, Any]]:
+    """The end-to-end ``tf.function`` of a fitted detector and the export's metadata.
+
+    Scores in chunks where a method's scoring batch is a limit (AnoGAN's latent search holds
+    one batch); other methods score any batch in one call."""
+    trainer, metadata = detector.trainer, detector.metadata
+    spec, preprocess, described = _input(metadata, detector.table,
+                                         None if detector.table else trainer.image_size)
+    threshold = float(metadata["threshold"])
+    chunk = trainer.scoring_batch_size()
+
+    def chunked(samples: tf.Tensor) -> tf.Tensor:
+        count = tf.shape(samples)[0]
+        chunks = (count + chunk - 1) // chunk
+        parts = tf.TensorArray(tf.float32, size=chunks, infer_shape=False)
+        for index in tf.range(chunks):
+            parts = parts.write(index, trainer.score(samples[index * chunk:(index + 1) * chunk]))
+        return tf.reshape(parts.concat(), [-1])
+
+    scorer = chunked if trainer.scoring_batch_is_a_limit else trainer.score
+
+    @tf.function(input_signature=[spec])
+    def score(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores = tf.cast(scorer(preprocess(inputs)), tf.float32)
+        return {"score": scores, "is_anomaly": scores >= threshold}
+
+    exported = {
+        "method": detector.experiment, **described,
+        "output": {"score": "float32 [N], higher = more anomalous",
+                   "is_anomaly": "bool [N], score >= threshold"},
+        "threshold": threshold, "threshold_rule": metadata["threshold_rule"],
+        "score_min": metadata["score_min"], "score_max": metadata["score_max"],
+        "fingerprint": metadata.get("fingerprint"),
+    }
+    return score, exported
+
+
+def export(detector: Any, output: Path, fmt: str) -> Path:
+    """Write ``detector`` to ``output`` as ``saved_model`` or ``tflite``; returns the path of the
+    SavedModel directory or the ``.tflite`` file."""
+    from anomaly_toolbox.trainers.shallow import ShallowTrainer
+
+    if fmt not in ("saved_model", "tflite"):
+        raise ExportError(f"unknown export format '{fmt}'; choose saved_model or tflite")
+    if isinstance(detector.trainer, ShallowTrainer):
+        raise ExportError(f"{detector.experiment} is a scikit-learn model, not a TensorFlow "
+                          f"network, so it has no TensorFlow export; use the model directory "
+                          f"with anomaly_toolbox.load (or pickle the scikit-learn estimator)")
+    with detector.trainer.full_scoring():
+        score, exported = scoring_function(detector)
+        concrete = score.get_concrete_function()
+        module = tf.Module()
+        module.networks = list(detector.trainer.scoring_networks.values())
+        module.state = list(concrete.variables)
+        module.score = score
+        output.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
+        try:
+            saved = staging / "saved_model"
+            tf.saved_model.save(module, str(saved), signatures={"serving_default": concrete})
+            if fmt == "saved_model":
+                target = output / "saved_model"
+                shutil.rmtree(target, ignore_errors=True)
+                saved.rename(target)
+            else:
+                target = output / TFLITE_FILE
+                target.write_bytes(_tflite(saved))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    exported["format"] = fmt
+    write_json_atomically(output / EXPORT_METADATA, exported)
+    return target
+
+
+def _tflite(saved_model: Path) -> bytes:
+    """TensorFlow Lite flatbuffer of a SavedModel, built-in ops only, so that it runs on any
+    TensorFlow Lite runtime (select TensorFlow ops need a runtime linked with them)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        return converter.convert()
+    except Exception as error:  # noqa: BLE001 - the converter fails in many ways
+        listed = re.search(r"TF Select ops: ([\w, ]+)", str(error))
+        reason = (f"it needs TensorFlow ops that TensorFlow Lite lacks: {listed.group(1)}"
+                  if listed else str(error).strip().splitlines()[0][:300])
+        raise ExportError(f"TensorFlow Lite cannot convert this model ({reason}); export "
+                          f"--format saved_model instead") from None

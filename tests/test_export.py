@@ -1,0 +1,137 @@
+"""``anomaly-box export``: the exported scorer, loaded with plain TensorFlow, scores as ``score``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from anomaly_toolbox.cli import main
+from tests.conftest import TINY, table_rows, write_grid, write_table
+
+#: Runs in a fresh interpreter that never imports anomaly_toolbox: prints the exported scores of
+#: argv[3:] (PNG files, or one CSV file of rows) as JSON.
+PLAIN_TENSORFLOW = """
+import csv, json, sys
+import numpy as np
+import tensorflow as tf
+
+kind, path, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+if files[0].endswith(".csv"):
+    with open(files[0]) as f:
+        rows = list(csv.reader(f))
+    columns = json.load(open(sys.argv[2].rsplit("/", 1)[0] + "/anomaly_toolbox_export.json"))[
+        "input"]["columns"]
+    inputs = np.array([[row[rows[0].index(c)] for c in columns] for row in rows[1:]])
+else:
+    inputs = np.stack([tf.io.decode_png(tf.io.read_file(f)).numpy() for f in files])
+if kind == "saved_model":
+    scorer = tf.saved_model.load(path)
+    scores = scorer.score(tf.constant(inputs))["score"].numpy()
+else:
+    runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
+    scores = runner(**{next(iter(runner.get_input_details())): inputs})["score"]
+assert not any(name.startswith("anomaly_toolbox") for name in sys.modules)
+print(json.dumps([float(s) for s in scores]))
+"""
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def plain_tensorflow_scores(kind, path, files):
+    done = subprocess.run([sys.executable, "-c", PLAIN_TENSORFLOW, kind, str(path),
+                           *map(str, files)], capture_output=True, text=True, timeout=300,
+                          cwd="/")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def cli_scores(run_dir, inputs, tmp_path):
+    result = cli("score", "--model", run_dir, *inputs, "--csv", tmp_path / "scores.csv")
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "scores.csv") as file:
+        return np.array([float(row["score"]) for row in csv.DictReader(file)])
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory, bundled):
+    """GANomaly on 28x28 digits (resized to 32 inside), and 6 test digits as PNG files."""
+    root = tmp_path_factory.mktemp("export")
+    grid = write_grid(root / "grid.json", {**TINY, "epochs": 1})
+    result = cli("-e", "ganomaly", "-d", "mnist-5k", "--anomalous-label", "7", "--hps-path",
+                 grid, "--log-dir", root / "logs", "-q")
+    assert result.exit_code == 0, result.output
+    [results] = (root / "logs").glob("*/*/*/results.json")
+    files = []
+    for index, image in enumerate(bundled.x_test[:6]):
+        files.append(root / f"digit{index}.png")
+        tf.io.write_file(str(files[-1]), tf.io.encode_png(image))
+    return results.parent, files
+
+
+@pytest.mark.parametrize("kind", ["saved_model", "tflite"])
+def test_export_scores_raw_images_as_the_score_command_without_the_toolbox(image_run, tmp_path,
+                                                                            kind):
+    run_dir, files = image_run
+    result = cli("export", "--model", run_dir, "--format", kind, "--output", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    target = tmp_path / "out" / ("saved_model" if kind == "saved_model" else "model.tflite")
+    assert target.exists() and "Input: images, uint8 [None, 28, 28, 1]" in result.output
+    exported = json.loads((tmp_path / "out" / "anomaly_toolbox_export.json").read_text())
+    metadata = json.loads((run_dir / "model" / "metadata.json").read_text())
+    assert exported["threshold"] == metadata["threshold"] and exported["format"] == kind
+    assert "resized to 32x32" in exported["preprocessing"]
+    expected = cli_scores(run_dir, files, tmp_path)
+    np.testing.assert_allclose(plain_tensorflow_scores(kind, target, files), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_export_of_a_table_model_parses_raw_rows_and_tflite_is_refused(tmp_path):
+    table = write_table(tmp_path / "payments.csv", table_rows(300))
+    grid = write_grid(tmp_path / "grid.json", {**TINY, "epochs": 1})
+    result = cli("-e", "egbad", "-d", "csv", "--data-dir", table, "--label-column", "label",
+                 "--normal-value", "ok", "--hps-path", grid, "--log-dir", tmp_path / "logs", "-q")
+    assert result.exit_code == 0, result.output
+    [results] = (tmp_path / "logs").glob("*/*/*/results.json")
+    rows = write_table(tmp_path / "new.csv", table_rows(24, seed=3))
+    result = cli("export", "--model", results.parent)
+    assert result.exit_code == 0, result.output
+    target = results.parent / "export" / "saved_model"
+    np.testing.assert_allclose(plain_tensorflow_scores("saved_model", target, [rows]),
+                               cli_scores(results.parent, [rows], tmp_path), rtol=1e-4,
+                               atol=1e-5)
+    result = cli("export", "--model", results.parent, "--format", "tflite")
+    assert result.exit_code == 2 and "StringToNumber" in result.output
+    assert "export --format saved_model instead" in result.output
+
+
+def test_scikit_learn_baselines_are_not_exported(tmp_path):
+    grid = write_grid(tmp_path / "grid.json", {"max_train_samples": 200})
+    result = cli("-e", "kde", "-d", "mnist-5k", "--hps-path", grid, "--log-dir",
+                 tmp_path / "logs", "-q")
+    assert result.exit_code == 0, result.output
+    [results] = (tmp_path / "logs").glob("*/*/*/results.json")
+    result = cli("export", "--model", results.parent)
+    assert result.exit_code == 2 and "scikit-learn model" in result.output
+    assert not (results.parent / "export").exists()
+
+
+def test_anogan_export_scores_more_images_than_its_search_batch(tmp_path, bundled):
+    from anomaly_toolbox import AnoGAN
+    from anomaly_toolbox.export import export
+
+    model = AnoGAN(filters=4, latent_dim=8, batch_size=16, epochs=1, search_steps=3,
+                   jit_compile=False).fit(bundled.x_train[bundled.y_train == 1][:100])
+    images = bundled.x_test[:40]  # 2.5 search batches
+    target = export(model, tmp_path / "out", "saved_model")
+    scorer = tf.saved_model.load(str(target))
+    np.testing.assert_allclose(scorer.score(tf.constant(images))["score"].numpy(),
+                               model.score_samples(images), rtol=1e-4, atol=1e-5)
