@@ -572,9 +572,10 @@ def _table_rows(paths: tuple[Path, ...], table) -> tuple[list[str], np.ndarray]:
 @main.command(context_settings=CONTEXT)
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
               help="A run directory (with results.json and model/) or a model directory.")
-@click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite"]),
+@click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite", "onnx"]),
               default="saved_model", show_default=True,
-              help="saved_model: a TensorFlow SavedModel; tflite: TensorFlow Lite built-in ops.")
+              help="saved_model: a TensorFlow SavedModel; tflite: TensorFlow Lite built-in ops; "
+                   "onnx: ONNX via tf2onnx (pip install \"anomaly-toolbox[onnx]\").")
 @click.option("--output", type=click.Path(path_type=Path),
               help="Directory to write (default: export/ beside the model's model/ folder).")
 def export(model_path: Path, fmt: str, output: Path | None) -> None:
@@ -604,9 +605,12 @@ def export(model_path: Path, fmt: str, output: Path | None) -> None:
     if fmt == "saved_model":
         click.echo(f"Use: scorer = tf.saved_model.load('{target}'); "
                    f"scorer.score({spec['name']})['score']")
-    else:
+    elif fmt == "tflite":
         click.echo(f"Use: tf.lite.Interpreter(model_path='{target}').get_signature_runner()"
                    f"({spec['name']}=...)['score']")
+    else:
+        click.echo(f"Use: onnxruntime.InferenceSession('{target}').run(['score'], "
+                   f"{{'{spec['name']}': ...}})[0]")
 
 
 def _write_scores_csv(path: Path, kind: str, rows: list[tuple[str, float, float, bool]]) -> None:

@@ -6,7 +6,9 @@
   method) takes raw inputs and returns ``{"score": [N] float32, "is_anomaly": [N] bool}``;
 * ``tflite``: the same function converted to TensorFlow Lite built-in ops. Scorers that need
   other TensorFlow ops (AnoGAN's latent search, the string parsing of table rows) are refused
-  with the ops named: export them as ``saved_model``.
+  with the ops named: export them as ``saved_model``;
+* ``onnx``: the same function converted by ``tf2onnx`` (the ``onnx`` extra:
+  ``pip install "anomaly-toolbox[onnx]"``), for ONNX Runtime and other ONNX servers.
 
 Raw inputs are what the user has, not what the networks see: uint8 images ``[N, H, W, C]`` of
 the training images' shape (scaled to [-1, 1] and resized inside), or table rows as strings
@@ -17,6 +19,7 @@ and the preprocessing, so that a server needs nothing from this package.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
@@ -30,8 +33,11 @@ from anomaly_toolbox.datasets.pipeline import to_model_range
 from anomaly_toolbox.datasets.table import TableEncoder
 from anomaly_toolbox.results import write_json_atomically
 
+FORMATS = ("saved_model", "tflite", "onnx")
 EXPORT_METADATA = "anomaly_toolbox_export.json"
-TFLITE_FILE = "model.tflite"
+#: File (or directory) each format writes under the output directory.
+TARGETS = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
+ONNX_OPSET = 17
 
 
 class ExportError(ValueError):
@@ -118,12 +124,12 @@ def scoring_function(detector: Any) -> tuple[tf.types.experimental.GenericFuncti
 
 
 def export(detector: Any, output: Path, fmt: str) -> Path:
-    """Write ``detector`` to ``output`` as ``saved_model`` or ``tflite``; returns the path of the
-    SavedModel directory or the ``.tflite`` file."""
+    """Write ``detector`` to ``output`` in format ``fmt`` (:data:`FORMATS`); returns the path of
+    the SavedModel directory or the model file."""
     from anomaly_toolbox.trainers.shallow import ShallowTrainer
 
-    if fmt not in ("saved_model", "tflite"):
-        raise ExportError(f"unknown export format '{fmt}'; choose saved_model or tflite")
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     if isinstance(detector.trainer, ShallowTrainer):
         raise ExportError(f"{detector.experiment} is a scikit-learn model, not a TensorFlow "
                           f"network, so it has no TensorFlow export; use the model directory "
@@ -136,17 +142,22 @@ def export(detector: Any, output: Path, fmt: str) -> Path:
         module.state = list(concrete.variables)
         module.score = score
         output.mkdir(parents=True, exist_ok=True)
+        target = output / TARGETS[fmt]
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
         try:
-            saved = staging / "saved_model"
-            tf.saved_model.save(module, str(saved), signatures={"serving_default": concrete})
-            if fmt == "saved_model":
-                target = output / "saved_model"
-                shutil.rmtree(target, ignore_errors=True)
-                saved.rename(target)
+            if fmt == "onnx":
+                written = staging / TARGETS[fmt]
+                written.write_bytes(_onnx(score, concrete))
             else:
-                target = output / TFLITE_FILE
-                target.write_bytes(_tflite(saved))
+                written = staging / "saved_model"
+                tf.saved_model.save(module, str(written),
+                                    signatures={"serving_default": concrete})
+            if fmt == "tflite":
+                (staging / TARGETS[fmt]).write_bytes(_tflite(written))
+                written = staging / TARGETS[fmt]
+            if target.is_dir():
+                shutil.rmtree(target)
+            written.replace(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     exported["format"] = fmt
@@ -163,7 +174,35 @@ def _tflite(saved_model: Path) -> bytes:
         return converter.convert()
     except Exception as error:  # noqa: BLE001 - the converter fails in many ways
         listed = re.search(r"TF Select ops: ([\w, ]+)", str(error))
-        reason = (f"it needs TensorFlow ops that TensorFlow Lite lacks: {listed.group(1)}"
-                  if listed else str(error).strip().splitlines()[0][:300])
+        ops = listed.group(1).split(", ") if listed else sorted(
+            set(re.findall(r"'tf\.(\w+)'", str(error))))
+        reason = (f"it needs TensorFlow ops that TensorFlow Lite lacks: {', '.join(ops)}"
+                  if ops else str(error).strip().splitlines()[0][:300])
         raise ExportError(f"TensorFlow Lite cannot convert this model ({reason}); export "
                           f"--format saved_model instead") from None
+
+
+def _onnx(score: tf.types.experimental.GenericFunction,
+          concrete: tf.types.experimental.ConcreteFunction) -> bytes:
+    """ONNX model of the scoring function, converted by ``tf2onnx``."""
+    try:
+        import onnx
+        import tf2onnx
+    except ImportError:
+        raise ExportError('ONNX export needs tf2onnx: pip install "anomaly-toolbox[onnx]"') \
+            from None
+    converter_log = logging.getLogger("tf2onnx")
+    level = converter_log.level
+    converter_log.setLevel(logging.CRITICAL)  # its optimizers log and skip what they cannot fold
+    try:
+        proto, _ = tf2onnx.convert.from_function(
+            score, input_signature=concrete.structured_input_signature[0], opset=ONNX_OPSET)
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as error:  # noqa: BLE001 - the converter fails in many ways
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(
+            error).__name__
+        raise ExportError(f"tf2onnx cannot convert this model to valid ONNX ({first}); export "
+                          f"--format saved_model instead") from None
+    finally:
+        converter_log.setLevel(level)
+    return proto.SerializeToString()

@@ -16,7 +16,7 @@ from anomaly_toolbox.cli import main
 from tests.conftest import TINY, table_rows, write_grid, write_table
 
 #: Runs in a fresh interpreter that never imports anomaly_toolbox: prints the exported scores of
-#: argv[3:] (PNG files, or one CSV file of rows) as JSON.
+#: argv[3:] (PNG files, or one CSV file of rows) as JSON, read with TensorFlow or ONNX Runtime.
 PLAIN_TENSORFLOW = """
 import csv, json, sys
 import numpy as np
@@ -34,6 +34,10 @@ else:
 if kind == "saved_model":
     scorer = tf.saved_model.load(path)
     scores = scorer.score(tf.constant(inputs))["score"].numpy()
+elif kind == "onnx":
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path)
+    scores = session.run(["score"], {session.get_inputs()[0].name: inputs})[0]
 else:
     runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
     scores = runner(**{next(iter(runner.get_input_details())): inputs})["score"]
@@ -77,13 +81,16 @@ def image_run(tmp_path_factory, bundled):
     return results.parent, files
 
 
-@pytest.mark.parametrize("kind", ["saved_model", "tflite"])
+TARGETS = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
+
+
+@pytest.mark.parametrize("kind", ["saved_model", "tflite", "onnx"])
 def test_export_scores_raw_images_as_the_score_command_without_the_toolbox(image_run, tmp_path,
                                                                             kind):
     run_dir, files = image_run
     result = cli("export", "--model", run_dir, "--format", kind, "--output", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    target = tmp_path / "out" / ("saved_model" if kind == "saved_model" else "model.tflite")
+    target = tmp_path / "out" / TARGETS[kind]
     assert target.exists() and "Input: images, uint8 [None, 28, 28, 1]" in result.output
     exported = json.loads((tmp_path / "out" / "anomaly_toolbox_export.json").read_text())
     metadata = json.loads((run_dir / "model" / "metadata.json").read_text())
@@ -94,7 +101,8 @@ def test_export_scores_raw_images_as_the_score_command_without_the_toolbox(image
                                rtol=1e-4, atol=1e-5)
 
 
-def test_export_of_a_table_model_parses_raw_rows_and_tflite_is_refused(tmp_path):
+def test_export_of_a_table_model_parses_raw_rows_and_other_formats_are_refused(tmp_path):
+    """The SavedModel parses the CSV cells inside; TFLite and ONNX lack the string ops."""
     table = write_table(tmp_path / "payments.csv", table_rows(300))
     grid = write_grid(tmp_path / "grid.json", {**TINY, "epochs": 1})
     result = cli("-e", "egbad", "-d", "csv", "--data-dir", table, "--label-column", "label",
@@ -108,9 +116,11 @@ def test_export_of_a_table_model_parses_raw_rows_and_tflite_is_refused(tmp_path)
     np.testing.assert_allclose(plain_tensorflow_scores("saved_model", target, [rows]),
                                cli_scores(results.parent, [rows], tmp_path), rtol=1e-4,
                                atol=1e-5)
-    result = cli("export", "--model", results.parent, "--format", "tflite")
-    assert result.exit_code == 2 and "StringToNumber" in result.output
-    assert "export --format saved_model instead" in result.output
+    for kind, missing in [("tflite", "StringToNumber"), ("onnx", "StringStrip")]:
+        result = cli("export", "--model", results.parent, "--format", kind)
+        assert result.exit_code == 2 and missing in result.output, result.output
+        assert "export --format saved_model instead" in result.output
+        assert not (results.parent / "export" / TARGETS[kind]).exists()
 
 
 def test_scikit_learn_baselines_are_not_exported(tmp_path):
