@@ -7,11 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from click.testing import CliRunner
 
 from anomaly_toolbox.cli import main
-from tests.conftest import TINY, write_grid
+from tests.conftest import TINY, write_grid, write_png
 
 MISSING = "/no/such/path"
 
@@ -27,11 +26,6 @@ def assert_bad_input(result, message, log_dir=None):
     assert message in result.output, result.output
     if log_dir is not None:
         assert not log_dir.exists() or not list(log_dir.rglob("*")), "bad input left files"
-
-
-def write_png(path, image):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tf.io.write_file(str(path), tf.io.encode_png(tf.constant(image, tf.uint8)))
 
 
 def kdd_line(label="normal."):

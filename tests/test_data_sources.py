@@ -8,61 +8,10 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from anomaly_toolbox.datasets import DatasetUnavailable, load_raw, one_class_splits, sources
 from anomaly_toolbox.datasets import kdd99
-
-PROTOCOLS = ["tcp", "udp", "icmp"]
-SERVICES = ["http", "smtp", "private"]
-FLAGS = ["SF", "S0"]
-
-
-def kdd_rows(count, seed=0):
-    """Records in the KDD layout: 41 features and a label; normal traffic sends many bytes."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(count):
-        normal = i % 4 == 0
-        numbers = rng.integers(0, 5, size=37).astype(float)
-        numbers[0] = rng.integers(2000, 3000) if normal else rng.integers(0, 100)
-        rows.append([str(rng.integers(0, 10)), PROTOCOLS[i % 3], SERVICES[(i // 3) % 3],
-                     FLAGS[i % 2], *(f"{v:g}" for v in numbers),
-                     "normal." if normal else "smurf."])
-    return rows
-
-
-def write_kdd(directory, rows, name="kddcup.data_10_percent"):
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text("\n".join(",".join(row) for row in rows) + "\n")
-    return directory
-
-
-def write_png(path, image):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tf.io.write_file(str(path), tf.io.encode_png(tf.constant(image, tf.uint8)))
-
-
-def digit_images(bundled, digit, count, side=40):
-    images = bundled.x_train[bundled.y_train == digit][:count]
-    return tf.cast(tf.image.resize(images, (side, side)), tf.uint8).numpy()
-
-
-def write_mvtec(root, bundled, rgb_one=False):
-    """train/good: 1s (two sizes), test/good: 1s, test/crack: 7s, plus files to skip or ignore."""
-    for i, image in enumerate(digit_images(bundled, 1, 60)):
-        write_png(root / "train" / "good" / f"{i:03d}.png", image if i % 2 else image[:30, :30])
-    for i, image in enumerate(digit_images(bundled, 1, 70)[60:]):
-        write_png(root / "test" / "good" / f"{i:03d}.png", image)
-    for i, image in enumerate(digit_images(bundled, 7, 10)):
-        write_png(root / "test" / "crack" / f"{i:03d}.png", image)
-    if rgb_one:
-        write_png(root / "test" / "crack" / "colour.png", np.full((20, 20, 3), 200, np.uint8))
-    (root / "train" / "good" / "broken.png").write_bytes(b"this is not a png")
-    (root / "train" / "good" / "notes.txt").write_text("ignored: not an image")
-    (root / "ground_truth" / "crack").mkdir(parents=True)
-    return root
-
+from tests.conftest import digit_images, kdd_rows, write_kdd, write_mvtec, write_png
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])
 def test_tfds_datasets_offline_say_how_to_prepare_them_without_hanging(tmp_path, monkeypatch, name):
