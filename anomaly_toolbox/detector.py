@@ -1,4 +1,4 @@
-"""A scikit-learn-style API over every method, and the model files that ``anomaly-box score`` reads.
+"""A scikit-learn-style API over every method (model files: :mod:`anomaly_toolbox.model_files`).
 
     from anomaly_toolbox import EGBAD, load
     model = EGBAD(epochs=20).fit(x_train)            # uint8 images [N, H, W, C] (or [N, H, W])
@@ -9,11 +9,6 @@
 Conventions differ from scikit-learn's outlier detectors on purpose, to match the rest of the
 toolbox: ``score_samples`` is an anomaly score (higher = more anomalous) and ``predict`` returns
 1 for anomalies and 0 for normal samples.
-
-A model directory holds the networks (``<name>.keras``; scikit-learn baselines a pickle) and
-``metadata.json``: method, sample shape, image size, hps, the threshold (chosen on validation:
-max F1, or the 95th percentile of normal scores when validation has no anomalies), and the
-validation scores behind it (min/max for normalised scores; normal scores for ``--fpr``).
 """
 
 from __future__ import annotations
@@ -32,96 +27,17 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches
+from anomaly_toolbox.datasets.pipeline import cached_dataset
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
-from anomaly_toolbox.evaluation import NORMAL_ONLY_QUANTILE, choose_threshold
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import full_hps
+from anomaly_toolbox.model_files import (METADATA_FILE, ModelError, check_metadata,
+                                         threshold_for_fpr, train_select_finish,
+                                         trainer_reconstructs)
 from anomaly_toolbox.results import write_json_atomically
-from anomaly_toolbox.summaries import error_scale, write_score_summaries
+from anomaly_toolbox.runtime import apply_determinism, resolve_jit
 from anomaly_toolbox.trainers.base import MODEL_DIR, PreparedData
-
-METADATA_FILE = "metadata.json"
-
-
-class ModelError(ValueError):
-    """A model directory or the data given to a model is unusable; the message says why."""
-
-
-def threshold_for_fpr(normal_scores: np.ndarray, fpr: float) -> float:
-    """Smallest threshold whose rule ``score >= threshold`` flags at most ``fpr`` of
-    ``normal_scores`` (exactly ``floor(fpr * n)`` of them when scores are distinct)."""
-    if not 0.0 < fpr < 1.0:
-        raise ModelError(f"the false-positive rate must be in (0, 1), got {fpr}")
-    descending = np.sort(np.asarray(normal_scores, np.float64))[::-1]
-    allowed = int(np.floor(fpr * len(descending)))
-    return float(np.nextafter(descending[allowed], np.inf))
-
-
-def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...], seed: int,
-                   labels: np.ndarray, scores: np.ndarray,
-                   fingerprint: dict[str, Any] | None = None,
-                   table: TableEncoder | None = None) -> dict[str, Any]:
-    """What scoring needs besides the weights, from the final model's validation scores, the
-    fingerprint of the run that trained it (None for the Python API's arrays), and for tables
-    the encoder from raw rows to the ``sample_shape`` features."""
-    has_anomalies = bool(labels.sum())
-    return {
-        "fingerprint": fingerprint,
-        "experiment": experiment,
-        "sample_shape": [int(d) for d in sample_shape],
-        "image_size": None if len(sample_shape) == 1 else trainer.image_size,
-        "hps": trainer.hps,
-        "seed": seed,
-        "threshold": choose_threshold(labels, scores),
-        "threshold_rule": ("max F1 on validation" if has_anomalies else
-                           f"{NORMAL_ONLY_QUANTILE:.0%} quantile of normal validation scores"),
-        "score_min": float(scores.min()),
-        "score_max": float(scores.max()),
-        "validation_normal_scores": sorted(float(s) for s in scores[labels == 0]),
-        "table": table.to_dict() if table is not None else None,
-    }
-
-
-def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedData,
-                 sample_shape: tuple[int, ...], seed: int, writer: tf.summary.SummaryWriter,
-                 scores: np.ndarray, fingerprint: dict[str, Any] | None = None,
-                 table: TableEncoder | None = None) -> dict[str, Any]:
-    """Write ``model/metadata.json`` from the final model's validation ``scores`` ``[N]`` and the
-    score summaries (histograms, ROC/PR images) to TensorBoard; returns the metadata."""
-    metadata = model_metadata(experiment, trainer, sample_shape, seed, data.validation_labels,
-                              scores, fingerprint, table)
-    metadata["map_scale"] = map_scale(trainer, data)
-    write_json_atomically(run_dir / MODEL_DIR / METADATA_FILE, metadata)
-    write_score_summaries(writer, data.validation_labels, scores,
-                          trainer.training_summary()["epochs_trained"])
-    return metadata
-
-
-def trainer_reconstructs(trainer: Any) -> bool:
-    """Whether ``trainer``'s method reconstructs its inputs and they are images."""
-    from anomaly_toolbox.trainers.base import Trainer
-
-    return (isinstance(trainer, Trainer) and not trainer.tabular
-            and type(trainer).reconstruct is not Trainer.reconstruct)
-
-
-def map_scale(trainer: Any, data: PreparedData, images: int = 256) -> float | None:
-    """The one colour scale of ``anomaly-box score --save-maps``: the 99th percentile of the
-    per-pixel reconstruction error of up to ``images`` validation anomalies (validation images
-    when there are none); None for methods without reconstructions."""
-    if not trainer_reconstructs(trainer):
-        return None
-    subset = data.validation
-    if data.validation_labels.any():
-        subset = subset.filter(lambda image, label: label == 1)
-    inputs, reconstructions = [], []
-    with trainer.full_scoring():
-        for batch, _ in eval_batches(subset.take(images), trainer.scoring_batch_size()):
-            inputs.append(batch.numpy())
-            reconstructions.append(trainer._compiled_reconstruct(batch).numpy())
-    return error_scale(np.concatenate(inputs), np.concatenate(reconstructions))
 
 
 class Detector:
@@ -169,8 +85,6 @@ class Detector:
         return self._resolved_hps()
 
     def _resolved_hps(self) -> dict[str, Any]:
-        from anomaly_toolbox.experiments.runner import resolve_jit
-
         hps = full_hps(self._given_hps, trainer_class(self.experiment).schema(),
                        type(self).__name__)
         if "jit_compile" in hps:
@@ -231,8 +145,6 @@ class Detector:
         them, ``val_share`` of ``x`` is held out and the threshold is the 95th percentile of its
         scores (no model selection without anomalies: the last epoch is used).
         """
-        from anomaly_toolbox.experiments.runner import apply_determinism
-
         apply_determinism(self.deterministic)
         table = TableEncoder.fit(x) if _is_table(x) else None
         x = _as_samples(x, "x", table)
@@ -261,12 +173,10 @@ class Detector:
         console = contextlib.nullcontext() if progress_bar else contextlib.redirect_stdout(
             io.StringIO())
         with console:
-            self.trainer.fit(data, run_dir, writer, progress_bar=progress_bar)
-            self.trainer.select_final_model(run_dir, data)
-            self.metadata = finish_model(self.experiment, self.trainer, run_dir, data,
-                                         x.shape[1:], self.seed, writer,
-                                         self.trainer.final_scores(data.validation),
-                                         table=table)
+            self.metadata = train_select_finish(
+                self.experiment, self.trainer, data, run_dir, writer, self.seed,
+                progress_bar=progress_bar, show_scoring_progress=progress_bar,
+                table=table).metadata
         self.model_dir = run_dir / MODEL_DIR
         return self
 
@@ -430,9 +340,7 @@ def load(path: str | Path) -> Detector:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f"{metadata_file} is not valid JSON ({error}); retrain the run or "
                          f"restore the file") from None
-    _check_metadata(metadata, metadata_file)
-    from anomaly_toolbox.experiments.runner import apply_determinism
-
+    check_metadata(metadata, metadata_file)
     apply_determinism(None)
     detector = DETECTORS[metadata["experiment"]](seed=metadata["seed"], **{
         key: value for key, value in metadata["hps"].items() if key != "jit_compile"})
@@ -453,52 +361,6 @@ def load(path: str | Path) -> Detector:
                          f"command with --restart).") from None
     detector.metadata, detector.model_dir = metadata, model_dir
     return detector
-
-
-def _finite_number(value: Any) -> bool:
-    """Whether a JSON value is a finite number (not a bool)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _check_metadata(metadata: Any, source: Path) -> None:
-    """Raise :class:`ModelError` naming the field when ``metadata.json`` is not what
-    :func:`model_metadata` writes."""
-    def bad(field: str, expected: str) -> ModelError:
-        return ModelError(f"{source}: field '{field}' should be {expected}; the file was edited "
-                          f"or is damaged. Restore it or retrain the run.")
-
-    if not isinstance(metadata, dict):
-        raise bad("(top level)", "a JSON object")
-    if metadata.get("experiment") not in DETECTORS:
-        raise ModelError(f"{source} names an unknown method {metadata.get('experiment')!r}; "
-                         f"known: {', '.join(DETECTORS)}")
-    shape = metadata.get("sample_shape")
-    if (not isinstance(shape, list) or len(shape) not in (1, 3)
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
-            or (len(shape) == 3 and shape[-1] not in (1, 3))):
-        raise bad("sample_shape", "[height, width, 1 or 3] for images or [features] for tables")
-    if not isinstance(metadata.get("seed"), int) or isinstance(metadata.get("seed"), bool):
-        raise bad("seed", "an integer")
-    if not isinstance(metadata.get("hps"), dict):
-        raise bad("hps", "an object of hyperparameters")
-    for field in ("threshold", "score_min", "score_max"):
-        if not _finite_number(metadata.get(field)):
-            raise bad(field, "a finite number")
-    scale = metadata.get("map_scale")
-    if scale is not None and not (_finite_number(scale) and scale > 0):
-        raise bad("map_scale", "a positive number or null")
-    scores = metadata.get("validation_normal_scores")
-    if not isinstance(scores, list) or not scores or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
-        raise bad("validation_normal_scores", "a non-empty list of numbers")
-    if metadata.get("table") is not None:
-        try:
-            width = TableEncoder.from_dict(metadata["table"]).width
-        except TableError:
-            width = None
-        if width is None or len(shape) != 1 or width != shape[0]:
-            raise bad("table", f"the encoder of {shape[0]} table features or null")
 
 
 class EGBAD(Detector):

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from anomaly_toolbox.experiments.runner import resolve_jit  # noqa: E402
+from anomaly_toolbox.runtime import resolve_jit  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
 from anomaly_toolbox.trainers.anogan import AnoGANTrainer  # noqa: E402
 

@@ -37,11 +37,12 @@ from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
-from anomaly_toolbox.detector import finish_model
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import HpsError, exact_epochs_when_given, expand, load_grid
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
+from anomaly_toolbox.model_files import train_select_finish
+from anomaly_toolbox.runtime import apply_determinism, resolve_jit
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
                                      read_results, write_json_atomically, write_results_table,
                                      write_text_atomically)
@@ -78,24 +79,6 @@ class RunConfig:
     progress_bar: bool = True
     #: Values that replace the hps file's for every run (keys the method lacks are ignored).
     overrides: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_jit(requested: bool | None, trainer_cls: TrainerClass) -> bool:
-    """XLA on or off as asked, else the method's default (:meth:`Trainer.jit_by_default`)."""
-    if requested is not None:
-        return requested
-    return trainer_cls.jit_by_default(bool(tf.config.list_physical_devices("GPU")))
-
-
-def apply_determinism(requested: bool | None) -> bool:
-    """Turn on TensorFlow op determinism when ``requested``, or by default when no GPU is
-    visible, so that a seed gives identical results on the same CPU. On GPUs it is opt-in:
-    it slows some kernels down, and ops without a deterministic GPU kernel then raise an error.
-    Process-wide: once on, it stays on. Returns whether it is on."""
-    enabled = not tf.config.list_physical_devices("GPU") if requested is None else requested
-    if enabled:
-        tf.config.experimental.enable_op_determinism()
-    return enabled
 
 
 def data_label(raw: RawData) -> str:
@@ -328,19 +311,13 @@ def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], 
     clock = trainer.stopwatch
     clock.seconds["startup"] += time.perf_counter() - run.started
     try:
+        finished = train_select_finish(
+            config.experiment, trainer, data, run_dir, writer, config.seed,
+            progress_bar=config.progress_bar, show_scoring_progress=True,
+            fingerprint=results["fingerprint"], table=run.table)
         started = time.perf_counter()
-        trainer.fit(data, run_dir, writer, progress_bar=config.progress_bar)
-        train_seconds = time.perf_counter() - started
-        with clock.measure("checkpoints_and_saves"):
-            results["selected_model"] = trainer.select_final_model(run_dir, data)
-        started = time.perf_counter()
-        trainer.show_scoring_progress = True
-        with clock.measure("final_scoring"):
-            validation_scores = trainer.final_scores(data.validation)
-        metadata = finish_model(config.experiment, trainer, run_dir, data,
-                                run.splits.train.x.shape[1:], config.seed, writer,
-                                validation_scores, fingerprint=results["fingerprint"],
-                                table=run.table)
+        metadata, validation_scores = finished.metadata, finished.validation_scores
+        results["selected_model"] = finished.selected
         results["threshold"] = {"value": metadata["threshold"], "rule": metadata["threshold_rule"]}
         results["validation"] = ranking_metrics(data.validation_labels, validation_scores)
         note = trainer.selection_note()
@@ -370,7 +347,7 @@ def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], 
             tf.summary.scalar(f"test/{metric}", value, step=summary["epochs_trained"])
     results.update(
         status="completed", test=test, **summary,
-        timings={"train_seconds": train_seconds, "test_seconds": test_seconds,
+        timings={"train_seconds": finished.train_seconds, "test_seconds": test_seconds,
                  "test_images_per_second": len(run.splits.test) / max(test_seconds, 1e-9),
                  **clock.report(time.perf_counter() - run.started)})
     write_json_atomically(results_path, results)

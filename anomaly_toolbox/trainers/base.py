@@ -167,6 +167,8 @@ class PreparedData:
     top_share: float | None = None
     #: The preprocessed training samples as one tensor, for :func:`train_batches`.
     train_samples: tf.Tensor | None = None
+    #: One raw sample's shape as the data came (``(H, W, C)`` before resizing, ``(F,)``).
+    sample_shape: tuple[int, ...] = ()
 
     @classmethod
     def from_splits(cls, splits: OneClassSplits, image_size: int,
@@ -174,7 +176,8 @@ class PreparedData:
         train = tf.constant(preprocess(splits.train.x, image_size))
         return cls(tf.data.Dataset.from_tensor_slices((train, splits.train.y)), len(splits.train),
                    cached_dataset(splits.validation, image_size), splits.validation.y,
-                   cached_dataset(splits.test, image_size), splits.test.y, top_share, train)
+                   cached_dataset(splits.test, image_size), splits.test.y, top_share, train,
+                   tuple(int(d) for d in splits.train.x.shape[1:]))
 
 
 def _save_keras_atomically(model: keras.Model, path: Path) -> None:
