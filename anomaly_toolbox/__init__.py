@@ -10,17 +10,19 @@ import importlib
 from typing import Any
 
 from anomaly_toolbox import timing  # noqa: F401 - its clock starts with the package
-from anomaly_toolbox.experiments import CLASS_NAMES
+from anomaly_toolbox.experiments import api_names
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load" or name in CLASS_NAMES.values():
-        return getattr(importlib.import_module("anomaly_toolbox.detector"), name)
+    if name == "load":
+        return importlib.import_module("anomaly_toolbox.detector").load
+    if name in api_names().values():
+        return importlib.import_module("anomaly_toolbox.detector").detector_class(name)
     raise AttributeError(f"module 'anomaly_toolbox' has no attribute '{name}'")
 
 
 def __dir__() -> list[str]:
     """The module's names with the lazily imported API classes and ``load``."""
-    return sorted({*globals(), "load", *CLASS_NAMES.values()})
+    return sorted({*globals(), "load", *api_names().values()})

@@ -20,8 +20,8 @@ def render() -> str:
     from anomaly_toolbox.experiments import trainer_class
 
     lines = ["Experiments (--experiment) and their hyperparameters (hps keys, defaults):"]
-    for name, (_, _, description) in EXPERIMENTS.items():
-        lines.append(f"  {name:10s} {description}")
+    for name, experiment in EXPERIMENTS.items():
+        lines.append(f"  {name:10s} {experiment.description}")
         cls = trainer_class(name)
         for key, param in cls.schema().items():
             default = "auto" if param.default is None else param.default

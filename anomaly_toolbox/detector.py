@@ -30,7 +30,7 @@ import tensorflow as tf
 from anomaly_toolbox.datasets.pipeline import cached_dataset
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
-from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.experiments import EXPERIMENTS, api_names, trainer_class
 from anomaly_toolbox.hps import full_hps
 from anomaly_toolbox.model_files import (METADATA_FILE, ModelError, check_metadata,
                                          threshold_for_fpr, train_select_finish,
@@ -342,7 +342,7 @@ def load(path: str | Path) -> Detector:
                          f"restore the file") from None
     check_metadata(metadata, metadata_file)
     apply_determinism(None)
-    detector = DETECTORS[metadata["experiment"]](seed=metadata["seed"], **{
+    detector = detector_for(metadata["experiment"])(seed=metadata["seed"], **{
         key: value for key, value in metadata["hps"].items() if key != "jit_compile"})
     cls, hps = trainer_class(detector.experiment), detector.hps
     try:
@@ -435,8 +435,23 @@ class KDE(Detector):
     experiment = "kde"
 
 
-#: Experiment name -> its Detector class (every experiment has one; a test checks it against
-#: :data:`anomaly_toolbox.experiments.CLASS_NAMES`, which lets the package name them lazily).
-DETECTORS: dict[str, type[Detector]] = {cls.experiment: cls for cls in (
+#: The built-in experiments' classes, written out so that a reader finds ``class EGBAD``.
+_CLASSES: dict[str, type[Detector]] = {cls.experiment: cls for cls in (
     EGBAD, AnoGAN, GANomaly, MEMGAN, AMA, JointGAN, CBiGAN, Autoencoder, DeepSVDD, OCSVM,
     IsolationForest, KDE)}
+
+
+def detector_for(experiment: str) -> type[Detector]:
+    """The API class of registered ``experiment``: its written class, else one made once from
+    its registration (name and description); ``KeyError`` if unregistered."""
+    if experiment not in _CLASSES:
+        registered = EXPERIMENTS[experiment]
+        _CLASSES[experiment] = type(registered.api_name, (Detector,), {
+            "experiment": experiment, "__doc__": registered.description,
+            "__module__": __name__})
+    return _CLASSES[experiment]
+
+
+def detector_class(api_name: str) -> type[Detector]:
+    """The API class named ``api_name`` (``"EGBAD"``); ``KeyError`` if none is registered."""
+    return detector_for({api: name for name, api in api_names().items()}[api_name])

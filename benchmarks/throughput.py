@@ -32,13 +32,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from anomaly_toolbox.experiments import BASELINES, EXPERIMENTS, trainer_class  # noqa: E402
+from anomaly_toolbox.experiments import EXPERIMENTS, baselines, trainer_class  # noqa: E402
 from anomaly_toolbox.experiments.benchmark import describe_machine  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
 from anomaly_toolbox.trainers.base import Trainer  # noqa: E402
 
 MODES = ("eager", "tf.function", "XLA")
-NETWORK_METHODS = [name for name in EXPERIMENTS if name not in BASELINES] + ["ae", "deepsvdd"]
+NETWORK_METHODS = [name for name in EXPERIMENTS if name not in baselines()] + ["ae", "deepsvdd"]
 
 
 def timed_rate(call: Callable[[], object], batch_size: int, warmup: int, steps: int) -> float:

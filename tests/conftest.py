@@ -8,6 +8,7 @@ import csv
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,8 +17,46 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.datasets import load_raw  # noqa: E402
+from anomaly_toolbox.datasets.pipeline import to_model_range  # noqa: E402
+from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class  # noqa: E402
+from anomaly_toolbox.hps import defaults, exact_epochs_when_given  # noqa: E402
+from anomaly_toolbox.results import read_results  # noqa: E402
+from anomaly_toolbox.trainers.base import Trainer  # noqa: E402
 
 TINY = {"filters": 4, "latent_dim": 8, "batch_size": 32, "epochs": 1, "jit_compile": False}
+#: Per-method settings that make mechanics tests fast (fewer unrolled critic updates).
+FAST = {"ama": {"n_critic": 1}, "jointgan": {"n_critic": 1}}
+SEED = tf.constant([1, 0], tf.int64)
+#: Methods with Keras networks and a train step (the scikit-learn baselines have neither).
+NETWORK_METHODS = [name for name in EXPERIMENTS if issubclass(trainer_class(name), Trainer)]
+
+
+def make_trainer(experiment: str, jit_compile: bool = False,
+                 sample_shape: tuple[int, ...] = (28, 28, 1), **overrides: Any) -> Trainer:
+    """A trainer of ``experiment`` at tiny widths (and :data:`FAST` settings), seed 0."""
+    cls = trainer_class(experiment)
+    given = {**TINY, **FAST.get(experiment, {}), **overrides, "jit_compile": jit_compile}
+    hps = exact_epochs_when_given({**defaults(cls.schema()), **given}, given)
+    return cls(hps, sample_shape=sample_shape, seed=0, jit_compile=jit_compile)
+
+
+def images_of(bundled: Any, digit: int, trainer: Trainer, count: int) -> tf.Tensor:
+    """``count`` training images of ``digit`` in the model's range and size."""
+    x = bundled.x_train[bundled.y_train == digit][:count]
+    return to_model_range(tf.constant(x), trainer.image_size)
+
+
+@pytest.fixture(autouse=True)
+def op_determinism_restored():
+    """Whatever a test does to TensorFlow's process-wide op determinism (a CLI run in this
+    process turns it on, as on any CPU) is undone after it, so that no test runs under another
+    test's setting. The public API can only turn it on; TensorFlow's config module turns it off."""
+    from tensorflow.python.framework import config
+
+    before = config.is_op_determinism_enabled()
+    yield
+    if config.is_op_determinism_enabled() != before:
+        (config.enable_op_determinism if before else config.disable_op_determinism)()
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +145,38 @@ def write_mvtec(root, bundled, rgb_one=False):
     (root / "train" / "good" / "notes.txt").write_text("ignored: not an image")
     (root / "ground_truth" / "crack").mkdir(parents=True)
     return root
+
+
+def invoke(*args: Any) -> Any:
+    """``anomaly-box ARGS`` in this process (click's test runner); the result has exit_code and
+    output."""
+    from click.testing import CliRunner
+
+    from anomaly_toolbox.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def train_tiny(tmp_path, experiment, grid, *args, log_dir="logs"):
+    """Run ``experiment`` on mnist-5k with the hps ``grid`` and extra CLI ``args``, quietly."""
+    hps = write_grid(tmp_path / "grid.json", grid)
+    return invoke("-e", experiment, "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
+                  tmp_path / log_dir, "-q", *args)
+
+
+def run_dirs(log_dir):
+    return sorted(p.parent for p in log_dir.glob("*/*/*/results.json"))
+
+
+def only_run(tmp_path, experiment, grid, *args):
+    """Train a single run that must succeed; its directory and results."""
+    result = train_tiny(tmp_path, experiment, grid, *args)
+    assert result.exit_code == 0, result.output
+    [run_dir] = run_dirs(tmp_path / "logs")
+    return run_dir, read_results(run_dir / "results.json")
+
+
+def summary_values(run_dir):
+    return [value for path in run_dir.glob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value]

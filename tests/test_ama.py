@@ -9,8 +9,7 @@ from anomaly_toolbox.datasets.pipeline import to_model_range
 from anomaly_toolbox.trainers import wgan
 from anomaly_toolbox.trainers.ama import negative_log_gaussian, pair
 from anomaly_toolbox.trainers.wgan import gradient_penalty
-from tests.conftest import TINY
-from tests.test_trainers import images_of, make_trainer
+from tests.conftest import TINY, images_of, make_trainer
 
 
 def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm_gap():

@@ -4,8 +4,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import defaults
 from anomaly_toolbox.trainers.anogan import AnoGANTrainer
-from tests.conftest import TINY
-from tests.test_trainers import images_of, make_trainer
+from tests.conftest import TINY, images_of, make_trainer
 
 
 @pytest.fixture(scope="module")

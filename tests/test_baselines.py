@@ -12,7 +12,7 @@ from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import defaults
 from anomaly_toolbox.trainers.base import PreparedData
 from anomaly_toolbox.trainers.shallow import DETECTOR_FILE, flat_images
-from tests.test_trainers import NETWORK_METHODS, SEED, images_of, make_trainer
+from tests.conftest import NETWORK_METHODS, SEED, images_of, make_trainer
 
 
 def test_deepsvdd_centre_is_the_mean_feature_pushed_away_from_zero(bundled):

@@ -95,7 +95,7 @@ def test_benchmark_rejects_bad_input_with_exit_code_2(tmp_path):
 
 
 def test_kdd99_report_adds_the_top_20_percent_tables(tmp_path):
-    from tests.test_data_sources import kdd_rows, write_kdd
+    from tests.conftest import kdd_rows, write_kdd
 
     data = write_kdd(tmp_path / "kdd", kdd_rows(400))
     report, _ = run_benchmark(BenchmarkConfig(methods=["iforest", "kde"], dataset="kdd99",

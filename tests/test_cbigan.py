@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tests.conftest import images_of, make_trainer
 
-from tests.test_trainers import images_of, make_trainer
 
 
 def test_projection_discriminator_equals_the_formula_by_hand(bundled):

@@ -7,41 +7,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from click.testing import CliRunner
 
-from anomaly_toolbox.cli import main
 from anomaly_toolbox.results import read_results
 from anomaly_toolbox.trainers.base import Trainer
-from tests.conftest import TINY, write_grid
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def train_tiny(tmp_path, experiment, grid, *args, log_dir="logs"):
-    """Run ``experiment`` on mnist-5k with the hps ``grid`` and extra CLI ``args``, quietly."""
-    hps = write_grid(tmp_path / "grid.json", grid)
-    return invoke("-e", experiment, "-d", "mnist-5k", "--hps-path", hps, "--log-dir",
-                  tmp_path / log_dir, "-q", *args)
-
-
-def run_dirs(log_dir):
-    return sorted(p.parent for p in log_dir.glob("*/*/*/results.json"))
-
-
-def only_run(tmp_path, experiment, grid, *args):
-    """Train a single run that must succeed; its directory and results."""
-    result = train_tiny(tmp_path, experiment, grid, *args)
-    assert result.exit_code == 0, result.output
-    [run_dir] = run_dirs(tmp_path / "logs")
-    return run_dir, read_results(run_dir / "results.json")
-
-
-def summary_values(run_dir):
-    return [value for path in run_dir.glob("events.out.tfevents.*")
-            for event in tf.compat.v1.train.summary_iterator(str(path))
-            for value in event.summary.value]
+from tests.conftest import TINY, invoke, only_run, run_dirs, summary_values, train_tiny, write_grid
 
 
 def plugin_names(run_dir):

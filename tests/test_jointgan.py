@@ -7,7 +7,7 @@ import tensorflow as tf
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import defaults
 from anomaly_toolbox.trainers.jointgan import latent_norm_score, min_max_normalise
-from tests.test_trainers import images_of, make_trainer
+from tests.conftest import images_of, make_trainer
 
 
 def test_smaller_latent_norm_is_more_anomalous():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tests.conftest import images_of, make_trainer
 
-from tests.test_trainers import images_of, make_trainer
 
 
 @pytest.fixture

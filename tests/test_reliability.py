@@ -13,8 +13,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.results import read_results
 from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
-from tests.conftest import TINY, write_grid
-from tests.test_cli import run_dirs, train_tiny
+from tests.conftest import TINY, invoke, run_dirs, train_tiny, write_grid
 
 EPOCHS = 10
 STEPS_PER_EPOCH = 360 // 32  # class 7 of mnist-5k under P3: 360 training images
@@ -136,8 +135,6 @@ def test_each_grid_run_gets_its_own_directory_under_the_log_dir(tmp_path):
 def test_bad_hyperparameter_values_exit_2_naming_file_key_and_problem(tmp_path, grid, message):
     path = tmp_path / "grid.json"
     path.write_text(json.dumps({k: {"type": "Discrete", "values": v} for k, v in grid.items()}))
-    from tests.test_cli import invoke
-
     result = invoke("-e", "ganomaly", "-d", "mnist-5k", "--hps-path", path, "--log-dir", tmp_path)
     assert result.exit_code == 2, result.output
     assert message in result.output and "grid.json" in result.output
@@ -145,8 +142,6 @@ def test_bad_hyperparameter_values_exit_2_naming_file_key_and_problem(tmp_path, 
 
 
 def test_unusable_image_folders_exit_2_with_what_to_fix(tmp_path):
-    from tests.test_cli import invoke
-
     good = tmp_path / "broken" / "train" / "good"
     good.mkdir(parents=True)
     (tmp_path / "broken" / "test" / "crack").mkdir(parents=True)

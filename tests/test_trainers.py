@@ -2,34 +2,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.pipeline import to_model_range
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
-from anomaly_toolbox.hps import defaults, exact_epochs_when_given
 from anomaly_toolbox.datasets import one_class_splits
 from anomaly_toolbox.trainers.base import PreparedData, Trainer, bce_with_logits
-from tests.conftest import TINY
-
-SEED = tf.constant([1, 0], tf.int64)
-#: Methods with Keras networks and a train step (the scikit-learn baselines have neither).
-NETWORK_METHODS = [name for name in EXPERIMENTS if issubclass(trainer_class(name), Trainer)]
-
-
-#: Per-method settings that make mechanics tests fast (fewer unrolled critic updates).
-FAST = {"ama": {"n_critic": 1}, "jointgan": {"n_critic": 1}}
-
-
-def make_trainer(experiment, jit_compile=False, sample_shape=(28, 28, 1), **overrides):
-    cls = trainer_class(experiment)
-    given = {**TINY, **FAST.get(experiment, {}), **overrides, "jit_compile": jit_compile}
-    hps = exact_epochs_when_given({**defaults(cls.schema()), **given}, given)
-    return cls(hps, sample_shape=sample_shape, seed=0, jit_compile=jit_compile)
-
-
-def images_of(bundled, digit, trainer, count):
-    x = bundled.x_train[bundled.y_train == digit][:count]
-    return to_model_range(tf.constant(x), trainer.image_size)
-
+from tests.conftest import FAST, NETWORK_METHODS, SEED, TINY, images_of, make_trainer
 
 def weights_of(trainer):
     return {name: [w.numpy().copy() for w in net.trainable_weights]
@@ -111,31 +88,18 @@ def test_ema_scoring_weights_follow_the_warm_up_formula(bundled):
     assert trainer.scoring_networks["decoder"] is not trainer.networks["decoder"]
 
 
-#: Steps a tiny model needs on one digit; the GAN generators learn far slower than GANomaly's
-#: autoencoder (their generators draw flat gray for the first ~200-400 steps).
-STEPS_TO_LEARN = {"ama": 200, "anogan": 600, "egbad": 500, "ganomaly": 120, "memgan": 300,
-                  "ae": 100, "deepsvdd": 100}
-#: A critic needs more than one update per step to learn this fast.
-LEARNING = {"ama": {"n_critic": 2, "negative_start_epoch": 1}}
-
-
-#: Methods this test cannot show learning for, and why; their own tests check training instead.
-SKIP_LEARNING = {
-    "jointgan": "its latent-norm term ranks noise first even untrained, so this shows nothing",
-    "cbigan": "at the paper's Adam settings (1e-4, beta_1 0.9) reconstructions need more steps "
-              "than a unit test affords; test_cbigan checks the consistency terms fall",
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", NETWORK_METHODS)
 def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
-    if experiment in SKIP_LEARNING:
-        pytest.skip(SKIP_LEARNING[experiment])
-    trainer = make_trainer(experiment, filters=8, latent_dim=16, **LEARNING.get(experiment, {}))
+    """Each method's registered ``steps_to_learn`` (the GAN generators learn far slower than
+    GANomaly's autoencoder: they draw flat gray for the first ~200-400 steps)."""
+    registered = EXPERIMENTS[experiment]
+    if registered.steps_to_learn is None:
+        pytest.skip(registered.skip_learning)
+    trainer = make_trainer(experiment, filters=8, latent_dim=16, **registered.learning_hps)
     normals = images_of(bundled, 1, trainer, 400)
     train, held_out = normals[:368], normals[368:]
-    for step in range(STEPS_TO_LEARN[experiment]):
+    for step in range(registered.steps_to_learn):
         batch = tf.gather(train, (np.arange(32) + 32 * step) % 368)
         losses = trainer._compiled_train_step(batch, tf.constant([0, step], tf.int64))
         trainer.step.assign_add(1)
