@@ -1,11 +1,22 @@
-"""The package's shape: no import cycles through the Python API."""
+"""The package's shape: no import cycles through the Python API, and a new method is one
+registration line."""
 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from anomaly_toolbox.experiments import EXPERIMENTS, Experiment, register
+from anomaly_toolbox.trainers.base import Trainer, adam, common_hparams
+from tests.conftest import invoke
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -30,3 +41,59 @@ def test_no_module_that_the_api_imports_imports_it_back():
     importing_back = [name for name, file in modules.items() if name != "anomaly_toolbox.detector"
                       and "anomaly_toolbox.detector" in imported_modules(Path(file))]
     assert importing_back == []
+
+
+class ToyTrainer(Trainer):
+    """A dense autoencoder in a few lines: what a contributor's new method looks like."""
+
+    image_size = 28
+    hparams = common_hparams(epochs=1, batch_size=32, learning_rate=1e-3, beta_1=0.9,
+                             latent_dim=8, filters=4)
+
+    def build_networks(self) -> dict[str, keras.Model]:
+        inputs = keras.Input(self.image_shape)
+        code = keras.layers.Dense(self.hps["latent_dim"])(keras.layers.Flatten()(inputs))
+        pixels = keras.layers.Dense(int(np.prod(self.image_shape)), activation="tanh")(code)
+        return {"autoencoder": keras.Model(inputs, keras.layers.Reshape(self.image_shape)(pixels))}
+
+    def build_optimizers(self):
+        return {"autoencoder": (adam(self.hps["learning_rate"], self.hps["beta_1"]),
+                                ("autoencoder",))}
+
+    def _error(self, images: tf.Tensor, networks: dict, training: bool) -> tf.Tensor:
+        errors = tf.square(images - networks["autoencoder"](images, training=training))
+        return tf.reduce_mean(tf.reshape(errors, [tf.shape(images)[0], -1]), axis=1)
+
+    def train_step(self, images, noise):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(self._error(images, self.networks, training=True))
+        self.apply_gradients(tape, {"autoencoder": loss})
+        return {"loss": loss}
+
+    def score(self, images):
+        return self._error(images, self.scoring_networks, training=False)
+
+
+@pytest.fixture
+def toy_registered():
+    yield register(Experiment("toy", f"{__name__}:ToyTrainer", "Toy", "toy: a dense autoencoder"))
+    EXPERIMENTS.pop("toy")
+
+
+def test_a_new_method_needs_one_registration_line_for_the_cli_and_the_api(toy_registered, tmp_path,
+                                                                          bundled):
+    import anomaly_toolbox
+
+    result = invoke("-e", "toy", "-d", "mnist-5k", "--anomalous-label", "1", "--epochs", "2",
+                    "--log-dir", tmp_path / "logs", "-q")
+    assert result.exit_code == 0, result.output
+    [results_file] = (tmp_path / "logs" / "toy").glob("*/*/results.json")
+    results = json.loads(results_file.read_text())
+    assert results["status"] == "completed" and results["epochs_trained"] == 2
+    assert anomaly_toolbox.load(results_file.parent).experiment == "toy"
+
+    model = anomaly_toolbox.Toy(epochs=2).fit(bundled.x_train[bundled.y_train == 1][:300])
+    assert type(model).__name__ == "Toy" and "Toy" in dir(anomaly_toolbox)
+    ones, sevens = bundled.x_test[bundled.y_test == 1], bundled.x_test[bundled.y_test == 7]
+    assert model.score_samples(sevens).mean() > model.score_samples(ones).mean()
+    assert "toy" in invoke("-e", "toys").output  # did-you-mean reads the registry too

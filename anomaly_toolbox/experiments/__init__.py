@@ -62,6 +62,13 @@ def trainer_class(name: str) -> type[Trainer] | type[ShallowTrainer]:
     return getattr(importlib.import_module(module), cls)
 
 
+def registered_name(trainer: type) -> str:
+    """The experiment name ``trainer`` is registered under (its class name if none)."""
+    path = f"{trainer.__module__}:{trainer.__qualname__}"
+    return next((name for name, experiment in EXPERIMENTS.items()
+                 if experiment.trainer == path), trainer.__name__)
+
+
 def api_names() -> dict[str, str]:
     """Experiment name -> its Python API class name."""
     return {name: experiment.api_name for name, experiment in EXPERIMENTS.items()}

@@ -93,7 +93,6 @@ def published_epoch(epoch: tf.Variable, epoch_scale: tf.Variable) -> tf.Tensor:
 class AMATrainer(Trainer):
     """AMA on 32x32 images; optimisers, schedule and weights as in the paper."""
 
-    name = "ama"
     image_size = 32
     hparams = (
         *common_hparams(epochs=100, batch_size=256, learning_rate=3e-4, beta_1=0.0,

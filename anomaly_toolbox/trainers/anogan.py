@@ -37,7 +37,6 @@ from anomaly_toolbox.trainers.base import (PreparedData, Trainer, bce_with_logit
 class AnoGANTrainer(Trainer):
     """AnoGAN on 28x28 images."""
 
-    name = "anogan"
     image_size = 28
     cpu_jit_off_reason = ("its latent search, which dominates a run, scored 25 images/s under "
                           "XLA against 59 as a plain graph on a 2-core CPU, and its train steps "

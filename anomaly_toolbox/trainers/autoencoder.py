@@ -21,7 +21,6 @@ def per_sample_squared_error(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 class AutoencoderTrainer(Trainer):
     """Convolutional autoencoder on 32x32 images."""
 
-    name = "ae"
     image_size = 32
     hparams = common_hparams(epochs=20, batch_size=64, learning_rate=1e-3, beta_1=0.9,
                              latent_dim=32, filters=32)

@@ -30,6 +30,7 @@ from anomaly_toolbox.datasets.pipeline import (cached_dataset, eval_batches, pre
                                                train_batches)
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.evaluation import choose_threshold, ranking_metrics, threshold_metrics
+from anomaly_toolbox.experiments import registered_name
 from anomaly_toolbox.hps import HParam, Schema, schema_of
 from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
 from anomaly_toolbox.timing import Stopwatch, eta_text
@@ -207,11 +208,11 @@ class ImageSides:
 class Trainer(ImageSides, abc.ABC):
     """Base of every method's trainer.
 
-    Subclasses set ``name``, ``image_size``, ``hparams`` (their full schema, usually
-    ``common_hparams(...) + method keys``) and implement the abstract methods.
+    Subclasses set ``image_size``, ``hparams`` (their full schema, usually
+    ``common_hparams(...) + method keys``) and implement the abstract methods; their name is
+    the one they are registered under (:mod:`anomaly_toolbox.experiments`).
     """
 
-    name: ClassVar[str]
     hparams: ClassVar[tuple[HParam, ...]]
     #: Whether :meth:`build_networks` has dense networks for tabular samples ``[B, F]``.
     supports_tabular: ClassVar[bool] = False
@@ -282,6 +283,10 @@ class Trainer(ImageSides, abc.ABC):
     @classmethod
     def schema(cls) -> Schema:
         return schema_of(*cls.hparams)
+
+    @property
+    def name(self) -> str:
+        return registered_name(type(self))
 
     @classmethod
     def jit_by_default(cls, gpu_visible: bool) -> bool:

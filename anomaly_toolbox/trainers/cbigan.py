@@ -38,7 +38,6 @@ from anomaly_toolbox.trainers.bigan import bigan_terms
 class CBiGANTrainer(Trainer):
     """Consistency BiGAN on 28x28 images; Adam 1e-4, betas (0.9, 0.999) as in the paper."""
 
-    name = "cbigan"
     image_size = 28
     hparams = (
         *common_hparams(epochs=40, batch_size=64, learning_rate=1e-4, beta_1=0.9,

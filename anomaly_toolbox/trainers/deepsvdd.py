@@ -28,7 +28,6 @@ from anomaly_toolbox.trainers.base import PreparedData, Trainer, adam, common_hp
 class DeepSVDDTrainer(Trainer):
     """One-class Deep SVDD on 28x28 images (the paper's MNIST LeNet: 8 and 16 filters, d = 32)."""
 
-    name = "deepsvdd"
     image_size = 28
     hparams = (
         *common_hparams(epochs=30, batch_size=128, learning_rate=1e-4, beta_1=0.9,

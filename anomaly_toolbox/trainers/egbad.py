@@ -38,7 +38,6 @@ class EGBADTrainer(Trainer):
     with dropout on, XLA and plain runs of the same seed differ (each is reproducible).
     """
 
-    name = "egbad"
     image_size = 28
     supports_tabular = True
     hparams = (

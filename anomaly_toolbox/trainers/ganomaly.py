@@ -27,7 +27,6 @@ GENERATOR_NETWORKS = ("encoder_in", "decoder", "encoder_out")
 class GANomalyTrainer(Trainer):
     """GANomaly on 32x32 images, or dense networks on tabular data (hps/ganomaly_kdd99.json)."""
 
-    name = "ganomaly"
     image_size = 32
     supports_tabular = True
     hparams = (

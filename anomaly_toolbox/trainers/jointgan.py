@@ -59,7 +59,6 @@ def latent_norm_score(codes: tf.Tensor) -> tf.Tensor:
 class JointGANTrainer(Trainer):
     """Joint encoder + WGAN-GP on 32x32 images; WGAN-GP's published optimiser settings."""
 
-    name = "jointgan"
     image_size = 32
     hparams = (
         *common_hparams(epochs=32, batch_size=64, learning_rate=1e-4, beta_1=0.0,

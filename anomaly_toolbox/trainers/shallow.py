@@ -29,6 +29,7 @@ from sklearn.svm import OneClassSVM
 
 from anomaly_toolbox.datasets.pipeline import eval_batches
 from anomaly_toolbox.evaluation import ranking_metrics
+from anomaly_toolbox.experiments import registered_name
 from anomaly_toolbox.hps import HParam, Schema, schema_of
 from anomaly_toolbox.timing import Stopwatch
 from anomaly_toolbox.trainers.base import (MODEL_DIR, SELECTION_METRICS, ImageSides, PreparedData,
@@ -55,10 +56,10 @@ def shallow_hparams() -> tuple[HParam, ...]:
 class ShallowTrainer(ImageSides, abc.ABC):
     """A scikit-learn detector with the trainer interface the experiment runner uses.
 
-    Subclasses set ``name`` and ``hparams`` and say which candidate models to fit.
+    Subclasses set ``hparams`` and say which candidate models to fit; their name is the one
+    they are registered under.
     """
 
-    name: ClassVar[str]
     image_size: ClassVar[int] = 28
     hparams: ClassVar[tuple[HParam, ...]]
 
@@ -71,6 +72,10 @@ class ShallowTrainer(ImageSides, abc.ABC):
         self.chosen = ""
         self.validation_best: dict[str, float] = {}
         self.stopwatch = Stopwatch()
+
+    @property
+    def name(self) -> str:
+        return registered_name(type(self))
 
     @classmethod
     def schema(cls) -> Schema:
@@ -156,7 +161,6 @@ def _median_distance(train: np.ndarray, seed: int, pairs: int = 2_000) -> float:
 class OCSVMTrainer(ShallowTrainer):
     """One-class SVM with an RBF kernel."""
 
-    name = "ocsvm"
     hparams = (
         *shallow_hparams(),
         HParam("nu", float, 0.1, "upper bound on the share of training outliers", minimum=1e-4,
@@ -187,7 +191,6 @@ class OCSVMTrainer(ShallowTrainer):
 class IsolationForestTrainer(ShallowTrainer):
     """Isolation Forest (Liu et al. 2008)."""
 
-    name = "iforest"
     hparams = (
         *shallow_hparams(),
         HParam("n_estimators", int, 100, "trees in the forest", positive=True),
@@ -205,7 +208,6 @@ class IsolationForestTrainer(ShallowTrainer):
 class KDETrainer(ShallowTrainer):
     """Gaussian kernel density estimate."""
 
-    name = "kde"
     hparams = (
         *shallow_hparams(),
         HParam("bandwidth", float, None, "Gaussian kernel bandwidth (default: set by "
