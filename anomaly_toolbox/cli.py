@@ -20,12 +20,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from anomaly_toolbox.datasets import DATASET_HELP, DATASETS
+from anomaly_toolbox.datasets import DATASETS, DATASET_HELP
 from anomaly_toolbox.experiments import EXPERIMENTS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _tensorflow_imported_quietly = False
 

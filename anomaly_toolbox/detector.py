@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.pipeline import cached_dataset
+from anomaly_toolbox.datasets.pipeline import PreparedData, cached_dataset
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
 from anomaly_toolbox.experiments import EXPERIMENTS, api_names, trainer_class
@@ -37,7 +37,7 @@ from anomaly_toolbox.model_files import (METADATA_FILE, ModelError, check_metada
                                          trainer_reconstructs)
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.runtime import apply_determinism, resolve_jit
-from anomaly_toolbox.trainers.base import MODEL_DIR, PreparedData
+from anomaly_toolbox.trainers.base import MODEL_DIR
 
 
 class Detector:
@@ -162,8 +162,7 @@ class Detector:
                 raise ModelError("y_val must hold one label per x_val sample, 0 (normal) or "
                                  "1 (anomalous)")
         cls, hps = trainer_class(self.experiment), self.hps
-        self.trainer = cls(hps, sample_shape=x.shape[1:], seed=self.seed,
-                           jit_compile=hps.get("jit_compile", False))
+        self.trainer = cls(hps, sample_shape=x.shape[1:], seed=self.seed)
         validation = Split(x_val, y_val.astype(np.int64))
         splits = OneClassSplits(Split(x, np.zeros(len(x), np.int64)), validation, validation,
                                 "normal", 0, 0.0)
@@ -229,7 +228,7 @@ class Detector:
         trainer = self.trainer
         images = [x for x, _ in self._cached(x).batch(trainer.hps["batch_size"])]
         with trainer.full_scoring():
-            parts = [trainer._compiled_reconstruct(batch) for batch in images]
+            parts = [trainer.compiled_reconstruct(batch) for batch in images]
         return np.concatenate([part.numpy() for part in parts])
 
     def model_inputs(self, x: np.ndarray) -> np.ndarray:
@@ -347,7 +346,7 @@ def load(path: str | Path) -> Detector:
     cls, hps = trainer_class(detector.experiment), detector.hps
     try:
         detector.trainer = cls(hps, sample_shape=tuple(metadata["sample_shape"]),
-                               seed=metadata["seed"], jit_compile=hps.get("jit_compile", False))
+                               seed=metadata["seed"])
         detector.trainer.load_model(model_dir)
     except FileNotFoundError as error:
         raise ModelError(f"{model_dir}: {error.filename or error} is missing; the model is "

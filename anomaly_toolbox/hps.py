@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 GRID_TYPES = ("Discrete",)
+#: Validation metrics a run can select its final model by.
+SELECTION_METRICS = ("auroc", "auprc")
+#: Training images per epoch that the methods' published epoch counts refer to: one class of
+#: MNIST (~6,000) or CIFAR-10 (5,000), the one-class-normal protocol of their papers.
+PUBLISHED_IMAGES_PER_EPOCH = 6000
 
 
 class HpsError(ValueError):
@@ -192,3 +197,41 @@ def full_hps(values: dict[str, Any], schema: Schema, source: str = "hyperparamet
         except HpsError as error:
             raise HpsError(f"{source}: '{key}': {error}") from None
     return exact_epochs_when_given(hps, values)
+
+
+def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: float,
+                   latent_dim: int, filters: int, ema_decay: float = 0.0) -> tuple[HParam, ...]:
+    """Keys every method has; each method passes its published defaults.
+
+    The training budget is stated twice so that it holds on any dataset size: ``epochs`` as
+    published, and ``min_steps``, the train steps those epochs give on the data they were published
+    for (one class of MNIST or CIFAR-10, :data:`PUBLISHED_IMAGES_PER_EPOCH` images). A run trains
+    ``max(epochs, ceil(min_steps / steps per epoch))`` epochs (see :meth:`anomaly_toolbox.trainers.base.Trainer.planned_epochs`).
+    """
+    return (
+        HParam("epochs", int, epochs, "training epochs (given alone, trained exactly: "
+               "min_steps becomes 0)", positive=True),
+        HParam("min_steps", int, epochs * math.ceil(PUBLISHED_IMAGES_PER_EPOCH / batch_size),
+               "train at least this many steps: more epochs on small datasets (0 = epochs "
+               "only; default: what the published epochs give on 6,000 images)", minimum=0),
+        HParam("batch_size", int, batch_size, "images per training batch", positive=True),
+        HParam("learning_rate", float, learning_rate, "Adam learning rate", positive=True),
+        HParam("beta_1", float, beta_1, "Adam beta_1", minimum=0.0, maximum=0.999),
+        HParam("latent_dim", int, latent_dim, "size of the latent code z", positive=True),
+        HParam("filters", int, filters, "filters of the first conv stage (width)", positive=True),
+        HParam("ema_decay", float, ema_decay, "decay of the weight EMA used for scoring and "
+               "saved models (0 = off)", minimum=0.0, maximum=0.9999),
+        HParam("jit_compile", bool, None, "XLA-compile train and score steps (default: on with "
+               "a GPU; see the note below)"),
+        HParam("mixed_precision", bool, False, "compute in bfloat16 with float32 weights and "
+               "outputs (Keras 'mixed_bfloat16'; speeds up recent GPUs, no loss scaling needed)"),
+        HParam("selection_metric", str, "auroc", "validation metric that picks the final model",
+               choices=SELECTION_METRICS),
+    )
+
+
+def check_batch_fits(hps: dict[str, Any], train_size: int) -> None:
+    """``ValueError`` when a training batch is larger than the training split (no step at all)."""
+    if hps.get("batch_size", 0) > train_size:
+        raise ValueError(f"batch_size {hps['batch_size']} is larger than the {train_size} "
+                         f"training samples, so an epoch has no step; lower batch_size")

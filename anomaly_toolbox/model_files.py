@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.pipeline import eval_batches
+from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
 from anomaly_toolbox.evaluation import NORMAL_ONLY_QUANTILE, choose_threshold
 from anomaly_toolbox.experiments import EXPERIMENTS
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.summaries import error_scale, write_score_summaries
-from anomaly_toolbox.trainers.base import MODEL_DIR, PreparedData
+from anomaly_toolbox.trainers.base import MODEL_DIR
 
 METADATA_FILE = "metadata.json"
 
@@ -105,7 +105,7 @@ def map_scale(trainer: Any, data: PreparedData, images: int = 256) -> float | No
     with trainer.full_scoring():
         for batch, _ in eval_batches(subset.take(images), trainer.scoring_batch_size()):
             inputs.append(batch.numpy())
-            reconstructions.append(trainer._compiled_reconstruct(batch).numpy())
+            reconstructions.append(trainer.compiled_reconstruct(batch).numpy())
     return error_scale(np.concatenate(inputs), np.concatenate(reconstructions))
 
 

@@ -15,15 +15,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from anomaly_toolbox.runtime import resolve_jit  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
+from anomaly_toolbox.runtime import resolve_jit  # noqa: E402
 from anomaly_toolbox.trainers.anogan import AnoGANTrainer  # noqa: E402
 
 
 def images_per_second(batch_size: int, steps: int, images: int, jit_compile: bool) -> float:
     hps = {**defaults(AnoGANTrainer.schema()), "batch_size": batch_size,
            "jit_compile": jit_compile}
-    trainer = AnoGANTrainer(hps, sample_shape=(28, 28, 1), seed=0, jit_compile=jit_compile)
+    trainer = AnoGANTrainer({**hps, "jit_compile": jit_compile}, sample_shape=(28, 28, 1), seed=0)
     batch = tf.random.stateless_uniform([batch_size, 28, 28, 1], [0, 1], -1.0, 1.0)
     trainer.scores_with_steps(batch, steps)  # compile
     batches = max(1, images // batch_size)

@@ -59,7 +59,7 @@ def make_trainer(method: str, batch_size: int, mixed: bool, jit_compile: bool) -
     cls = trainer_class(method)
     hps = {**defaults(cls.schema()), "batch_size": batch_size, "mixed_precision": mixed,
            "jit_compile": jit_compile}
-    return cls(hps, sample_shape=(28, 28, 1), seed=0, jit_compile=jit_compile)
+    return cls({**hps, "jit_compile": jit_compile}, sample_shape=(28, 28, 1), seed=0)
 
 
 def measure(method: str, batch_size: int, mixed: bool, mode: str, warmup: int,
@@ -77,8 +77,8 @@ def measure(method: str, batch_size: int, mixed: bool, mode: str, warmup: int,
             score = trainer.score
         else:
             def train_step() -> object:
-                return trainer._compiled_train_step(images, seed)
-            score = trainer._compiled_score
+                return trainer.compiled_train_step(images, seed)
+            score = trainer.compiled_score
         train_rate = timed_rate(train_step, batch_size, warmup, steps)
         score_rate = timed_rate(lambda: score(images), batch_size, warmup, steps)
         return f"{train_rate:.0f}", f"{score_rate:.0f}"

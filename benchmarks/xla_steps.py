@@ -16,17 +16,17 @@ import click  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.datasets import load_raw, one_class_splits  # noqa: E402
-from anomaly_toolbox.datasets.pipeline import train_batches  # noqa: E402
+from anomaly_toolbox.datasets.pipeline import PreparedData, train_batches  # noqa: E402
 from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class  # noqa: E402
 from anomaly_toolbox.experiments.benchmark import describe_machine  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
-from anomaly_toolbox.trainers.base import PreparedData, Trainer  # noqa: E402
+from anomaly_toolbox.trainers.base import Trainer  # noqa: E402
 
 
 def images_per_second(method: str, jit: bool, epochs: int) -> float:
     cls = trainer_class(method)
     hps = {**defaults(cls.schema()), "jit_compile": jit}
-    trainer = cls(hps, sample_shape=(28, 28, 1), seed=42, jit_compile=jit)
+    trainer = cls({**hps, "jit_compile": jit}, sample_shape=(28, 28, 1), seed=42)
     splits = one_class_splits(load_raw("mnist-5k"), "anomalous", 2)
     data = PreparedData.from_splits(splits, trainer.image_size)
     trainer.before_training(data)
@@ -34,7 +34,7 @@ def images_per_second(method: str, jit: bool, epochs: int) -> float:
     def epoch(index: int) -> int:
         steps = 0
         for images in train_batches(data.train_samples, hps["batch_size"], 42, index):
-            losses = trainer._compiled_train_step(images, tf.constant([42, steps], tf.int64))
+            losses = trainer.compiled_train_step(images, tf.constant([42, steps], tf.int64))
             [float(value) for value in losses.values()]
             steps += 1
         return steps

@@ -37,7 +37,7 @@ def make_trainer(experiment: str, jit_compile: bool = False,
     cls = trainer_class(experiment)
     given = {**TINY, **FAST.get(experiment, {}), **overrides, "jit_compile": jit_compile}
     hps = exact_epochs_when_given({**defaults(cls.schema()), **given}, given)
-    return cls(hps, sample_shape=sample_shape, seed=0, jit_compile=jit_compile)
+    return cls(hps, sample_shape=sample_shape, seed=0)
 
 
 def images_of(bundled: Any, digit: int, trainer: Trainer, count: int) -> tf.Tensor:

@@ -136,7 +136,7 @@ def test_learning_rate_drops_tenfold_every_thirty_epochs():
 @pytest.mark.parametrize("switched_off", ["lambda_inter", "lambda_neg", "lambda_reg"])
 def test_each_component_can_be_switched_off(bundled, switched_off):
     trainer = make_trainer("ama", n_critic=1, negative_start_epoch=1, **{switched_off: 0.0})
-    losses = trainer._compiled_train_step(images_of(bundled, 0, trainer, 32),
+    losses = trainer.compiled_train_step(images_of(bundled, 0, trainer, 32),
                                           tf.constant([0, 0], tf.int64))
     part = {"lambda_inter": "l_inter", "lambda_neg": "l_neg", "lambda_reg": "l_reg"}[switched_off]
     assert part not in losses

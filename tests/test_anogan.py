@@ -12,7 +12,7 @@ def trained(bundled):
     trainer = make_trainer("anogan", filters=8, latent_dim=16)
     ones = images_of(bundled, 1, trainer, 64)
     for step in range(30):
-        trainer._compiled_train_step(ones[:32], tf.constant([0, step], tf.int64))
+        trainer.compiled_train_step(ones[:32], tf.constant([0, step], tf.int64))
         trainer.step.assign_add(1)
     return trainer, ones
 
@@ -50,4 +50,4 @@ def test_boundaries_out_of_order_are_rejected():
     hps = {**defaults(AnoGANTrainer.schema()), **TINY, "search_boundary_1": 300,
            "search_boundary_2": 200}
     with pytest.raises(ValueError, match="search_boundary_1 \\(300\\) must be smaller"):
-        AnoGANTrainer(hps, sample_shape=(28, 28, 1), seed=0, jit_compile=False)
+        AnoGANTrainer(hps, sample_shape=(28, 28, 1), seed=0)

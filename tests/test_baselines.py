@@ -8,9 +8,9 @@ import tensorflow as tf
 from sklearn.neighbors import KernelDensity
 
 from anomaly_toolbox.datasets import one_class_splits
+from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import defaults
-from anomaly_toolbox.trainers.base import PreparedData
 from anomaly_toolbox.trainers.shallow import DETECTOR_FILE, flat_images
 from tests.conftest import NETWORK_METHODS, SEED, images_of, make_trainer
 
@@ -37,9 +37,9 @@ def test_deepsvdd_is_bias_free_and_training_pulls_features_to_the_centre(bundled
     assert not [w.name for w in trainer.networks["feature_map"].weights if "bias" in w.name]
     trainer.networks["centre"].get_layer("centre").centre.assign(np.full(8, 0.5, np.float32))
     x = images_of(bundled, 1, trainer, 32)
-    first = float(trainer._compiled_train_step(x, SEED)["distance_loss"])
+    first = float(trainer.compiled_train_step(x, SEED)["distance_loss"])
     for _ in range(30):
-        last = float(trainer._compiled_train_step(x, SEED)["distance_loss"])
+        last = float(trainer.compiled_train_step(x, SEED)["distance_loss"])
     assert last < 0.5 * first
 
 
@@ -48,9 +48,9 @@ def test_mixed_precision_computes_in_bfloat16_and_keeps_float32_outputs(bundled)
     conv = trainer.networks["encoder_in"].get_layer("encoder_in_conv0")
     assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
     x = images_of(bundled, 1, trainer, 32)
-    losses = trainer._compiled_train_step(x, SEED)
+    losses = trainer.compiled_train_step(x, SEED)
     assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in losses.values())
-    scores = trainer._compiled_score(x)
+    scores = trainer.compiled_score(x)
     assert scores.dtype == tf.float32 and np.all(np.isfinite(scores.numpy()))
 
 
@@ -59,9 +59,9 @@ def test_mixed_precision_computes_in_bfloat16_and_keeps_float32_outputs(bundled)
 def test_every_network_method_trains_and_scores_in_mixed_precision(bundled, experiment):
     trainer = make_trainer(experiment, mixed_precision=True)
     x = images_of(bundled, 1, trainer, 32)
-    losses = trainer._compiled_train_step(x, SEED)
+    losses = trainer.compiled_train_step(x, SEED)
     assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in losses.values())
-    scores = trainer._compiled_score(x)
+    scores = trainer.compiled_score(x)
     assert scores.dtype == tf.float32 and np.all(np.isfinite(scores.numpy()))
 
 
@@ -76,7 +76,7 @@ def digit_one_normal(bundled):
 def test_shallow_baselines_detect_other_digits_and_save_what_they_chose(
         tmp_path, digit_one_normal, experiment):
     cls = trainer_class(experiment)
-    trainer = cls(defaults(cls.schema()), sample_shape=(28, 28, 1), seed=0, jit_compile=False)
+    trainer = cls(defaults(cls.schema()), sample_shape=(28, 28, 1), seed=0)
     trainer.fit(digit_one_normal, tmp_path, tf.summary.create_noop_writer(), progress_bar=False)
     chosen = trainer.select_final_model(tmp_path, digit_one_normal)
     test = trainer.evaluate(digit_one_normal)
@@ -90,7 +90,7 @@ def test_shallow_baselines_detect_other_digits_and_save_what_they_chose(
 
 def test_unset_kernel_widths_are_chosen_on_validation(digit_one_normal, capsys):
     cls = trainer_class("ocsvm")
-    trainer = cls(defaults(cls.schema()), sample_shape=(28, 28, 1), seed=0, jit_compile=False)
+    trainer = cls(defaults(cls.schema()), sample_shape=(28, 28, 1), seed=0)
     trainer.fit(digit_one_normal, None, tf.summary.create_noop_writer(), progress_bar=False)
     tried = [line for line in capsys.readouterr().out.splitlines() if "gamma=" in line]
     aurocs = {line.split(":")[0].split()[1]: float(line.split("auroc ")[1].split(",")[0])
@@ -100,7 +100,7 @@ def test_unset_kernel_widths_are_chosen_on_validation(digit_one_normal, capsys):
     assert trainer.validation_best["auroc"] == pytest.approx(max(aurocs.values()), abs=1e-4)
     assert aurocs[trainer.chosen] == pytest.approx(max(aurocs.values()), abs=1e-4)
 
-    fixed = cls({**defaults(cls.schema()), "gamma": 0.01}, sample_shape=(28, 28, 1), seed=0, jit_compile=False)
+    fixed = cls({**defaults(cls.schema()), "gamma": 0.01}, sample_shape=(28, 28, 1), seed=0)
     assert [setting for setting, _ in fixed.candidates(np.zeros((4, 3)))] == ["gamma=0.01"]
 
 
@@ -115,7 +115,7 @@ def test_deepsvdd_pooling_matches_keras_and_compiles_with_xla_under_op_determini
                                   np.asarray(keras.layers.MaxPooling2D(2)(x)))
     tf.config.experimental.enable_op_determinism()
     trainer = make_trainer("deepsvdd", jit_compile=True)
-    losses = trainer._compiled_train_step(images_of(bundled, 1, trainer, 32), SEED)
+    losses = trainer.compiled_train_step(images_of(bundled, 1, trainer, 32), SEED)
     assert np.isfinite(float(losses["distance_loss"]))
 
 
@@ -124,17 +124,17 @@ def test_label_free_width_rules_choose_one_setting_without_validation(digit_one_
     cross-validated log-likelihood of the training images, whatever validation says."""
     ocsvm = trainer_class("ocsvm")
     trainer = ocsvm({**defaults(ocsvm.schema()), "width_rule": "scale"}, sample_shape=(28, 28, 1),
-                    seed=0, jit_compile=False)
+                    seed=0)
     train = flat_images(digit_one_normal.train)
     [(setting, detector)] = trainer.candidates(train)
     assert detector.gamma == pytest.approx(1.0 / (train.shape[1] * train.var()))
 
     kde = trainer_class("kde")
     trainer = kde({**defaults(kde.schema()), "width_rule": "likelihood"},
-                  sample_shape=(28, 28, 1), seed=0, jit_compile=False)
+                  sample_shape=(28, 28, 1), seed=0)
     [(setting, detector)] = trainer.candidates(train)
     grid = [setting for setting, _ in kde(defaults(kde.schema()), sample_shape=(28, 28, 1),
-                                            seed=0, jit_compile=False).candidates(train)]
+                                            seed=0).candidates(train)]
     assert setting in grid
     held_out = train[::5]
     fitted = [KernelDensity(bandwidth=float(g.split("=")[1])).fit(np.delete(train, np.s_[::5], 0))

@@ -32,7 +32,7 @@ def test_both_consistency_terms_fall_with_training(bundled, discriminator):
     x = images_of(bundled, 1, trainer, 320)
     history = []
     for step in range(300):
-        losses = trainer._compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
+        losses = trainer.compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
                                               tf.constant([0, step], tf.int64))
         history.append((float(losses["image_consistency"]), float(losses["latent_consistency"])))
     first, last = np.mean(history[:10], axis=0), np.mean(history[-10:], axis=0)

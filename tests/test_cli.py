@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.results import read_results
 from anomaly_toolbox.trainers.base import Trainer
-from tests.conftest import TINY, invoke, only_run, run_dirs, summary_values, train_tiny, write_grid
+from tests.conftest import TINY, invoke, only_run, run_dirs, summary_values, train_tiny
 
 
 def plugin_names(run_dir):

@@ -46,7 +46,7 @@ def test_joint_training_lowers_the_consistency_loss(bundled, encoder_loss, kept)
     x = images_of(bundled, 1, trainer, 320)
     consistency = []
     for step in range(150):
-        losses = trainer._compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
+        losses = trainer.compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
                                               tf.constant([0, step], tf.int64))
         consistency.append(float(losses["consistency"]))
     assert np.mean(consistency[-10:]) < kept * np.mean(consistency[:10])

@@ -24,7 +24,7 @@ def test_losses_are_finite_and_non_negative_and_every_part_learns(bundled, train
     x = images_of(bundled, 1, trainer, 32)
     memory_before = trainer.memory_layer.memory.numpy().copy()
     encoder_before = [w.numpy().copy() for w in trainer.networks["encoder"].trainable_weights]
-    losses = trainer._compiled_train_step(x, tf.constant([0, 0], tf.int64))
+    losses = trainer.compiled_train_step(x, tf.constant([0, 0], tf.int64))
     for name in ("d_loss", "g_adv", "cyc", "proj", "mi", "g_loss", "m_loss"):
         value = float(losses[name])
         assert np.isfinite(value) and value >= 0.0, name
@@ -39,7 +39,7 @@ def test_projection_loss_falls_with_training(bundled, trainer):
     alpha = tf.nn.softmax(tf.random.stateless_normal([32, 10], [1, 2]), axis=-1)
     start = float(trainer.losses(x[:32], alpha)["proj"])
     for step in range(200):
-        trainer._compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
+        trainer.compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
                                      tf.constant([0, step], tf.int64))
     assert float(trainer.losses(x[:32], alpha)["proj"]) < 0.5 * start
 

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from anomaly_toolbox.experiments import EXPERIMENTS, Experiment, register
-from anomaly_toolbox.trainers.base import Trainer, adam, common_hparams
-from tests.conftest import invoke
+from anomaly_toolbox.experiments import EXPERIMENTS, Experiment, register, trainer_class
+from anomaly_toolbox.hps import common_hparams, defaults
+from anomaly_toolbox.trainers import MethodTrainer
+from anomaly_toolbox.trainers.base import Trainer, adam
+from tests.conftest import invoke, make_trainer
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -97,3 +99,12 @@ def test_a_new_method_needs_one_registration_line_for_the_cli_and_the_api(toy_re
     ones, sevens = bundled.x_test[bundled.y_test == 1], bundled.x_test[bundled.y_test == 7]
     assert model.score_samples(sevens).mean() > model.score_samples(ones).mean()
     assert "toy" in invoke("-e", "toys").output  # did-you-mean reads the registry too
+
+
+def test_network_and_scikit_learn_trainers_satisfy_one_contract():
+    for name in EXPERIMENTS:
+        cls = trainer_class(name)
+        trainer = (make_trainer(name) if issubclass(cls, Trainer) else
+                   cls(defaults(cls.schema()), sample_shape=(28, 28, 1), seed=0))
+        assert isinstance(trainer, MethodTrainer), name
+

@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from anomaly_toolbox.datasets import one_class_splits
+from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
-from anomaly_toolbox.datasets import one_class_splits
-from anomaly_toolbox.trainers.base import PreparedData, Trainer, bce_with_logits
-from tests.conftest import FAST, NETWORK_METHODS, SEED, TINY, images_of, make_trainer
+from anomaly_toolbox.trainers.losses import bce_with_logits
+from tests.conftest import FAST, NETWORK_METHODS, SEED, images_of, make_trainer
 
 def weights_of(trainer):
     return {name: [w.numpy().copy() for w in net.trainable_weights]
@@ -18,17 +19,17 @@ def test_train_step_updates_every_network_and_scores_are_per_sample(bundled, exp
     trainer = make_trainer(experiment)
     x = images_of(bundled, 1, trainer, 32)
     before = weights_of(trainer)
-    losses = trainer._compiled_train_step(x, SEED)
+    losses = trainer.compiled_train_step(x, SEED)
     assert losses and all(np.isfinite(float(v)) for v in losses.values())
     after = weights_of(trainer)
     for name in before:
         if before[name]:
             assert any(not np.allclose(a, b) for a, b in zip(before[name], after[name])), name
-    scores = trainer._compiled_score(x).numpy()
+    scores = trainer.compiled_score(x).numpy()
     assert scores.shape == (32,) and np.all(np.isfinite(scores))
-    np.testing.assert_allclose(trainer._compiled_score(x[:3]).numpy(), scores[:3], rtol=1e-4,
+    np.testing.assert_allclose(trainer.compiled_score(x[:3]).numpy(), scores[:3], rtol=1e-4,
                                atol=1e-4)
-    reconstruction = trainer._compiled_reconstruct(x[:4])
+    reconstruction = trainer.compiled_reconstruct(x[:4])
     if experiment != "deepsvdd":
         assert reconstruction.shape == (4, trainer.image_size, trainer.image_size, 1)
 
@@ -43,8 +44,8 @@ def test_xla_and_plain_steps_agree(bundled, experiment):
     xla = make_trainer(experiment, True, **overrides)
     x = images_of(bundled, 2, plain, 32)
     for _ in range(2):
-        plain_losses = plain._compiled_train_step(x, SEED)
-        xla_losses = xla._compiled_train_step(x, SEED)
+        plain_losses = plain.compiled_train_step(x, SEED)
+        xla_losses = xla.compiled_train_step(x, SEED)
     for name in plain_losses:
         np.testing.assert_allclose(float(plain_losses[name]), float(xla_losses[name]), rtol=1e-3,
                                    atol=1e-4)
@@ -56,9 +57,9 @@ def test_rgb_images_flow_through_every_image_method(bundled, experiment):
     trainer = make_trainer(experiment, sample_shape=(32, 32, 3))
     grey = images_of(bundled, 4, trainer, 32)
     x = tf.concat([grey, -grey, grey * 0.5], axis=-1)
-    losses = trainer._compiled_train_step(x, SEED)
+    losses = trainer.compiled_train_step(x, SEED)
     assert all(np.isfinite(float(v)) for v in losses.values())
-    assert trainer._compiled_score(x).shape == (32,)
+    assert trainer.compiled_score(x).shape == (32,)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -68,17 +69,17 @@ def test_rgb_images_flow_through_every_image_method(bundled, experiment):
 def test_egbad_training_cases_and_scores(bundled, overrides):
     trainer = make_trainer("egbad", **overrides)
     x = images_of(bundled, 3, trainer, 32)
-    losses = trainer._compiled_train_step(x, SEED)
+    losses = trainer.compiled_train_step(x, SEED)
     assert float(losses["e_residual"]) > 0
     assert float(losses["e_loss"]) > float(losses["e_residual"])
-    assert np.all(np.isfinite(trainer._compiled_score(x).numpy()))
+    assert np.all(np.isfinite(trainer.compiled_score(x).numpy()))
 
 
 def test_ema_scoring_weights_follow_the_warm_up_formula(bundled):
     trainer = make_trainer("ganomaly", ema_decay=0.999)
     x = images_of(bundled, 0, trainer, 32)
     initial = [w.numpy().copy() for w in trainer.networks["decoder"].weights]
-    trainer._compiled_train_step(x, SEED)
+    trainer.compiled_train_step(x, SEED)
     trained = [w.numpy() for w in trainer.networks["decoder"].weights]
     averaged = [w.numpy() for w in trainer.scoring_networks["decoder"].weights]
     decay = min(0.999, 1.0 / 10.0)
@@ -101,12 +102,12 @@ def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
     train, held_out = normals[:368], normals[368:]
     for step in range(registered.steps_to_learn):
         batch = tf.gather(train, (np.arange(32) + 32 * step) % 368)
-        losses = trainer._compiled_train_step(batch, tf.constant([0, step], tf.int64))
+        losses = trainer.compiled_train_step(batch, tf.constant([0, step], tf.int64))
         trainer.step.assign_add(1)
     assert all(np.isfinite(float(v)) for v in losses.values())
     noise = tf.random.stateless_uniform(held_out.shape, [3, 4], -1.0, 1.0)
-    scores = np.concatenate([trainer._compiled_score(held_out).numpy(),
-                             trainer._compiled_score(noise).numpy()])
+    scores = np.concatenate([trainer.compiled_score(held_out).numpy(),
+                             trainer.compiled_score(noise).numpy()])
     labels = np.r_[np.zeros(len(held_out)), np.ones(len(noise))]
     assert ranking_metrics(labels, scores)["auroc"] > 0.9
 
@@ -123,8 +124,8 @@ def test_xla_steps_under_op_determinism_reproduce_a_seed_exactly(bundled, experi
             else make_trainer(experiment, jit_compile=True)
         x = images_of(bundled, 3, trainer, 32)
         for step in range(3):
-            trainer._compiled_train_step(x, tf.constant([5, step], tf.int64))
-        results.append((weights_of(trainer), trainer._compiled_score(x).numpy()))
+            trainer.compiled_train_step(x, tf.constant([5, step], tf.int64))
+        results.append((weights_of(trainer), trainer.compiled_score(x).numpy()))
     (weights_a, scores_a), (weights_b, scores_b) = results
     np.testing.assert_array_equal(scores_a, scores_b)
     for name in weights_a:
@@ -160,7 +161,7 @@ def test_rgb_images_are_taken_at_the_papers_32_pixels(experiment):
     if experiment in ("egbad", "cbigan", "deepsvdd"):
         trainer = make_trainer(experiment, sample_shape=(28, 28, 3))
         assert trainer.image_shape == (32, 32, 3)
-        assert trainer._compiled_score(tf.zeros([4, 32, 32, 3])).shape == (4,)
+        assert trainer.compiled_score(tf.zeros([4, 32, 32, 3])).shape == (4,)
 
 
 def _step_scalars(run_dir):

@@ -9,11 +9,12 @@ sample: no ``drop_remainder``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.splits import Split
+from anomaly_toolbox.datasets.splits import OneClassSplits, Split
 
 
 def to_model_range(images: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -64,3 +65,31 @@ def train_batches(samples: tf.Tensor, batch_size: int, seed: int,
 def eval_batches(cached: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     """``(images, labels)`` batches in split order, the last one partial: every sample is scored."""
     return cached.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass
+class PreparedData:
+    """Cached pipelines of one set of splits at a method's image size."""
+
+    train: tf.data.Dataset
+    train_size: int
+    validation: tf.data.Dataset
+    validation_labels: np.ndarray
+    test: tf.data.Dataset
+    test_labels: np.ndarray
+    #: The dataset's "top share" rule (KDD99: 0.2): also report precision/recall/F1 when the
+    #: highest-scoring share of samples is called anomalous.
+    top_share: float | None = None
+    #: The preprocessed training samples as one tensor, for :func:`train_batches`.
+    train_samples: tf.Tensor | None = None
+    #: One raw sample's shape as the data came (``(H, W, C)`` before resizing, ``(F,)``).
+    sample_shape: tuple[int, ...] = ()
+
+    @classmethod
+    def from_splits(cls, splits: OneClassSplits, image_size: int,
+                    top_share: float | None = None) -> PreparedData:
+        train = tf.constant(preprocess(splits.train.x, image_size))
+        return cls(tf.data.Dataset.from_tensor_slices((train, splits.train.y)), len(splits.train),
+                   cached_dataset(splits.validation, image_size), splits.validation.y,
+                   cached_dataset(splits.test, image_size), splits.test.y, top_share, train,
+                   tuple(int(d) for d in splits.train.x.shape[1:]))

@@ -39,19 +39,20 @@ from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments import trainer_class
-from anomaly_toolbox.hps import HpsError, exact_epochs_when_given, expand, load_grid
+from anomaly_toolbox.hps import (HpsError, check_batch_fits, exact_epochs_when_given, expand,
+                                 load_grid)
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
 from anomaly_toolbox.runtime import apply_determinism, resolve_jit
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
                                      read_results, write_json_atomically, write_results_table,
                                      write_text_atomically)
+from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.timing import run_clock_start
-from anomaly_toolbox.trainers.base import (CHECKPOINT_DIR, PreparedData, Trainer, TrainingDiverged,
-                                           check_batch_fits)
-from anomaly_toolbox.trainers.shallow import ShallowTrainer
+from anomaly_toolbox.trainers import MethodTrainer
+from anomaly_toolbox.trainers.base import CHECKPOINT_DIR, TrainingDiverged
 
-TrainerClass = type[Trainer] | type[ShallowTrainer]
+TrainerClass = type[MethodTrainer]
 ERROR_LOG = "error.log"
 
 
@@ -275,8 +276,7 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
     }
     try:
         check_batch_fits(hps, len(splits.train))
-        trainer = trainer_cls(hps, sample_shape=splits.train.x.shape[1:], seed=config.seed,
-                              jit_compile=hps.get("jit_compile", False))
+        trainer = trainer_cls(hps, sample_shape=splits.train.x.shape[1:], seed=config.seed)
     except ValueError as error:
         if not run.in_grid:
             raise
@@ -296,7 +296,7 @@ def _empty(run_dir: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _train_and_test(trainer: Trainer | ShallowTrainer, results: dict[str, Any], run: RunContext,
+def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunContext,
                     run_dir: Path) -> dict[str, Any]:
     """Fit, select on validation, write the model and test it; ``results.json`` always ends as
     completed, failed (with the reason) or interrupted."""

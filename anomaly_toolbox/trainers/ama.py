@@ -44,16 +44,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.datasets.pipeline import PreparedData
+from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.ama import build_ama
-from anomaly_toolbox.trainers.base import (PreparedData, Trainer, common_hparams,
-                                           moving_statistics_kept, test_metrics)
+from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer, moving_statistics_kept
 from anomaly_toolbox.trainers.wgan import train_critic
 
 GAUSSIAN_FILE = "gaussian.json"
@@ -90,7 +91,7 @@ def published_epoch(epoch: tf.Variable, epoch_scale: tf.Variable) -> tf.Tensor:
     return tf.floor(tf.cast(epoch, tf.float32) * epoch_scale)
 
 
-class AMATrainer(Trainer):
+class AMATrainer(EncoderGeneratorTrainer):
     """AMA on 32x32 images; optimisers, schedule and weights as in the paper."""
 
     image_size = 32
@@ -229,9 +230,6 @@ class AMATrainer(Trainer):
         mean, std = tf.unstack(tf.cast(self.gaussian, tf.float32))
         return negative_log_gaussian(self.r_score(images), mean, std)
 
-    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        return self.encode_decode(images)[1]
-
     def fit_gaussian(self, data: PreparedData) -> tuple[float, float]:
         """Fit N(mu, sigma) (maximum likelihood) to the training split's R-scores."""
         r_scores = self.score_dataset(data.train, self._compiled_r_score)
@@ -264,11 +262,6 @@ class AMATrainer(Trainer):
                              f"positive number and both finite; retrain the run")
         self.gaussian.assign([mean, std])
 
-    def evaluate(self, data: PreparedData,
-                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
-        """Metrics of the A-score, and of the R-score alone under ``r_score_*`` keys."""
-        metrics = super().evaluate(data, validation_scores)
-        r_validation = self.score_dataset(data.validation, self._compiled_r_score)
-        r_test = self.score_dataset(data.test, self._compiled_r_score)
-        r_metrics = test_metrics(data, r_validation, r_test)
-        return {**metrics, **{f"r_score_{key}": value for key, value in r_metrics.items()}}
+    def score_variants(self) -> dict[str, Callable[[tf.Tensor], tf.Tensor]]:
+        """The R-score alone (metrics under ``r_score_*`` keys)."""
+        return {"r_score": self.r_score}

@@ -27,11 +27,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.evaluation import ranking_metrics
-from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.anogan import build_anogan
-from anomaly_toolbox.trainers.base import (PreparedData, Trainer, bce_with_logits, common_hparams,
-                                           per_sample_l1)
+from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.trainers.losses import (bce_with_logits, discriminator_bce,
+                                             residual_and_feature_score)
 
 
 class AnoGANTrainer(Trainer):
@@ -95,8 +97,7 @@ class AnoGANTrainer(Trainer):
             generated = generator(noise["z"], training=True)
             logit_real, _ = discriminator(images, training=True)
             logit_fake, _ = discriminator(generated, training=True)
-            d_loss = tf.reduce_mean(bce_with_logits(1.0, logit_real) +
-                                    bce_with_logits(0.0, logit_fake))
+            d_loss = discriminator_bce(logit_real, logit_fake)
             g_loss = tf.reduce_mean(bce_with_logits(1.0, logit_fake))
         self.apply_gradients(tape, {"discriminator": d_loss, "generator": g_loss})
         return {"d_loss": d_loss, "g_loss": g_loss}
@@ -107,9 +108,8 @@ class AnoGANTrainer(Trainer):
         """L(z) per image ``[B]``; ``real_features`` = f(x), computed once per batch."""
         generated = self.scoring_networks["generator"](z, training=False)
         _, generated_features = self.scoring_networks["discriminator"](generated, training=False)
-        weight = self.hps["feature_weight"]
-        return ((1.0 - weight) * per_sample_l1(images, generated) +
-                weight * per_sample_l1(real_features, generated_features))
+        return residual_and_feature_score(images, generated, real_features, generated_features,
+                                          self.hps["feature_weight"])
 
     def _search(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Optimise z for ``[n <= batch_size]`` images; returns ``(L(z*) [n], z* [n, d])``."""
@@ -164,6 +164,6 @@ class AnoGANTrainer(Trainer):
         previous = int(self._search_steps.numpy())
         self._search_steps.assign(steps)
         try:
-            return self._compiled_score(tf.convert_to_tensor(images)).numpy()
+            return self.compiled_score(tf.convert_to_tensor(images)).numpy()
         finally:
             self._search_steps.assign(previous)

@@ -9,13 +9,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from anomaly_toolbox.hps import common_hparams
 from anomaly_toolbox.models.autoencoder import build_autoencoder
-from anomaly_toolbox.trainers.base import Trainer, adam, common_hparams
-
-
-def per_sample_squared_error(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """Mean of (a - b)^2 over all but the batch axis -> ``[B]``."""
-    return tf.reduce_mean(tf.square(tf.reshape(a - b, [tf.shape(a)[0], -1])), axis=1)
+from anomaly_toolbox.trainers.base import Trainer, adam
+from anomaly_toolbox.trainers.losses import per_sample_squared_error
 
 
 class AutoencoderTrainer(Trainer):

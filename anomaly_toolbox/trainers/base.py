@@ -17,7 +17,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,76 +25,21 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.scalar import metadata as scalar_plugin
 
-from anomaly_toolbox.datasets.pipeline import (cached_dataset, eval_batches, preprocess,
-                                               train_batches)
-from anomaly_toolbox.datasets.splits import OneClassSplits
-from anomaly_toolbox.evaluation import choose_threshold, ranking_metrics, threshold_metrics
+from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches, train_batches
+from anomaly_toolbox.evaluation import ranking_metrics, test_metrics
 from anomaly_toolbox.experiments import registered_name
-from anomaly_toolbox.hps import HParam, Schema, schema_of
-from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
+from anomaly_toolbox.hps import SELECTION_METRICS, HParam, Schema, check_batch_fits, schema_of
 from anomaly_toolbox.timing import Stopwatch, eta_text
+from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
 
-SELECTION_METRICS = ("auroc", "auprc")
 IMAGES_IN_STRIP = 8
 SCORING_BATCH_SIZE = 256
-#: Training images per epoch that the methods' published epoch counts refer to: one class of
-#: MNIST (~6,000) or CIFAR-10 (5,000), the one-class-normal protocol of their papers.
-PUBLISHED_IMAGES_PER_EPOCH = 6000
 CHECKPOINT_DIR, MODEL_DIR = "checkpoints", "model"
-
-
-def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: float,
-                   latent_dim: int, filters: int, ema_decay: float = 0.0) -> tuple[HParam, ...]:
-    """Keys every method has; each method passes its published defaults.
-
-    The training budget is stated twice so that it holds on any dataset size: ``epochs`` as
-    published, and ``min_steps``, the train steps those epochs give on the data they were published
-    for (one class of MNIST or CIFAR-10, :data:`PUBLISHED_IMAGES_PER_EPOCH` images). A run trains
-    ``max(epochs, ceil(min_steps / steps per epoch))`` epochs (see :meth:`Trainer.planned_epochs`).
-    """
-    return (
-        HParam("epochs", int, epochs, "training epochs (given alone, trained exactly: "
-               "min_steps becomes 0)", positive=True),
-        HParam("min_steps", int, epochs * math.ceil(PUBLISHED_IMAGES_PER_EPOCH / batch_size),
-               "train at least this many steps: more epochs on small datasets (0 = epochs "
-               "only; default: what the published epochs give on 6,000 images)", minimum=0),
-        HParam("batch_size", int, batch_size, "images per training batch", positive=True),
-        HParam("learning_rate", float, learning_rate, "Adam learning rate", positive=True),
-        HParam("beta_1", float, beta_1, "Adam beta_1", minimum=0.0, maximum=0.999),
-        HParam("latent_dim", int, latent_dim, "size of the latent code z", positive=True),
-        HParam("filters", int, filters, "filters of the first conv stage (width)", positive=True),
-        HParam("ema_decay", float, ema_decay, "decay of the weight EMA used for scoring and "
-               "saved models (0 = off)", minimum=0.0, maximum=0.9999),
-        HParam("jit_compile", bool, None, "XLA-compile train and score steps (default: on with "
-               "a GPU; see the note below)"),
-        HParam("mixed_precision", bool, False, "compute in bfloat16 with float32 weights and "
-               "outputs (Keras 'mixed_bfloat16'; speeds up recent GPUs, no loss scaling needed)"),
-        HParam("selection_metric", str, "auroc", "validation metric that picks the final model",
-               choices=SELECTION_METRICS),
-    )
 
 
 def adam(learning_rate: float, beta_1: float, beta_2: float = 0.999) -> keras.optimizers.Adam:
     """Adam with PyTorch's epsilon (1e-8), as the reference implementations use."""
     return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=1e-8)
-
-
-def bce_with_logits(target: float, logits: tf.Tensor) -> tf.Tensor:
-    """Per-sample binary cross-entropy of logits ``[B, 1]`` against a constant target -> ``[B]``."""
-    labels = tf.fill(tf.shape(logits), tf.cast(target, logits.dtype))
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=-1)
-
-
-def per_sample_l1(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """``||a - b||_1`` over all but the batch axis -> ``[B]``."""
-    return tf.reduce_sum(tf.abs(tf.reshape(a - b, [tf.shape(a)[0], -1])), axis=1)
-
-
-def check_batch_fits(hps: dict[str, Any], train_size: int) -> None:
-    """``ValueError`` when a training batch is larger than the training split (no step at all)."""
-    if hps.get("batch_size", 0) > train_size:
-        raise ValueError(f"batch_size {hps['batch_size']} is larger than the {train_size} "
-                         f"training samples, so an epoch has no step; lower batch_size")
 
 
 def _other(metric: str) -> str:
@@ -153,34 +97,6 @@ def step_scalar_writer() -> Callable[[list[dict[str, float]], int], None]:
     return write
 
 
-@dataclass
-class PreparedData:
-    """Cached pipelines of one set of splits at a method's image size."""
-
-    train: tf.data.Dataset
-    train_size: int
-    validation: tf.data.Dataset
-    validation_labels: np.ndarray
-    test: tf.data.Dataset
-    test_labels: np.ndarray
-    #: The dataset's "top share" rule (KDD99: 0.2): also report precision/recall/F1 when the
-    #: highest-scoring share of samples is called anomalous.
-    top_share: float | None = None
-    #: The preprocessed training samples as one tensor, for :func:`train_batches`.
-    train_samples: tf.Tensor | None = None
-    #: One raw sample's shape as the data came (``(H, W, C)`` before resizing, ``(F,)``).
-    sample_shape: tuple[int, ...] = ()
-
-    @classmethod
-    def from_splits(cls, splits: OneClassSplits, image_size: int,
-                    top_share: float | None = None) -> PreparedData:
-        train = tf.constant(preprocess(splits.train.x, image_size))
-        return cls(tf.data.Dataset.from_tensor_slices((train, splits.train.y)), len(splits.train),
-                   cached_dataset(splits.validation, image_size), splits.validation.y,
-                   cached_dataset(splits.test, image_size), splits.test.y, top_share, train,
-                   tuple(int(d) for d in splits.train.x.shape[1:]))
-
-
 def _save_keras_atomically(model: keras.Model, path: Path) -> None:
     partial = path.with_name(path.stem + ".partial.keras")
     model.save(partial)
@@ -224,11 +140,12 @@ class Trainer(ImageSides, abc.ABC):
                                          "for whole runs on a 2-core CPU, and compiling adds "
                                          "2-20 s (benchmarks/RESULTS.md)")
 
-    def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int,
-                 jit_compile: bool) -> None:
+    def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int) -> None:
         """``sample_shape``: one raw sample's shape, ``(H, W, C)`` for images (resized to
-        ``image_size``) or ``(F,)`` for tabular data (only where ``supports_tabular``)."""
+        ``image_size``) or ``(F,)`` for tabular data (only where ``supports_tabular``). XLA is
+        on when the hps key ``jit_compile`` is true (callers resolve its "auto", None)."""
         self.hps = hps
+        jit_compile = bool(hps.get("jit_compile"))
         self.tabular = len(sample_shape) == 1
         if self.tabular and not self.supports_tabular:
             raise ValueError(f"{self.name} works on images only and this dataset is tabular; "
@@ -275,10 +192,10 @@ class Trainer(ImageSides, abc.ABC):
         self._traced = False
         self._xla_or_graph_step = tf.function(self._train_step_and_average,
                                               jit_compile=jit_compile)
-        self._compiled_train_step = tf.function(self._draw_noise_and_step)
-        self._compiled_score = tf.function(self.score, jit_compile=jit_compile,
+        self.compiled_train_step = tf.function(self._draw_noise_and_step)
+        self.compiled_score = tf.function(self.score, jit_compile=jit_compile,
                                            reduce_retracing=True)
-        self._compiled_reconstruct = tf.function(self.reconstruct, reduce_retracing=True)
+        self.compiled_reconstruct = tf.function(self.reconstruct, reduce_retracing=True)
 
     @classmethod
     def schema(cls) -> Schema:
@@ -365,11 +282,6 @@ class Trainer(ImageSides, abc.ABC):
         """z ~ N(0, I) ``[batch_size, latent_dim]`` from a stateless seed."""
         return tf.random.stateless_normal([batch_size, self.hps["latent_dim"]], seed)
 
-    def encode_decode(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(E(x), G(E(x)))`` by the scoring networks ``encoder`` and ``generator``."""
-        codes = self.scoring_networks["encoder"](images, training=False)
-        return codes, self.scoring_networks["generator"](codes, training=False)
-
     def apply_gradients(self, tape: tf.GradientTape, losses: dict[str, tf.Tensor]) -> None:
         """Differentiate each optimizer's loss w.r.t. its own networks only, then update all.
 
@@ -417,7 +329,7 @@ class Trainer(ImageSides, abc.ABC):
                       scorer: Callable[[tf.Tensor], tf.Tensor] | None = None) -> np.ndarray:
         """``scorer`` (default: the compiled :meth:`score`) of every image of a cached split,
         in order, concatenated along the batch axis."""
-        scorer = scorer or self._compiled_score
+        scorer = scorer or self.compiled_score
         batches = eval_batches(cached, self.scoring_batch_size())
         if not self.show_scoring_progress:
             return np.concatenate([scorer(x).numpy() for x, _ in batches])
@@ -504,7 +416,7 @@ class Trainer(ImageSides, abc.ABC):
         with clock("checkpoints_and_saves"):
             self._hold_best(improved)
         with clock("tensorboard"):
-            reconstruction = self._compiled_reconstruct(strip)
+            reconstruction = self.compiled_reconstruct(strip)
             if reconstruction is not None and not self.tabular:
                 pairs = (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2
                 tf.summary.image("validation/input_vs_reconstruction", pairs, step=epoch,
@@ -554,7 +466,7 @@ class Trainer(ImageSides, abc.ABC):
                 with self.stopwatch.measure(part):
                     seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
                     losses = {name: float(value)
-                              for name, value in self._compiled_train_step(images, seed).items()}
+                              for name, value in self.compiled_train_step(images, seed).items()}
                 self._traced = True
                 history.append(losses)
                 for name, value in losses.items():
@@ -677,31 +589,40 @@ class Trainer(ImageSides, abc.ABC):
         with self.full_scoring():
             return self.score_dataset(cached)
 
+    def score_variants(self) -> dict[str, Callable[[tf.Tensor], tf.Tensor]]:
+        """Other scores ``[B]`` the method reports beside :meth:`score`, by name; their test
+        metrics appear as ``<name>_<metric>`` (none by default)."""
+        return {}
+
     def evaluate(self, data: PreparedData,
                  validation_scores: np.ndarray | None = None) -> dict[str, float]:
-        """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold.
+        """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold, for
+        the score and each of :meth:`score_variants`.
 
         ``validation_scores``: :meth:`final_scores` of the validation split when the caller has
         them already (scoring can be costly: AnoGAN searches the latent space per image).
         """
         if validation_scores is None:
             validation_scores = self.final_scores(data.validation)
-        return test_metrics(data, validation_scores, self.final_scores(data.test))
+        metrics = test_metrics(data, validation_scores, self.final_scores(data.test))
+        for name, variant in self.score_variants().items():
+            scorer = tf.function(variant, reduce_retracing=True)
+            with self.full_scoring():
+                parts = [self.score_dataset(split, scorer) for split in (data.validation,
+                                                                          data.test)]
+            metrics.update({f"{name}_{key}": value
+                            for key, value in test_metrics(data, *parts).items()})
+        return metrics
 
 
-def test_metrics(data: PreparedData, validation_scores: np.ndarray,
-                 test_scores: np.ndarray) -> dict[str, float]:
-    """AUROC and AUPRC on test, and precision/recall/F1 at the threshold chosen on validation.
+class EncoderGeneratorTrainer(Trainer, abc.ABC):
+    """A trainer whose scoring networks include an ``encoder`` E and a ``generator`` G, and which
+    reconstructs as G(E(x)) (the BiGAN family, AMA, the joint model)."""
 
-    With ``data.top_share`` = s, also ``top_precision``/``top_recall``/``top_f1`` at the
-    (1 - s) quantile of the validation scores (Zenati et al. took that quantile of the test
-    scores; validation keeps the test split unseen).
-    """
-    threshold = choose_threshold(data.validation_labels, validation_scores)
-    metrics = {**ranking_metrics(data.test_labels, test_scores),
-               **threshold_metrics(data.test_labels, test_scores, threshold)}
-    if data.top_share is not None:
-        top = threshold_metrics(data.test_labels, test_scores,
-                                float(np.quantile(validation_scores, 1.0 - data.top_share)))
-        metrics.update({f"top_{name}": value for name, value in top.items()})
-    return metrics
+    def encode_decode(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(E(x), G(E(x)))`` by the scoring networks."""
+        codes = self.scoring_networks["encoder"](images, training=False)
+        return codes, self.scoring_networks["generator"](codes, training=False)
+
+    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
+        return self.encode_decode(images)[1]

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.trainers.base import bce_with_logits
+from anomaly_toolbox.trainers.losses import bce_with_logits, discriminator_bce
 
 
 class BiGANTerms(NamedTuple):
@@ -33,6 +33,6 @@ def bigan_terms(discriminator: keras.Model, images: tf.Tensor, encoded: tf.Tenso
     logit_fake, features_fake = discriminator([generated, latents], training=True)
     return BiGANTerms(
         logit_real, features_real, logit_fake, features_fake,
-        d_loss=tf.reduce_mean(bce_with_logits(1.0, logit_real) + bce_with_logits(0.0, logit_fake)),
+        d_loss=discriminator_bce(logit_real, logit_fake),
         encoder_adversarial=tf.reduce_mean(bce_with_logits(0.0, logit_real)),
         generator_adversarial=tf.reduce_mean(bce_with_logits(1.0, logit_fake)))

@@ -29,13 +29,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.cbigan import DISCRIMINATORS, build_cbigan
-from anomaly_toolbox.trainers.base import Trainer, common_hparams, per_sample_l1
+from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
 from anomaly_toolbox.trainers.bigan import bigan_terms
+from anomaly_toolbox.trainers.losses import residual_and_feature_score
 
 
-class CBiGANTrainer(Trainer):
+class CBiGANTrainer(EncoderGeneratorTrainer):
     """Consistency BiGAN on 28x28 images; Adam 1e-4, betas (0.9, 0.999) as in the paper."""
 
     image_size = 28
@@ -84,9 +85,6 @@ class CBiGANTrainer(Trainer):
         discriminator = self.scoring_networks["discriminator"]
         _, features_real = discriminator([images, z], training=False)
         _, features_rec = discriminator([reconstruction, z], training=False)
-        weight = self.hps["score_lambda"]
-        return ((1.0 - weight) * per_sample_l1(images, reconstruction) +
-                weight * per_sample_l1(features_real, features_rec))
+        return residual_and_feature_score(images, reconstruction, features_real, features_rec,
+                                          self.hps["score_lambda"])
 
-    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        return self.encode_decode(images)[1]

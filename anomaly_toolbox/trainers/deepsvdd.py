@@ -19,10 +19,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.pipeline import eval_batches
-from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
+from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.deepsvdd import build_centre, build_feature_map
-from anomaly_toolbox.trainers.base import PreparedData, Trainer, adam, common_hparams
+from anomaly_toolbox.trainers.base import Trainer, adam
 
 
 class DeepSVDDTrainer(Trainer):

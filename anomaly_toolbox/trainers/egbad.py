@@ -22,13 +22,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.egbad import build_dense_egbad, build_egbad
-from anomaly_toolbox.trainers.base import Trainer, bce_with_logits, common_hparams, per_sample_l1
+from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
 from anomaly_toolbox.trainers.bigan import bigan_terms
+from anomaly_toolbox.trainers.losses import bce_with_logits, per_sample_l1
 
 
-class EGBADTrainer(Trainer):
+class EGBADTrainer(EncoderGeneratorTrainer):
     """EGBAD on 28x28 images, or dense networks on tabular data (hps/egbad_kdd99.json).
 
     Defaults follow the paper (latent 200, batch 100, Adam beta_1 0.5, weight EMA 0.999 for
@@ -106,5 +107,3 @@ class EGBADTrainer(Trainer):
         weight = self.hps["score_weight"]
         return (1.0 - weight) * per_sample_l1(images, reconstruction) + weight * disc_score
 
-    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        return self.encode_decode(images)[1]

@@ -17,9 +17,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.ganomaly import build_dense_ganomaly, build_ganomaly
-from anomaly_toolbox.trainers.base import Trainer, adam, bce_with_logits, common_hparams
+from anomaly_toolbox.trainers.base import Trainer, adam
+from anomaly_toolbox.trainers.losses import discriminator_bce
 
 GENERATOR_NETWORKS = ("encoder_in", "decoder", "encoder_out")
 
@@ -69,8 +70,7 @@ class GANomalyTrainer(Trainer):
             g_loss = (self.hps["adversarial_weight"] * adversarial +
                       self.hps["contextual_weight"] * contextual +
                       self.hps["encoder_weight"] * encoder)
-            d_loss = tf.reduce_mean(bce_with_logits(1.0, logit_real) +
-                                    bce_with_logits(0.0, logit_fake))
+            d_loss = discriminator_bce(logit_real, logit_fake)
         self.apply_gradients(tape, {"generator": g_loss, "discriminator": d_loss})
         return {"g_loss": g_loss, "g_adversarial": adversarial, "g_contextual": contextual,
                 "g_encoder": encoder, "d_loss": d_loss}

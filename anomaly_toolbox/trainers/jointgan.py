@@ -32,14 +32,15 @@ Deviations from the paper:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.jointgan import build_jointgan
-from anomaly_toolbox.trainers.base import PreparedData, Trainer, common_hparams, test_metrics
+from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
 from anomaly_toolbox.trainers.wgan import train_critic
 
 
@@ -56,7 +57,7 @@ def latent_norm_score(codes: tf.Tensor) -> tf.Tensor:
     return -tf.norm(codes, axis=1) / math.sqrt(codes.shape[-1])
 
 
-class JointGANTrainer(Trainer):
+class JointGANTrainer(EncoderGeneratorTrainer):
     """Joint encoder + WGAN-GP on 32x32 images; WGAN-GP's published optimiser settings."""
 
     image_size = 32
@@ -124,22 +125,7 @@ class JointGANTrainer(Trainer):
         weight = self.hps["score_lambda"]
         return weight * parts[:, 0] + (1.0 - weight) * parts[:, 1]
 
-    def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
-        return self.encode_decode(images)[1]
-
-    def evaluate(self, data: PreparedData,
-                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
-        """Metrics of a, and of Ln and Lo alone under ``ln_*`` and ``lo_*`` keys.
-
-        ``validation_scores`` (the combined score) is not enough here: the parts are scored anew.
-        """
-        scorer = tf.function(self.score_parts, reduce_retracing=True)
-        validation = self.score_dataset(data.validation, scorer)
-        test = self.score_dataset(data.test, scorer)
-        weight = self.hps["score_lambda"]
-        combined = test_metrics(data, weight * validation[:, 0] + (1 - weight) * validation[:, 1],
-                                weight * test[:, 0] + (1 - weight) * test[:, 1])
-        parts = {f"{name}_{key}": value
-                 for index, name in enumerate(("ln", "lo"))
-                 for key, value in test_metrics(data, validation[:, index], test[:, index]).items()}
-        return {**combined, **parts}
+    def score_variants(self) -> dict[str, Callable[[tf.Tensor], tf.Tensor]]:
+        """Ln and Lo alone (metrics under ``ln_*`` and ``lo_*`` keys)."""
+        return {"ln": lambda images: self.score_parts(images)[:, 0],
+                "lo": lambda images: self.score_parts(images)[:, 1]}

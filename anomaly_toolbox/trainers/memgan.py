@@ -34,10 +34,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam
+from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.memgan import build_memgan
-from anomaly_toolbox.trainers.base import Trainer, bce_with_logits, common_hparams
+from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.trainers.bigan import bigan_terms
+from anomaly_toolbox.trainers.losses import bce_with_logits
 
 IMAGES_PER_ROW = 10
 

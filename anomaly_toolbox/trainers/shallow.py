@@ -27,13 +27,12 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 from sklearn.svm import OneClassSVM
 
-from anomaly_toolbox.datasets.pipeline import eval_batches
-from anomaly_toolbox.evaluation import ranking_metrics
+from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
+from anomaly_toolbox.evaluation import ranking_metrics, test_metrics
 from anomaly_toolbox.experiments import registered_name
-from anomaly_toolbox.hps import HParam, Schema, schema_of
+from anomaly_toolbox.hps import SELECTION_METRICS, HParam, Schema, schema_of
 from anomaly_toolbox.timing import Stopwatch
-from anomaly_toolbox.trainers.base import (MODEL_DIR, SELECTION_METRICS, ImageSides, PreparedData,
-                                           test_metrics)
+from anomaly_toolbox.trainers.base import MODEL_DIR, ImageSides
 
 DETECTOR_FILE = "detector.pkl"
 
@@ -62,9 +61,10 @@ class ShallowTrainer(ImageSides, abc.ABC):
 
     image_size: ClassVar[int] = 28
     hparams: ClassVar[tuple[HParam, ...]]
+    #: Scoring is one scikit-learn call: there is no progress to show.
+    show_scoring_progress = False
 
-    def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int,
-                 jit_compile: bool) -> None:
+    def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int) -> None:
         self.hps = hps
         self.seed = seed
         self.image_size = self.side_for(sample_shape)
