@@ -288,7 +288,8 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None,
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--experiment", "-e", help=f"Method to train: {', '.join(EXPERIMENTS)}.")
+@click.option("--experiment", "-e",
+              help=f"Experiment (the method) to train: {', '.join(EXPERIMENTS)}.")
 @data_options
 @click.option("--hps-path", type=click.Path(path_type=Path),
               help="JSON grid of hyperparameters: a file, or a shipped grid's name "
@@ -386,8 +387,10 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--methods", "-m", default="all", show_default=True,
-              help="Comma-separated experiments, or 'all' (GAN methods and baselines: "
+@click.option("--experiments", "-e", "--methods", "-m", "methods", default="all",
+              show_default=True,
+              help="Comma-separated experiments (as --experiment of train; --methods and -m "
+                   "are the older names), or 'all' (GAN methods and baselines: "
                    f"{', '.join(EXPERIMENTS)}).")
 @data_options
 @click.option("--protocol", type=click.Choice(["anomalous", "normal"]),
@@ -417,7 +420,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
               normal_value: str | None, jit_compile: bool | None, output: Path | None) -> None:
     """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
 
-    Example: anomaly-box benchmark -m ganomaly,ocsvm -d mnist-5k --labels 0,1 --seeds 1,2,3
+    Example: anomaly-box benchmark -e ganomaly,ocsvm -d mnist-5k --labels 0,1 --seeds 1,2,3
     """
     chosen = list(EXPERIMENTS) if methods == "all" else [m.strip() for m in methods.split(",")]
     for method in chosen:

@@ -1,8 +1,9 @@
 """Hyperparameter schemas, JSON grid files and grid expansion.
 
-A grid file maps each key to ``{"type": "Discrete", "values": [...]}`` (the survey toolbox's
-format). Without ``--tuning`` a run takes the first value of every key; with it, every combination.
-Keys a file leaves out take the method's defaults.
+A grid file maps each key to ``{"type": "Discrete", "values": [...]}`` (the format of the
+toolbox by Di Mattia et al., "A Survey on GANs for Anomaly Detection", arXiv 2019). Without
+``--tuning`` a run takes the first value of every key; with it, every combination. Keys a file
+leaves out take the method's defaults.
 """
 
 from __future__ import annotations

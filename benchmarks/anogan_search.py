@@ -1,6 +1,7 @@
 """Images scored per second by AnoGAN's batched latent search.
 
-Batch size 1 is the per-image search of the survey toolbox; larger batches optimise many z at once
+Batch size 1 is the per-image search of Di Mattia et al.'s toolbox ("A Survey on GANs for
+Anomaly Detection", arXiv 2019); larger batches optimise many z at once
 in one compiled loop. Untrained networks at the default width: the search costs the same whatever
 the weights. Run: python benchmarks/anogan_search.py [--jit/--no-jit] [--images N]
 """

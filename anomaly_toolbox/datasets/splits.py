@@ -1,12 +1,15 @@
 """One-class anomaly-detection splits (label 1 = anomalous, 0 = normal).
 
-Two protocols (see shared reference "Evaluation protocols"):
+Two protocols:
 
-* ``anomalous`` (P1, EGBAD/GANomaly): class K is the anomaly, the other classes are normal. Train and
-  test are pooled; 80% of the normal images are for training, the other 20% are test normals, and
-  the anomalies go to the test split.
-* ``normal`` (P3, DeepSVDD/MEMGAN/AMA): class K is normal. Training uses class K of the official
-  train part; the test split is the whole official test part.
+* ``anomalous`` (P1, as in Zenati et al., "Efficient GAN-Based Anomaly Detection", 2018, and
+  Akcay et al., "GANomaly", ACCV 2018): class K is the anomaly, the other classes are normal.
+  Train and test are pooled; 80% of the normal images are for training, the other 20% are test
+  normals, and the anomalies go to the test split.
+* ``normal`` (P3, as in Ruff et al., "Deep One-Class Classification", ICML 2018; Yang et al.,
+  MEMGAN, arXiv 2020; Somepalli et al., "Adversarial Mirrored Autoencoder", UAI 2021): class K
+  is normal. Training uses class K of the official train part; the test split is the whole
+  official test part.
 
 A validation split is carved from the training side: ``val_share`` of the training normals, plus
 ``val_share`` of the anomalies that the test split does not use (P1: of the anomaly class, which the

@@ -1,4 +1,5 @@
-"""Networks of the BiGAN with consistency losses (seed paper): encoder E and generator G with
+"""Networks of the BiGAN with consistency losses (the consistency-BiGAN paper, see
+``trainers/cbigan.py``): encoder E and generator G with
 BatchNorm in every hidden conv, and a joint discriminator D(x, z) of two kinds, both with
 spectral normalisation and BatchNorm on every convolution as the paper states:
 

@@ -1,7 +1,7 @@
 """BiGAN with consistency losses and a projection discriminator.
 
-Paper: the seed paper in ``shared/papers/consistency-bigan-projection.txt`` (its title page with
-authors and year is missing from our copy); it builds on EGBAD (Zenati et al., "Efficient
+Paper: the consistency-BiGAN paper, whose copy in ``shared/papers/consistency-bigan-projection.txt``
+lacks its title page, so its title, authors and year are unknown to us; it builds on EGBAD (Zenati et al., "Efficient
 GAN-Based Anomaly Detection", 2018) and the projection discriminator (T. Miyato, M. Koyama,
 "cGANs with Projection Discriminator", ICLR 2018).
 

@@ -1,8 +1,8 @@
 """EGBAD: a BiGAN whose encoder makes reconstruction-based scoring cheap.
 
 Paper: H. Zenati, C. S. Foo, B. Lecouat, G. Manek, V. R. Chandrasekhar, "Efficient GAN-Based
-Anomaly Detection", ICLR 2018 workshop; settings as in the survey by F. Di Mattia, P. Galeone,
-M. De Simoni, E. Ghelfi, "A Survey on GANs for Anomaly Detection", 2019 (its Table 1).
+Anomaly Detection", ICLR 2018 workshop; settings as in F. Di Mattia, P. Galeone, M. De Simoni,
+E. Ghelfi, "A Survey on GANs for Anomaly Detection", arXiv 2019 (its Table 1).
 
 Losses (D(x, z) a logit, f(x, z) its feature layer, z ~ N(0, I)):
 
@@ -13,7 +13,7 @@ Losses (D(x, z) a logit, f(x, z) its feature layer, z ~ N(0, I)):
 Score, w = ``score_weight``: (1 - w) ||x - G(E(x))||_1 + w s_D with s_D =
 ``'fm'``: ||f(x, E(x)) - f(G(E(x)), E(x))||_1 or ``'bce'``: BCE(D(pair), 1). The pair is
 ``bce_score_pair``: ``'reconstruction'`` (G(E(x)), E(x)) as Zenati et al.'s published code, which
-produced their tables and the survey's, or ``'input'`` (x, E(x)) as eq. 9 of the consistency-BiGAN
+produced their tables and Di Mattia et al.'s, or ``'input'`` (x, E(x)) as eq. 9 of the consistency-BiGAN
 paper writes EGBAD's score.
 """
 
