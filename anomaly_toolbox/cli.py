@@ -94,12 +94,13 @@ def _bad_input_as_exit_2() -> Iterator[None]:
     another process is writing, or a full disk -> one line and exit 2; Ctrl-C -> one line with
     the command that resumes, exit 130."""
     from anomaly_toolbox.datasets import DatasetUnavailable
+    from anomaly_toolbox.experiments.ray_sweep import RayUnavailable
     from anomaly_toolbox.experiments.runner import DiskFull
     from anomaly_toolbox.locks import RunLocked
 
     try:
         yield
-    except (ValueError, DatasetUnavailable, RunLocked, DiskFull) as error:
+    except (ValueError, DatasetUnavailable, RunLocked, DiskFull, RayUnavailable) as error:
         raise BadInput(str(error)) from None
     except KeyboardInterrupt:
         args = [arg for arg in click.get_current_context().find_root().meta.get("argv", [])
@@ -233,6 +234,37 @@ def data_options(command: Callable) -> Callable:
     return command
 
 
+def ray_options(command: Callable) -> Callable:
+    """--ray [ADDRESS], --cpus-per-run and --gpus-per-run, shared by train and benchmark."""
+    for option in reversed([
+        click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+                     metavar="[ADDRESS]",
+                     help="Run each run (each grid set, each benchmark cell) as a Ray task: "
+                          "alone, on a local Ray instance; with auto or ray://host:10001, on "
+                          "that cluster (--log-dir must then be a shared filesystem). Needs "
+                          "pip install \"anomaly-toolbox[ray]\"."),
+        click.option("--cpus-per-run", type=click.FloatRange(min=0, min_open=True), default=1.0,
+                     show_default=True, help="With --ray: CPUs each run asks for."),
+        click.option("--gpus-per-run", type=click.FloatRange(min=0),
+                     help="With --ray: GPUs each run asks for (default: 1 when the cluster "
+                          "has GPUs, else 0)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _ray_settings(ray_address: str | None, cpus_per_run: float,
+                  gpus_per_run: float | None) -> Any:
+    """The Ray settings of the command line, or None without --ray (Ray is not imported)."""
+    if ray_address is None:
+        if gpus_per_run is not None or cpus_per_run != 1.0:
+            raise BadInput("--cpus-per-run and --gpus-per-run apply with --ray only")
+        return None
+    from anomaly_toolbox.experiments.ray_sweep import RaySettings
+
+    return RaySettings(ray_address, cpus_per_run, gpus_per_run)
+
+
 @click.group(cls=TrainByDefault, context_settings=CONTEXT)
 def main() -> None:
     """GAN-based anomaly detection: train, benchmark, score.
@@ -324,6 +356,7 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None,
 @click.option("--restart", is_flag=True, help="Delete this run's directory and train from scratch "
                                               "(default: resume or reuse it).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@ray_options
 @click.option("--list", "list_all", is_flag=True, help="List experiments, hps keys and datasets.")
 def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bool,
           epochs: int | None, batch_size: int | None, settings: tuple[str, ...],
@@ -331,7 +364,8 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
           val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
           category: str | None, label_column: str | None, normal_value: str | None,
           jit_compile: bool | None, deterministic: bool | None,
-          restart: bool, quiet: bool, list_all: bool) -> None:
+          restart: bool, quiet: bool, ray_address: str | None, cpus_per_run: float,
+          gpus_per_run: float | None, list_all: bool) -> None:
     """Train, select on validation and test GAN-based anomaly detectors.
 
     Example: anomaly-box --experiment egbad --dataset mnist --anomalous-label 3
@@ -350,6 +384,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
         raise BadInput(f"--val-share must be in (0, 1), got {val_share}")
     _check_output_dir("--log-dir", log_dir)
     overrides = _overrides(experiment, epochs, batch_size, settings)
+    ray = _ray_settings(ray_address, cpus_per_run, gpus_per_run)
 
     _start_tensorflow()
     from anomaly_toolbox.experiments.runner import RunConfig, run_experiment
@@ -360,10 +395,11 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
                        dataset_options=dataset_options,
                        hps_path=hps_path, tuning=tuning,
                        jit_compile=jit_compile, deterministic=deterministic, restart=restart,
-                       progress_bar=not quiet, overrides=overrides)
+                       progress_bar=not quiet, overrides=overrides, ray=ray)
     with _bad_input_as_exit_2():
         results = run_experiment(config)
-    failed = [r["run_dir"] for r in results if r.get("status") != "completed"]
+    failed = [r.get("run_dir") or f"grid set {json.dumps(r['hps'], sort_keys=True)}"
+              for r in results if r.get("status") != "completed"]
     if failed:
         raise click.ClickException(f"{len(failed)} run(s) failed: {', '.join(failed)} (the "
                                    f"reason is in each one's results.json and error.log)")
@@ -414,10 +450,12 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile steps (default: each method's, see --list).")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
+@ray_options
 def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
               epochs: int | None, hps_paths: tuple[str, ...], tuning: bool, log_dir: Path,
               data_dir: Path | None, category: str | None, label_column: str | None,
-              normal_value: str | None, jit_compile: bool | None, output: Path | None) -> None:
+              normal_value: str | None, jit_compile: bool | None, output: Path | None,
+              ray_address: str | None, cpus_per_run: float, gpus_per_run: float | None) -> None:
     """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
 
     Example: anomaly-box benchmark -e ganomaly,ocsvm -d mnist-5k --labels 0,1 --seeds 1,2,3
@@ -437,6 +475,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
     _check_output_dir("--log-dir", log_dir)
     if output is not None:
         _check_output_file("--output", output)
+    ray = _ray_settings(ray_address, cpus_per_run, gpus_per_run)
 
     _start_tensorflow()
     from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, run_benchmark
@@ -446,7 +485,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
         labels=label_list, seeds=seed_list, log_dir=log_dir, data_dir=data_dir,
         category=category, dataset_options=dataset_options, jit_compile=jit_compile,
         hps_paths=grid_files, tuning=tuning,
-        overrides={} if epochs is None else {"epochs": epochs},
+        overrides={} if epochs is None else {"epochs": epochs}, ray=ray,
         command="anomaly-box " + shlex.join(click.get_current_context().find_root().meta.get(
             "argv", [])))
     with _bad_input_as_exit_2():

@@ -17,6 +17,7 @@ from typing import Any
 from anomaly_toolbox.datasets import DATASETS, load_raw
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
+from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments.runner import RunConfig, data_label, run_experiment
 from anomaly_toolbox.hps import load_grid
 from anomaly_toolbox.results import benchmark_table, chosen_run, write_text_atomically
@@ -48,6 +49,8 @@ class BenchmarkConfig:
     jit_compile: bool | None = None
     progress_bar: bool = False
     command: str = ""
+    #: Run every cell as a Ray task (see :mod:`anomaly_toolbox.experiments.ray_sweep`).
+    ray: RaySettings | None = None
 
 
 def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
@@ -63,23 +66,37 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
                   else list(range(raw.num_classes)))
     cells = [(method, label, seed) for method in config.methods for label in labels
              for seed in config.seeds]
-    runs = []
-    started = time.perf_counter()
-    for index, (method, label, seed) in enumerate(cells):
-        print(f"\n##### benchmark run {index + 1}/{len(cells)}: {method}, class {label}, "
-              f"seed {seed} ({time.perf_counter() - started:.0f} s so far)")
-        cell = run_experiment(RunConfig(
-            experiment=method, dataset=config.dataset, protocol=config.protocol, label=label,
-            seed=seed, log_dir=config.log_dir, data_dir=config.data_dir, category=config.category,
-            dataset_options=config.dataset_options, hps_path=config.hps_paths.get(method),
-            tuning=config.tuning, jit_compile=config.jit_compile, progress_bar=config.progress_bar,
-            overrides=config.overrides), raw=raw)
-        runs.append(chosen_run(cell) or cell[0])
+    configs = [RunConfig(
+        experiment=method, dataset=config.dataset, protocol=config.protocol, label=label,
+        seed=seed, log_dir=config.log_dir, data_dir=config.data_dir, category=config.category,
+        dataset_options=config.dataset_options, hps_path=config.hps_paths.get(method),
+        tuning=config.tuning, jit_compile=config.jit_compile, progress_bar=config.progress_bar,
+        overrides=config.overrides) for method, label, seed in cells]
+    names = [f"{method}, class {label}, seed {seed}" for method, label, seed in cells]
+    if config.ray is not None:
+        from anomaly_toolbox.experiments.ray_sweep import run_all
+
+        outcomes = run_all(configs, names, raw, config.ray)
+    else:
+        outcomes, started = [], time.perf_counter()
+        for index, cell_config in enumerate(configs):
+            print(f"\n##### benchmark run {index + 1}/{len(cells)}: {names[index]} "
+                  f"({time.perf_counter() - started:.0f} s so far)")
+            outcomes.append(run_experiment(cell_config, raw=raw))
+    runs = [failed_cell(cell_config, outcome) if isinstance(outcome, BaseException)
+            else chosen_run(outcome) or outcome[0]
+            for cell_config, outcome in zip(configs, outcomes)]
     report = benchmark_report(runs, config, labels, raw.source)
     path = config.log_dir / f"benchmark-{data_label(raw)}-{config.protocol}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, report)
     return report, path
+
+
+def failed_cell(config: RunConfig, error: BaseException) -> dict[str, Any]:
+    """The table entry of a cell whose run could not finish (a Ray task out of retries)."""
+    return {"experiment": config.experiment, "label": config.label, "seed": config.seed,
+            "status": "failed", "error": str(error).strip().splitlines()[-1][:300]}
 
 
 def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels: list[int],

@@ -17,6 +17,7 @@ process from writing a run that another live process is writing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import itertools
@@ -38,6 +39,7 @@ from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.evaluation import ranking_metrics
+from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import (HpsError, check_batch_fits, exact_epochs_when_given, expand,
                                  load_grid)
@@ -80,6 +82,10 @@ class RunConfig:
     progress_bar: bool = True
     #: Values that replace the hps file's for every run (keys the method lacks are ignored).
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: Run a grid's sets as Ray tasks (see :mod:`anomaly_toolbox.experiments.ray_sweep`).
+    ray: RaySettings | None = None
+    #: Run only this set of the grid (what one Ray task of a grid does).
+    set_index: int | None = None
 
 
 def data_label(raw: RawData) -> str:
@@ -173,14 +179,21 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
                                    raw.top_share)
     root = experiment_dir(config, raw)
     print(f"Data: {raw.source}\nSplits: {json.dumps(splits.describe())}\nLogs: {root}")
+    in_grid = len(sets) > 1 or config.set_index is not None
     results = []
     try:
-        for index, hps in enumerate(sets):
+        if config.ray is not None and len(sets) > 1:
+            results = _sets_on_ray(config, raw, sets)
+        for index, hps in enumerate(sets if config.ray is None or len(sets) == 1 else []):
+            if config.set_index is not None and index != config.set_index:
+                continue
             if len(sets) > 1:
                 print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
-            run = RunContext(config, raw, splits, data, deterministic, in_grid=len(sets) > 1,
+            run = RunContext(config, raw, splits, data, deterministic, in_grid=in_grid,
                              started=run_clock_start(), table=table)
             results.append(_run_one(trainer_cls, hps, run, root))
+            write_results_table(root)
+        if root.is_dir():
             write_results_table(root)
     finally:
         if root.is_dir():
@@ -206,6 +219,21 @@ class RunContext:
     started: float
     #: For tables read as text, the encoder fitted on the training split (saved with the model).
     table: TableEncoder | None = None
+
+
+def _sets_on_ray(config: RunConfig, raw: RawData,
+                 sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every set of a grid as one Ray task; a set whose task ran out of retries is reported as
+    failed with the reason."""
+    from anomaly_toolbox.experiments.ray_sweep import run_all
+
+    configs = [dataclasses.replace(config, ray=None, set_index=index)
+               for index in range(len(sets))]
+    outcomes = run_all(configs, [json.dumps(hps, sort_keys=True) for hps in sets], raw,
+                       config.ray)
+    return [{"hps": hps, "status": "failed", "error": str(outcome).strip().splitlines()[-1]}
+            if isinstance(outcome, BaseException) else outcome[0]
+            for hps, outcome in zip(sets, outcomes)]
 
 
 def _write_hparams_config(root: Path, trainer_cls: TrainerClass,
