@@ -356,6 +356,9 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None,
 @click.option("--restart", is_flag=True, help="Delete this run's directory and train from scratch "
                                               "(default: resume or reuse it).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--distribute", type=click.Choice(["mirrored"]),
+              help="mirrored: train each run data-parallel over all visible GPUs "
+                   "(tf.distribute.MirroredStrategy; the global batch is split over them).")
 @ray_options
 @click.option("--list", "list_all", is_flag=True, help="List experiments, hps keys and datasets.")
 def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bool,
@@ -364,7 +367,8 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
           val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
           category: str | None, label_column: str | None, normal_value: str | None,
           jit_compile: bool | None, deterministic: bool | None,
-          restart: bool, quiet: bool, ray_address: str | None, cpus_per_run: float,
+          restart: bool, quiet: bool, distribute: str | None, ray_address: str | None,
+          cpus_per_run: float,
           gpus_per_run: float | None, list_all: bool) -> None:
     """Train, select on validation and test GAN-based anomaly detectors.
 
@@ -395,7 +399,8 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
                        dataset_options=dataset_options,
                        hps_path=hps_path, tuning=tuning,
                        jit_compile=jit_compile, deterministic=deterministic, restart=restart,
-                       progress_bar=not quiet, overrides=overrides, ray=ray)
+                       progress_bar=not quiet, overrides=overrides, ray=ray,
+                       distribute=distribute)
     with _bad_input_as_exit_2():
         results = run_experiment(config)
     failed = [r.get("run_dir") or f"grid set {json.dumps(r['hps'], sort_keys=True)}"

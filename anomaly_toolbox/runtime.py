@@ -23,3 +23,26 @@ def apply_determinism(requested: bool | None) -> bool:
     if enabled:
         tf.config.experimental.enable_op_determinism()
     return enabled
+
+
+#: Values of ``--distribute``.
+STRATEGIES = ("mirrored",)
+
+
+def distribution_strategy(name: str | None) -> tf.distribute.Strategy:
+    """The strategy a run's trainer is built under: TensorFlow's default (one device) for None;
+    for ``"mirrored"`` a ``MirroredStrategy`` over every visible GPU (the CPU without one; its
+    logical devices in tests), each replica taking an equal slice of the global batch.
+
+    Gradients are reduced on one device (``ReductionToOneDevice``): with the default collective
+    all-reduce, the several optimizers of a GAN step (one per player) reduced in a different order
+    on different replicas and the collectives mismatched."""
+    if name is None:
+        return tf.distribute.get_strategy()
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown --distribute '{name}'; choose one of {', '.join(STRATEGIES)}")
+    devices = ([device.name for device in tf.config.list_logical_devices("GPU")] or
+               [device.name for device in tf.config.list_logical_devices("CPU")])
+    return tf.distribute.MirroredStrategy(devices,
+                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
+

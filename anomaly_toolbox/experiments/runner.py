@@ -45,7 +45,7 @@ from anomaly_toolbox.hps import (HpsError, check_batch_fits, exact_epochs_when_g
                                  load_grid)
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
-from anomaly_toolbox.runtime import apply_determinism, resolve_jit
+from anomaly_toolbox.runtime import apply_determinism, distribution_strategy, resolve_jit
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
                                      read_results, write_json_atomically, write_results_table,
                                      write_text_atomically)
@@ -86,6 +86,9 @@ class RunConfig:
     ray: RaySettings | None = None
     #: Run only this set of the grid (what one Ray task of a grid does).
     set_index: int | None = None
+    #: ``"mirrored"``: train each run data-parallel over every visible GPU
+    #: (:func:`~anomaly_toolbox.runtime.distribution_strategy`).
+    distribute: str | None = None
 
 
 def data_label(raw: RawData) -> str:
@@ -304,7 +307,8 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
     }
     try:
         check_batch_fits(hps, len(splits.train))
-        trainer = trainer_cls(hps, sample_shape=splits.train.x.shape[1:], seed=config.seed)
+        with distribution_strategy(config.distribute).scope():
+            trainer = trainer_cls(hps, sample_shape=splits.train.x.shape[1:], seed=config.seed)
     except ValueError as error:
         if not run.in_grid:
             raise

@@ -132,6 +132,8 @@ class Trainer(ImageSides, abc.ABC):
     hparams: ClassVar[tuple[HParam, ...]]
     #: Whether :meth:`build_networks` has dense networks for tabular samples ``[B, F]``.
     supports_tabular: ClassVar[bool] = False
+    #: Why the method cannot train under a multi-replica strategy (empty: it can).
+    distribution_off_reason: ClassVar[str] = ""
     #: Why XLA stays off by default without a GPU (empty: on everywhere). Measured on this
     #: project's 2-core CPU (benchmarks/RESULTS.md, "XLA on a CPU"), XLA train steps of whole
     #: runs were no faster than plain graphs, with or without op determinism, while compiling
@@ -146,6 +148,16 @@ class Trainer(ImageSides, abc.ABC):
         on when the hps key ``jit_compile`` is true (callers resolve its "auto", None)."""
         self.hps = hps
         jit_compile = bool(hps.get("jit_compile"))
+        #: The tf.distribute strategy whose scope the trainer was built in (the default one
+        #: outside any): its networks, optimizers and EMA live on all its replicas.
+        self.strategy = tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        if self.replicas > 1 and self.distribution_off_reason:
+            raise ValueError(f"{self.name} does not train with --distribute: "
+                             f"{self.distribution_off_reason}")
+        if self.replicas > 1 and hps["batch_size"] % self.replicas:
+            raise ValueError(f"batch_size {hps['batch_size']} does not split evenly over "
+                             f"{self.replicas} replicas; choose a multiple of {self.replicas}")
         self.tabular = len(sample_shape) == 1
         if self.tabular and not self.supports_tabular:
             raise ValueError(f"{self.name} works on images only and this dataset is tabular; "
@@ -288,14 +300,45 @@ class Trainer(ImageSides, abc.ABC):
         All gradients are taken before any weight changes (a simultaneous update).
         """
         updates = []
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         for name, loss in losses.items():
             variables = self._updated_variables[name]
-            updates.append((self.optimizers[name], tape.gradient(loss, variables), variables))
+            # Replicas' gradients are summed: each scales its batch mean to the global mean.
+            gradients = tape.gradient(loss, variables) if replicas == 1 else [
+                None if g is None else g / replicas for g in tape.gradient(loss, variables)]
+            updates.append((self.optimizers[name], gradients, variables))
         for optimizer, gradients, variables in updates:
             optimizer.apply_gradients(zip(gradients, variables))
 
     def _draw_noise_and_step(self, images: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._xla_or_graph_step(images, self.sample_noise(images.shape[0], seed))
+        """One step on the global batch; under a multi-replica strategy each replica takes its
+        slice of the batch and of the noise, and the losses are averaged over replicas."""
+        noise = self.sample_noise(images.shape[0], seed)
+        if self.replicas == 1:
+            return self._xla_or_graph_step(images, noise)
+        losses = self.strategy.run(self._replica_step, args=(images, noise))
+        self._average_weights()  # once, across replicas, on the weights they now share
+        return {name: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                for name, value in losses.items()}
+
+    def _replica_step(self, images: tf.Tensor,
+                      noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """This replica's share of a global step: its slice of the batch, and of every noise
+        tensor along its first axis of the batch's length (noise without one, drawn once per
+        step, is the same on every replica)."""
+        batch = images.shape[0]
+        share = batch // self.replicas
+        start = tf.distribute.get_replica_context().replica_id_in_sync_group * share
+
+        def mine(tensor: tf.Tensor) -> tf.Tensor:
+            if batch not in tensor.shape:
+                return tensor
+            axis = list(tensor.shape).index(batch)
+            return tf.gather(tensor, tf.range(start, start + share), axis=axis)
+
+        # The method's step itself: a nested (XLA) tf.function cannot hold the gradients'
+        # all-reduce.
+        return self.train_step(mine(images), {k: mine(v) for k, v in noise.items()})
 
     def _train_step_and_average(self, images: tf.Tensor,
                                 noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -305,13 +348,17 @@ class Trainer(ImageSides, abc.ABC):
         so that early averages are not dominated by the initial weights.
         """
         losses = self.train_step(images, noise)
+        self._average_weights()
+        return losses
+
+    def _average_weights(self) -> None:
+        """The weight EMA update (nothing without ``ema_decay``)."""
         if self.scoring_networks is not self.networks:
             steps = tf.cast(self.step, tf.float32)
             decay = tf.minimum(self.hps["ema_decay"], (1.0 + steps) / (10.0 + steps))
             for name, net in self.networks.items():
                 for average, weight in zip(self.scoring_networks[name].weights, net.weights):
                     average.assign(decay * average + (1.0 - decay) * weight)
-        return losses
 
     # ------------------------------------------------------------------------ the epoch loop
     def checkpoint(self) -> tf.train.Checkpoint:
@@ -371,18 +418,18 @@ class Trainer(ImageSides, abc.ABC):
         if checkpoints.saved:
             restored = self._restore_newest_readable(checkpoint, checkpoints.saved)
             print(f"Resuming from {restored} "
-                  f"(epoch {int(self.epoch)} of {epochs} done)")
+                  f"(epoch {int(self.epoch.numpy())} of {epochs} done)")
         else:
             self.before_training(data)
         strip = next(iter(eval_batches(data.validation, IMAGES_IN_STRIP)))[0]
         clock = self.stopwatch.measure
         self._write_step_scalars = step_scalar_writer()
         validate_every = math.ceil(epochs / self.hps["epochs"])
-        started, first_epoch = time.perf_counter(), int(self.epoch)
+        started, first_epoch = time.perf_counter(), int(self.epoch.numpy())
         with writer.as_default():
             try:
-                while int(self.epoch) < epochs:
-                    epoch = int(self.epoch)
+                while int(self.epoch.numpy()) < epochs:
+                    epoch = int(self.epoch.numpy())
                     self._train_epoch(data, epoch, steps, progress_bar and sys.stdout.isatty())
                     shown = "trained"
                     if (epoch + 1) % validate_every == 0 or epoch + 1 == epochs:
@@ -390,7 +437,7 @@ class Trainer(ImageSides, abc.ABC):
                                                                              epoch + 1)
                     self.epoch.assign_add(1)
                     with clock("checkpoints_and_saves"):
-                        checkpoints.epoch_finished(last=int(self.epoch) == epochs)
+                        checkpoints.epoch_finished(last=int(self.epoch.numpy()) == epochs)
                     with clock("tensorboard"):
                         writer.flush()
                     print(f"epoch {epoch + 1}/{epochs}: {shown} ("
@@ -459,7 +506,7 @@ class Trainer(ImageSides, abc.ABC):
         (or when a loss diverges), in one compiled call rather than one eager op per value."""
         progress = keras.utils.Progbar(steps, verbose=1 if progress_bar else 0, unit_name="step")
         batches = train_batches(data.train_samples, self.hps["batch_size"], self.seed, epoch)
-        first_step, history = int(self.step), []
+        first_step, history = int(self.step.numpy()), []
         try:
             for index, images in enumerate(batches):
                 part = "train_steps" if self._traced else "tracing_and_compilation"
@@ -472,7 +519,7 @@ class Trainer(ImageSides, abc.ABC):
                 for name, value in losses.items():
                     if not math.isfinite(value):
                         raise TrainingDiverged(
-                            f"loss '{name}' became {value} at step {int(self.step)} (epoch "
+                            f"loss '{name}' became {value} at step {int(self.step.numpy())} (epoch "
                             f"{epoch + 1}); the last good checkpoint is kept. "
                             f"{self.divergence_hint()}.")
                 self.step.assign_add(1)
@@ -573,7 +620,8 @@ class Trainer(ImageSides, abc.ABC):
     def training_summary(self) -> dict[str, Any]:
         """Epochs and steps trained, the epochs the budget asked for (``epochs`` or more, see
         :meth:`planned_epochs`) and the best validation metrics, for results files."""
-        return {"epochs_trained": int(self.epoch), "steps_trained": int(self.step),
+        return {"epochs_trained": int(self.epoch.numpy()), "steps_trained": int(self.step.numpy()),
+                "replicas": self.replicas,
                 "epochs_planned": self.epochs_planned,
                 "validation_best": {metric: float(value.numpy())
                                     for metric, value in self.best.items()
