@@ -180,3 +180,16 @@ def summary_values(run_dir):
     return [value for path in run_dir.glob("events.out.tfevents.*")
             for event in tf.compat.v1.train.summary_iterator(str(path))
             for value in event.summary.value]
+
+
+def train_on_table(tmp_path: Path, rows: list[list[str]], epochs: int) -> Path:
+    """EGBAD (tiny) trained on ``rows`` written as ``payments.csv`` (normal rows: label 'ok');
+    the run directory."""
+    table = write_table(tmp_path / "payments.csv", rows)
+    grid = write_grid(tmp_path / "grid.json", {**TINY, "epochs": epochs})
+    result = invoke("-e", "egbad", "-d", "csv", "--data-dir", table, "--label-column", "label",
+                    "--normal-value", "ok", "--hps-path", grid, "--log-dir", tmp_path / "logs",
+                    "-q")
+    assert result.exit_code == 0, result.output
+    [results] = (tmp_path / "logs").glob("egbad/csv-payments-*/*/results.json")
+    return results.parent

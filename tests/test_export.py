@@ -1,4 +1,4 @@
-"""``anomaly-box export``: the exported scorer, loaded with plain TensorFlow, scores as ``score``."""
+"""`anomaly-box export`: the exported scorer, loaded with plain TensorFlow, scores as `score`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from click.testing import CliRunner
 
-from anomaly_toolbox.cli import main
-from tests.conftest import TINY, table_rows, write_grid, write_table
+from tests.conftest import TINY, invoke, table_rows, train_on_table, write_grid, write_table
 
 #: Runs in a fresh interpreter that never imports anomaly_toolbox: prints the exported scores of
 #: argv[3:] (PNG files, or one CSV file of rows) as JSON, read with TensorFlow or ONNX Runtime.
@@ -46,10 +44,6 @@ print(json.dumps([float(s) for s in scores]))
 """
 
 
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
 def plain_tensorflow_scores(kind, path, files):
     done = subprocess.run([sys.executable, "-c", PLAIN_TENSORFLOW, kind, str(path),
                            *map(str, files)], capture_output=True, text=True, timeout=300,
@@ -59,7 +53,7 @@ def plain_tensorflow_scores(kind, path, files):
 
 
 def cli_scores(run_dir, inputs, tmp_path):
-    result = cli("score", "--model", run_dir, *inputs, "--csv", tmp_path / "scores.csv")
+    result = invoke("score", "--model", run_dir, *inputs, "--csv", tmp_path / "scores.csv")
     assert result.exit_code == 0, result.output
     with open(tmp_path / "scores.csv") as file:
         return np.array([float(row["score"]) for row in csv.DictReader(file)])
@@ -70,8 +64,8 @@ def image_run(tmp_path_factory, bundled):
     """GANomaly on 28x28 digits (resized to 32 inside), and 6 test digits as PNG files."""
     root = tmp_path_factory.mktemp("export")
     grid = write_grid(root / "grid.json", {**TINY, "epochs": 1})
-    result = cli("-e", "ganomaly", "-d", "mnist-5k", "--anomalous-label", "7", "--hps-path",
-                 grid, "--log-dir", root / "logs", "-q")
+    result = invoke("-e", "ganomaly", "-d", "mnist-5k", "--anomalous-label", "7", "--hps-path",
+                    grid, "--log-dir", root / "logs", "-q")
     assert result.exit_code == 0, result.output
     [results] = (root / "logs").glob("*/*/*/results.json")
     files = []
@@ -88,7 +82,7 @@ TARGETS = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "mode
 def test_export_scores_raw_images_as_the_score_command_without_the_toolbox(image_run, tmp_path,
                                                                             kind):
     run_dir, files = image_run
-    result = cli("export", "--model", run_dir, "--format", kind, "--output", tmp_path / "out")
+    result = invoke("export", "--model", run_dir, "--format", kind, "--output", tmp_path / "out")
     assert result.exit_code == 0, result.output
     target = tmp_path / "out" / TARGETS[kind]
     assert target.exists() and "Input: images, uint8 [None, 28, 28, 1]" in result.output
@@ -103,35 +97,31 @@ def test_export_scores_raw_images_as_the_score_command_without_the_toolbox(image
 
 def test_export_of_a_table_model_parses_raw_rows_and_other_formats_are_refused(tmp_path):
     """The SavedModel parses the CSV cells inside; TFLite and ONNX lack the string ops."""
-    table = write_table(tmp_path / "payments.csv", table_rows(300))
-    grid = write_grid(tmp_path / "grid.json", {**TINY, "epochs": 1})
-    result = cli("-e", "egbad", "-d", "csv", "--data-dir", table, "--label-column", "label",
-                 "--normal-value", "ok", "--hps-path", grid, "--log-dir", tmp_path / "logs", "-q")
-    assert result.exit_code == 0, result.output
-    [results] = (tmp_path / "logs").glob("*/*/*/results.json")
+    run_dir = train_on_table(tmp_path, table_rows(300), epochs=1)
     rows = write_table(tmp_path / "new.csv", table_rows(24, seed=3))
-    result = cli("export", "--model", results.parent)
+    result = invoke("export", "--model", run_dir)
     assert result.exit_code == 0, result.output
-    target = results.parent / "export" / "saved_model"
+    target = run_dir / "export" / "saved_model"
     np.testing.assert_allclose(plain_tensorflow_scores("saved_model", target, [rows]),
-                               cli_scores(results.parent, [rows], tmp_path), rtol=1e-4,
+                               cli_scores(run_dir, [rows], tmp_path), rtol=1e-4,
                                atol=1e-5)
     for kind, missing in [("tflite", "StringToNumber"), ("onnx", "StringStrip")]:
-        result = cli("export", "--model", results.parent, "--format", kind)
+        result = invoke("export", "--model", run_dir, "--format", kind)
         assert result.exit_code == 2 and missing in result.output, result.output
         assert "export --format saved_model instead" in result.output
-        assert not (results.parent / "export" / TARGETS[kind]).exists()
+        assert not (run_dir / "export" / TARGETS[kind]).exists()
 
 
 def test_scikit_learn_baselines_are_not_exported(tmp_path):
     grid = write_grid(tmp_path / "grid.json", {"max_train_samples": 200})
-    result = cli("-e", "kde", "-d", "mnist-5k", "--hps-path", grid, "--log-dir",
-                 tmp_path / "logs", "-q")
+    result = invoke("-e", "kde", "-d", "mnist-5k", "--hps-path", grid, "--log-dir",
+                    tmp_path / "logs", "-q")
     assert result.exit_code == 0, result.output
     [results] = (tmp_path / "logs").glob("*/*/*/results.json")
-    result = cli("export", "--model", results.parent)
+    run_dir = results.parent
+    result = invoke("export", "--model", run_dir)
     assert result.exit_code == 2 and "scikit-learn model" in result.output
-    assert not (results.parent / "export").exists()
+    assert not (run_dir / "export").exists()
 
 
 def test_anogan_export_scores_more_images_than_its_search_batch(tmp_path, bundled):

@@ -7,16 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from anomaly_toolbox.cli import main
 from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.table import TableEncoder, TableError, encode_splits, read_table
-from tests.conftest import TINY, table_rows, write_grid, write_table
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
+from tests.conftest import invoke, table_rows, train_on_table, write_table
 
 def test_encoder_one_hots_text_and_scales_numbers_with_training_statistics_only():
     train = np.array([["1", "a"], ["3", "b"], ["2", "a"]], dtype=object)
@@ -67,13 +61,7 @@ def test_csv_splits_are_encoded_with_the_training_split_alone(tmp_path):
 
 
 def test_train_on_a_csv_table_then_score_new_rows_from_the_command_line(tmp_path):
-    table = write_table(tmp_path / "payments.csv", table_rows(600))
-    grid = write_grid(tmp_path / "grid.json", {**TINY, "epochs": 3})
-    result = cli("-e", "egbad", "-d", "csv", "--data-dir", table, "--label-column", "label",
-                 "--normal-value", "ok", "--hps-path", grid, "--log-dir", tmp_path / "logs", "-q")
-    assert result.exit_code == 0, result.output
-    [results_file] = (tmp_path / "logs").glob("egbad/csv-payments-*/*/results.json")
-    run_dir = results_file.parent
+    run_dir = train_on_table(tmp_path, table_rows(600), epochs=3)
     metadata = json.loads((run_dir / "model" / "metadata.json").read_text())
     assert [c["name"] for c in metadata["table"]["columns"]] == ["amount", "kind", "hour"]
     assert metadata["sample_shape"] == [4]
@@ -81,7 +69,7 @@ def test_train_on_a_csv_table_then_score_new_rows_from_the_command_line(tmp_path
     new = table_rows(60, seed=7)
     reordered = [[hour, kind, amount] for amount, kind, hour, _ in new]  # other column order
     rows_file = write_table(tmp_path / "new.csv", reordered, ["hour", "kind", "amount"])
-    result = cli("score", "--model", run_dir, rows_file, "--csv", tmp_path / "scores.csv")
+    result = invoke("score", "--model", run_dir, rows_file, "--csv", tmp_path / "scores.csv")
     assert result.exit_code == 0, result.output
     with open(tmp_path / "scores.csv") as file:
         scored = list(csv.DictReader(file))
@@ -96,11 +84,11 @@ def test_train_on_a_csv_table_then_score_new_rows_from_the_command_line(tmp_path
     assert cli_scores[fraud].mean() > cli_scores[~fraud].mean()
 
     missing = write_table(tmp_path / "missing.csv", [["9", "a"]], ["hour", "kind"])
-    result = cli("score", "--model", run_dir, missing)
+    result = invoke("score", "--model", run_dir, missing)
     assert result.exit_code == 2 and "lacks the column(s) amount" in result.output
     junk = write_table(tmp_path / "junk.csv", [["9", "a", "1"], ["9", "a", "lots"]],
                        ["hour", "kind", "amount"])
-    result = cli("score", "--model", run_dir, junk)
+    result = invoke("score", "--model", run_dir, junk)
     assert result.exit_code == 2 and "column 'amount', row 2: 'lots'" in result.output
 
 
@@ -111,16 +99,16 @@ def test_train_on_a_csv_table_then_score_new_rows_from_the_command_line(tmp_path
 ])
 def test_csv_options_are_checked(tmp_path, args, message):
     table = write_table(tmp_path / "t.csv", table_rows(60))
-    result = cli("-e", "ocsvm", "-d", "csv", "--data-dir", table, *args,
-                 "--log-dir", tmp_path / "logs")
+    result = invoke("-e", "ocsvm", "-d", "csv", "--data-dir", table, *args,
+                    "--log-dir", tmp_path / "logs")
     assert result.exit_code == 2 and message in result.output, result.output
 
 
 def test_table_options_belong_to_the_csv_dataset(tmp_path):
-    result = cli("-e", "ocsvm", "-d", "mnist-5k", "--label-column", "label")
+    result = invoke("-e", "ocsvm", "-d", "mnist-5k", "--label-column", "label")
     assert result.exit_code == 2 and "applies to the csv dataset" in result.output
-    result = cli("-e", "ocsvm", "-d", "csv", "--data-dir", tmp_path, "--label-column", "x",
-                 "--normal-value", "y")
+    result = invoke("-e", "ocsvm", "-d", "csv", "--data-dir", tmp_path, "--label-column", "x",
+                    "--normal-value", "y")
     assert result.exit_code == 2 and "pass --data-dir FILE.csv" in result.output
 
 
