@@ -207,7 +207,8 @@ def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: f
     The training budget is stated twice so that it holds on any dataset size: ``epochs`` as
     published, and ``min_steps``, the train steps those epochs give on the data they were published
     for (one class of MNIST or CIFAR-10, :data:`PUBLISHED_IMAGES_PER_EPOCH` images). A run trains
-    ``max(epochs, ceil(min_steps / steps per epoch))`` epochs (see :meth:`anomaly_toolbox.trainers.base.Trainer.planned_epochs`).
+    ``max(epochs, ceil(min_steps / steps per epoch))`` epochs (see
+    :meth:`anomaly_toolbox.trainers.base.Trainer.planned_epochs`).
     """
     return (
         HParam("epochs", int, epochs, "training epochs (given alone, trained exactly: "

@@ -69,14 +69,14 @@ def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...],
     }
 
 
-def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedData,
-                 sample_shape: tuple[int, ...], seed: int, writer: tf.summary.SummaryWriter,
-                 scores: np.ndarray, fingerprint: dict[str, Any] | None = None,
+def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedData, seed: int,
+                 writer: tf.summary.SummaryWriter, scores: np.ndarray,
+                 fingerprint: dict[str, Any] | None = None,
                  table: TableEncoder | None = None) -> dict[str, Any]:
     """Write ``model/metadata.json`` from the final model's validation ``scores`` ``[N]`` and the
     score summaries (histograms, ROC/PR images) to TensorBoard; returns the metadata."""
-    metadata = model_metadata(experiment, trainer, sample_shape, seed, data.validation_labels,
-                              scores, fingerprint, table)
+    metadata = model_metadata(experiment, trainer, data.sample_shape, seed,
+                              data.validation_labels, scores, fingerprint, table)
     metadata["map_scale"] = map_scale(trainer, data)
     write_json_atomically(run_dir / MODEL_DIR / METADATA_FILE, metadata)
     write_score_summaries(writer, data.validation_labels, scores,
@@ -172,7 +172,7 @@ def train_select_finish(experiment: str, trainer: Any, data: PreparedData, run_d
                         table: TableEncoder | None = None) -> FinishedModel:
     """The one sequence behind the CLI's runs and the Python API's ``fit``: train, select the
     final model on validation, score validation with it and write ``model/`` with its metadata.
-    Sample shapes come from ``data``; time goes to the trainer's stopwatch."""
+    Time goes to the trainer's stopwatch."""
     clock = trainer.stopwatch
     started = time.perf_counter()
     trainer.fit(data, run_dir, writer, progress_bar=progress_bar)
@@ -182,6 +182,6 @@ def train_select_finish(experiment: str, trainer: Any, data: PreparedData, run_d
     trainer.show_scoring_progress = show_scoring_progress
     with clock.measure("final_scoring"):
         scores = trainer.final_scores(data.validation)
-    metadata = finish_model(experiment, trainer, run_dir, data, data.sample_shape, seed, writer,
-                            scores, fingerprint=fingerprint, table=table)
+    metadata = finish_model(experiment, trainer, run_dir, data, seed, writer, scores,
+                            fingerprint=fingerprint, table=table)
     return FinishedModel(selected, scores, metadata, train_seconds)

@@ -2,8 +2,8 @@
 
 Class 0 is normal traffic and class 1 an attack. Normal traffic is the minority (about 20%), so
 Di Mattia et al. ("A Survey on GANs for Anomaly Detection", arXiv 2019) treat it as the anomaly,
-as Zenati et al. ("Efficient GAN-Based Anomaly Detection", 2018) did. The default protocol, P3 with class 1 (attacks) normal, is
-Zenati et al.'s: train on the attacks of the training half, test on the whole test half.
+as Zenati et al. ("Efficient GAN-Based Anomaly Detection", 2018) did. The default protocol, P3
+with class 1 (attacks) normal, is Zenati et al.'s: train on the attacks of the training half, test on the whole test half.
 The three text columns (protocol, service, flag) are one-hot encoded; every column is then
 min-max scaled to [0, 1] with the minimum and maximum of the training part (test values clipped).
 Results also hold precision/recall/F1 with the top-scoring 20% called anomalous (``top_*``). There is no official

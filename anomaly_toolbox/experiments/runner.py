@@ -178,26 +178,27 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
                                                config.dataset_options)
     splits, table = encode_splits(raw, one_class_splits(
         raw, config.protocol, config.label, config.contamination, config.val_share, config.seed))
-    data = PreparedData.from_splits(splits, trainer_cls.side_for(splits.train.x.shape[1:]),
-                                   raw.top_share)
     root = experiment_dir(config, raw)
     print(f"Data: {raw.source}\nSplits: {json.dumps(splits.describe())}\nLogs: {root}")
-    in_grid = len(sets) > 1 or config.set_index is not None
     results = []
     try:
         if config.ray is not None and len(sets) > 1:
-            results = _sets_on_ray(config, raw, sets)
-        for index, hps in enumerate(sets if config.ray is None or len(sets) == 1 else []):
-            if config.set_index is not None and index != config.set_index:
-                continue
-            if len(sets) > 1:
-                print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
-            run = RunContext(config, raw, splits, data, deterministic, in_grid=in_grid,
-                             started=run_clock_start(), table=table)
-            results.append(_run_one(trainer_cls, hps, run, root))
-            write_results_table(root)
-        if root.is_dir():
-            write_results_table(root)
+            results = _sets_on_ray(config, raw, sets)  # each task prepares its own data
+            if root.is_dir():
+                write_results_table(root)
+        else:
+            data = PreparedData.from_splits(splits, trainer_cls.side_for(splits.train.x.shape[1:]),
+                                           raw.top_share)
+            in_grid = len(sets) > 1 or config.set_index is not None
+            for index, hps in enumerate(sets):
+                if config.set_index not in (None, index):
+                    continue
+                if len(sets) > 1:
+                    print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
+                run = RunContext(config, raw, splits, data, deterministic, in_grid=in_grid,
+                                 started=run_clock_start(), table=table)
+                results.append(_run_one(trainer_cls, hps, run, root))
+                write_results_table(root)
     finally:
         if root.is_dir():
             _write_hparams_config(root, trainer_cls, sets)
