@@ -560,7 +560,8 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
                            "the table with --dataset csv to score raw rows here")
         else:
             read, x = _images(images, tuple(model.metadata["sample_shape"]))
-    scores, normalised = model.score_samples(x), model.normalised_scores(x)
+    scores = model.score_samples(x)
+    normalised = model.normalise(scores)
     flags = scores >= model.threshold
     rows = [(str(path), float(s), float(n), bool(f))
             for path, s, n, f in zip(read, scores, normalised, flags)]

@@ -206,9 +206,13 @@ class Detector:
 
     def normalised_scores(self, x: np.ndarray) -> np.ndarray:
         """Scores mapped to [0, 1] by the validation minimum and maximum (clipped)."""
+        return self.normalise(self.score_samples(x))
+
+    def normalise(self, scores: np.ndarray) -> np.ndarray:
+        """Scores already computed ``[N]`` mapped to [0, 1] as :meth:`normalised_scores` does."""
         metadata = self._fitted()
         low, high = metadata["score_min"], metadata["score_max"]
-        return np.clip((self.score_samples(x) - low) / max(high - low, 1e-12), 0.0, 1.0)
+        return np.clip((np.asarray(scores) - low) / max(high - low, 1e-12), 0.0, 1.0)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """1 where the score reaches the threshold (anomalous), else 0 ``[N]``."""
