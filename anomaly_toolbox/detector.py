@@ -146,21 +146,20 @@ class Detector:
         scores (no model selection without anomalies: the last epoch is used).
         """
         apply_determinism(self.deterministic)
-        table = TableEncoder.fit(x) if _is_table(x) else None
-        x = _as_samples(x, "x", table)
         if x_val is None:
-            order = np.random.default_rng(self.seed).permutation(len(x))
-            cut = max(1, int(round(self.val_share * len(x))))
-            x_val, y_val, x = x[order[:cut]], np.zeros(cut, np.int64), x[order[cut:]]
-        else:
-            x_val = _as_samples(x_val, "x_val", table)
-            if x_val.shape[1:] != x.shape[1:]:
-                raise ModelError(f"x_val samples have shape {x_val.shape[1:]}, x has "
-                                 f"{x.shape[1:]}")
-            y_val = np.zeros(len(x_val), np.int64) if y_val is None else np.asarray(y_val)
-            if y_val.shape != (len(x_val),) or not set(np.unique(y_val)) <= {0, 1}:
-                raise ModelError("y_val must hold one label per x_val sample, 0 (normal) or "
-                                 "1 (anomalous)")
+            samples = np.asarray(x) if _is_table(x) else _as_samples(x, "x")
+            order = np.random.default_rng(self.seed).permutation(len(samples))
+            cut = max(1, int(round(self.val_share * len(samples))))
+            x_val, y_val, x = samples[order[:cut]], np.zeros(cut, np.int64), samples[order[cut:]]
+        # A table's encoder sees the training rows only, as with --dataset csv.
+        table = TableEncoder.fit(x) if _is_table(x) else None
+        x, x_val = _as_samples(x, "x", table), _as_samples(x_val, "x_val", table)
+        if x_val.shape[1:] != x.shape[1:]:
+            raise ModelError(f"x_val samples have shape {x_val.shape[1:]}, x has {x.shape[1:]}")
+        y_val = np.zeros(len(x_val), np.int64) if y_val is None else np.asarray(y_val)
+        if y_val.shape != (len(x_val),) or not set(np.unique(y_val)) <= {0, 1}:
+            raise ModelError("y_val must hold one label per x_val sample, 0 (normal) or "
+                             "1 (anomalous)")
         cls, hps = trainer_class(self.experiment), self.hps
         self.trainer = cls(hps, sample_shape=x.shape[1:], seed=self.seed)
         validation = Split(x_val, y_val.astype(np.int64))

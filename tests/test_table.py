@@ -128,3 +128,16 @@ def test_python_api_scales_integer_and_text_tables_and_keeps_the_encoder(tmp_pat
     model = OCSVM().fit(counts[20:])
     integer_scores = model.score_samples(counts)
     assert integer_scores[:20].min() > np.median(integer_scores[20:])
+
+
+def test_python_api_fits_the_table_encoder_on_the_rows_left_after_the_validation_hold_out():
+    from anomaly_toolbox import KDE
+
+    rows = np.arange(200, dtype=np.int64)[:, None] * np.array([[1, 2]])
+    model = KDE(seed=4).fit(rows)
+    order = np.random.default_rng(4).permutation(200)
+    training = rows[order[20:]]  # val_share 0.1 of 200 rows held out, the largest among them
+    assert 199 in order[:20]
+    assert [(c.low, c.high) for c in model.table.columns] == [
+        (float(training[:, 0].min()), float(training[:, 0].max())),
+        (float(training[:, 1].min()), float(training[:, 1].max()))]
