@@ -63,8 +63,9 @@ def table_encoding(table: TableEncoder) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 def _input(metadata: dict[str, Any], table: TableEncoder | None,
-           image_size: int | None) -> tuple[tf.TensorSpec, Callable, dict[str, Any]]:
-    """The raw input's spec, the preprocessing from it to the networks' input, and both in words."""
+           image_size: int) -> tuple[tf.TensorSpec, Callable, dict[str, Any]]:
+    """The raw input's spec, the preprocessing from it to the networks' input (images resized to
+    ``image_size``), and both in words."""
     shape = metadata["sample_shape"]
     if table is not None:
         return (tf.TensorSpec([None, len(table.columns)], tf.string, name="rows"),
@@ -92,8 +93,7 @@ def scoring_function(detector: Any) -> tuple[tf.types.experimental.GenericFuncti
     Scores in chunks where a method's scoring batch is a limit (AnoGAN's latent search holds
     one batch); other methods score any batch in one call."""
     trainer, metadata = detector.trainer, detector.metadata
-    spec, preprocess, described = _input(metadata, detector.table,
-                                         None if detector.table else trainer.image_size)
+    spec, preprocess, described = _input(metadata, detector.table, trainer.image_size)
     threshold = float(metadata["threshold"])
     chunk = trainer.scoring_batch_size()
 

@@ -183,7 +183,9 @@ class TableEncoder:
 
 def _as_rows(rows: Any, columns: int | None) -> np.ndarray:
     """``rows`` as a 2-D array ``[N, C]`` (one row ``[C]`` gains N = 1), C checked if given."""
-    rows = np.asarray(rows, dtype=object if np.asarray(rows).dtype.kind in "OUS" else None)
+    rows = np.asarray(rows)
+    if rows.dtype.kind in "US":
+        rows = rows.astype(object)
     if rows.ndim == 1:
         rows = rows[None]
     if rows.ndim != 2 or rows.shape[0] == 0:
