@@ -81,3 +81,12 @@ def test_without_ray_nothing_imports_it(tmp_path):
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_an_address_where_nothing_answers_fails_at_once_with_the_fix(tmp_path):
+    from anomaly_toolbox.experiments.ray_sweep import RaySettings, RayUnavailable, connect
+
+    started = time.monotonic()
+    with pytest.raises(RayUnavailable, match="nothing answers at 'ray://127.0.0.1:1'.*ray start"):
+        connect(RaySettings("ray://127.0.0.1:1"), tmp_path)
+    assert time.monotonic() - started < 30

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anomaly_toolbox.datasets.sources import RawData
+from anomaly_toolbox.datasets.sources import RawData, network_reachable
 from anomaly_toolbox.timing import eta_text
 
 if TYPE_CHECKING:
@@ -64,6 +64,11 @@ def connect(settings: RaySettings, log_dir: Path) -> float:
     GPUs each run asks for."""
     ray = _ray()
     local = settings.address in (None, "local")
+    endpoint = _host_and_port(settings.address)
+    if endpoint is not None and not network_reachable(endpoint):
+        raise RayUnavailable(f"nothing answers at {settings.address!r}; start the cluster with "
+                             f"`ray start --head` there, or pass --ray without an address for "
+                             f"a local instance")  # Ray itself retries for minutes
     try:
         if not ray.is_initialized():
             ray.init(address=None if local else settings.address, log_to_driver=False,
@@ -87,6 +92,15 @@ def connect(settings: RaySettings, log_dir: Path) -> float:
     if settings.gpus_per_run is not None:
         return settings.gpus_per_run
     return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def _host_and_port(address: str | None) -> tuple[str, int] | None:
+    """``(host, port)`` of an explicit ``host:port`` or ``ray://host:port`` address; None for
+    a local instance and ``auto`` (Ray finds that one itself)."""
+    if address in (None, "local", "auto"):
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
 
 
 def _write_probe(path: str) -> str:
