@@ -32,8 +32,38 @@ def test_deepsvdd_centre_is_the_mean_feature_pushed_away_from_zero(bundled):
         trainer.scoring_networks["centre"].get_layer("centre").centre.numpy(), centre)
 
 
+def test_deepsvdd_feature_map_is_the_papers_mnist_lenet():
+    trainer = make_trainer("deepsvdd", filters=8, latent_dim=32)
+    feature_map = trainer.networks["feature_map"]
+    assert [feature_map.get_layer(f"conv{i}").filters for i in range(2)] == [8, 4]
+    assert tuple(feature_map.get_layer("features").kernel.shape) == (4 * 7 * 7, 32)
+
+
+def test_deepsvdd_pretraining_learns_to_reconstruct_and_moves_the_feature_map(bundled):
+    trainer = make_trainer("deepsvdd", epochs=6, learning_rate=1e-3)
+    data = PreparedData.from_splits(one_class_splits(bundled, "normal", 1, seed=0),
+                                    trainer.image_size)
+    feature_map = trainer.networks["feature_map"]
+    before = [w.numpy().copy() for w in feature_map.trainable_weights]
+    losses = trainer.pretrain(data)
+    assert len(losses) == 6 * (data.train_size // 32)
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, feature_map.trainable_weights))
+
+
+def test_deepsvdd_without_pretraining_starts_from_its_initial_weights(bundled):
+    trainer = make_trainer("deepsvdd", pretrain=False)
+    data = PreparedData.from_splits(one_class_splits(bundled, "normal", 1, seed=0),
+                                    trainer.image_size)
+    before = [w.numpy().copy() for w in trainer.networks["feature_map"].weights]
+    trainer.before_training(data)
+    for b, w in zip(before, trainer.networks["feature_map"].weights):
+        np.testing.assert_array_equal(b, w.numpy())
+
+
 def test_deepsvdd_is_bias_free_and_training_pulls_features_to_the_centre(bundled):
-    trainer = make_trainer("deepsvdd")
+    trainer = make_trainer("deepsvdd", filters=8)
     assert not [w.name for w in trainer.networks["feature_map"].weights if "bias" in w.name]
     trainer.networks["centre"].get_layer("centre").centre.assign(np.full(8, 0.5, np.float32))
     x = images_of(bundled, 1, trainer, 32)

@@ -39,7 +39,7 @@ def run(experiment, log_dir, distribute):
     return json.loads(open(path).read())
 
 
-@pytest.mark.parametrize("experiment", ["ae", "egbad"])
+@pytest.mark.parametrize("experiment", ["ae", "egbad", "deepsvdd"])
 def test_mirrored_training_matches_one_device_and_its_model_scores_on_one(tmp_path, bundled,
                                                                           experiment):
     from anomaly_toolbox import load

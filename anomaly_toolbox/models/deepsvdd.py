@@ -1,4 +1,5 @@
-"""Deep SVDD networks (Ruff et al. 2018): a bias-free LeNet-style feature map and the centre c.
+"""Deep SVDD networks (Ruff et al. 2018): a bias-free LeNet-style feature map, the centre c, and
+the mirrored decoder that pretrains the feature map as an autoencoder's encoder.
 
 Every layer is bias-free and BatchNorm has no affine terms (epsilon 1e-4, as the reference code),
 because a bias would let the network map every input onto c, the trivial solution the paper rules
@@ -32,21 +33,50 @@ class MaxPool2x2(keras.layers.Layer):
         return tf.reduce_max(blocks, axis=[2, 4])
 
 
+def stage_filters(filters: int, stage: int) -> int:
+    """Filters of the feature map's ``stage`` (0-based): ``filters`` halved per stage, at least 1."""
+    return max(filters // 2 ** stage, 1)
+
+
 def build_feature_map(image_shape: tuple[int, int, int], latent_dim: int,
                       filters: int) -> keras.Model:
     """Image ``[B, S, S, C]`` -> features ``[B, latent_dim]``: per stage Conv 5x5 (no bias) ->
-    BatchNorm (no affine) -> LeakyReLU -> MaxPool 2x2, filters doubling (28 -> 14 -> 7; 32 -> 16
-    -> 8 -> 4, the paper's MNIST and CIFAR-10 LeNets), then a bias-free Dense."""
+    BatchNorm (no affine) -> LeakyReLU -> MaxPool 2x2, filters halving (:func:`stage_filters`;
+    28 -> 14 -> 7 with 8 then 4 filters, the paper's MNIST LeNet), then a bias-free Dense."""
     images = keras.Input(image_shape, name="images")
     x = images
     for i in range(pyramid_steps(image_shape[0])):
-        x = layers.Conv2D(filters * 2 ** i, 5, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.Conv2D(stage_filters(filters, i), 5, padding="same", use_bias=False,
+                          name=f"conv{i}")(x)
         x = layers.BatchNormalization(epsilon=BN_EPSILON, center=False, scale=False,
                                       name=f"bn{i}")(x)
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"lrelu{i}")(x)
         x = MaxPool2x2(name=f"pool{i}")(x)
     features = layers.Dense(latent_dim, use_bias=False, name="features")(layers.Flatten()(x))
     return keras.Model(images, features, name="feature_map")
+
+
+def build_pretraining_decoder(image_shape: tuple[int, int, int], latent_dim: int,
+                              filters: int) -> keras.Model:
+    """Features ``[B, latent_dim]`` -> image ``[B, S, S, C]``, the feature map mirrored: a
+    bias-free Dense to the last stage's grid, then per stage BatchNorm (no affine) -> LeakyReLU ->
+    2x upsampling -> Conv 5x5 (no bias) to the previous stage's filters, then tanh (images lie in
+    [-1, 1])."""
+    stages = pyramid_steps(image_shape[0])
+    side = image_shape[0] // 2 ** stages
+    features = keras.Input((latent_dim,), name="features")
+    last = stage_filters(filters, stages - 1)
+    x = layers.Dense(side * side * last, use_bias=False, name="grid")(features)
+    x = layers.Reshape((side, side, last))(x)
+    for i in reversed(range(stages)):
+        x = layers.BatchNormalization(epsilon=BN_EPSILON, center=False, scale=False,
+                                      name=f"bn{i}")(x)
+        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"lrelu{i}")(x)
+        x = layers.UpSampling2D(2, name=f"up{i}")(x)
+        channels = stage_filters(filters, i - 1) if i > 0 else image_shape[-1]
+        x = layers.Conv2D(channels, 5, padding="same", use_bias=False, name=f"conv{i}")(x)
+    images = layers.Activation("tanh", name="tanh")(x)
+    return keras.Model(features, images, name="pretraining_decoder")
 
 
 @keras.saving.register_keras_serializable(package="anomaly_toolbox")

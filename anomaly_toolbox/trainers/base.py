@@ -327,18 +327,30 @@ class Trainer(ImageSides, abc.ABC):
         tensor along its first axis of the batch's length (noise without one, drawn once per
         step, is the same on every replica)."""
         batch = images.shape[0]
-        share = batch // self.replicas
-        start = tf.distribute.get_replica_context().replica_id_in_sync_group * share
-
-        def mine(tensor: tf.Tensor) -> tf.Tensor:
-            if batch not in tensor.shape:
-                return tensor
-            axis = list(tensor.shape).index(batch)
-            return tf.gather(tensor, tf.range(start, start + share), axis=axis)
-
         # The method's step itself: a nested (XLA) tf.function cannot hold the gradients'
         # all-reduce.
-        return self.train_step(mine(images), {k: mine(v) for k, v in noise.items()})
+        return self.train_step(self._replica_share(images, batch),
+                               {k: self._replica_share(v, batch) for k, v in noise.items()})
+
+    def _replica_share(self, tensor: tf.Tensor, batch: int) -> tf.Tensor:
+        """This replica's slice of ``tensor`` along its first axis of length ``batch`` (the
+        whole tensor if it has none)."""
+        if batch not in tensor.shape:
+            return tensor
+        share = batch // self.replicas
+        start = tf.distribute.get_replica_context().replica_id_in_sync_group * share
+        axis = list(tensor.shape).index(batch)
+        return tf.gather(tensor, tf.range(start, start + share), axis=axis)
+
+    def on_replicas(self, step: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor) -> tf.Tensor:
+        """``step(images)`` on the global batch; under a multi-replica strategy each replica runs
+        it on its slice (``step`` divides its gradients by :attr:`replicas`, as
+        :meth:`apply_gradients` does) and the returned losses are averaged."""
+        if self.replicas == 1:
+            return step(images)
+        losses = self.strategy.run(
+            lambda batch: step(self._replica_share(batch, images.shape[0])), args=(images,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
 
     def _train_step_and_average(self, images: tf.Tensor,
                                 noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
