@@ -1,0 +1,81 @@
+"""Finished runs of encoder-generator methods: the selected model against the last checkpoint.
+
+For each run directory (the one holding ``results.json``), scores the test split with the model
+that validation selected (``model/``) and with the weights of the newest checkpoint (the end of
+training), and prints per model the mean per-image L1 residual ``||x - G(E(x))||_1`` of normal and
+anomalous test images, the residual's test AUROC and the method's own score's test AUROC. It shows
+whether a method's score got worse with training and why (anomalies reconstructed as well as
+normal images, or better). Run:
+python benchmarks/selected_vs_last.py RUN_DIR [RUN_DIR ...] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from anomaly_toolbox.datasets import load_raw  # noqa: E402
+from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches  # noqa: E402
+from anomaly_toolbox.datasets.splits import one_class_splits  # noqa: E402
+from anomaly_toolbox.experiments import trainer_class  # noqa: E402
+from anomaly_toolbox.trainers.base import CHECKPOINT_DIR, MODEL_DIR, Trainer  # noqa: E402
+
+
+def residuals(trainer: Trainer, cached: tf.data.Dataset) -> np.ndarray:
+    """Per-image L1 residuals ``||x - G(E(x))||_1``, ``[N]``, in split order."""
+    return np.concatenate([
+        tf.reduce_sum(tf.abs(x - trainer.reconstruct(x)), axis=[1, 2, 3]).numpy()
+        for x, _ in eval_batches(cached, trainer.scoring_batch_size())])
+
+
+def row(run: str, model: str, trainer: Trainer, cached: tf.data.Dataset,
+        labels: np.ndarray) -> str:
+    """One table row: mean residual of normal and anomalous images and both test AUROCs."""
+    residual = residuals(trainer, cached)
+    scores = trainer.score_dataset(cached)
+    return (f"| {run} | {model} | {residual[labels == 0].mean():.0f} | "
+            f"{residual[labels == 1].mean():.0f} | {roc_auc_score(labels, residual):.3f} | "
+            f"{roc_auc_score(labels, scores):.3f} |")
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data-dir", default=None, help="The runs' --data-dir, if they used one.")
+def main(run_dirs: tuple[Path, ...], data_dir: str | None) -> None:
+    print("| run | model | residual, normal | residual, anomalous | AUROC of residual "
+          "| AUROC of score |\n|---|---|---|---|---|---|")
+    for run_dir in run_dirs:
+        results_file = run_dir / "results.json"
+        if not results_file.is_file():
+            raise click.BadParameter(f"{run_dir} has no results.json; give a finished run's "
+                                     f"directory (the one holding model/ and checkpoints/)")
+        results = json.loads(results_file.read_text())
+        cls = trainer_class(results["experiment"])
+        raw = load_raw(results["dataset"], data_dir)
+        splits = one_class_splits(raw, results["protocol"], results["label"],
+                                  results["contamination"], results["val_share"], results["seed"])
+        trainer = cls(results["hps"], sample_shape=raw.x_train.shape[1:], seed=results["seed"])
+        if trainer.reconstruct(tf.zeros((1, *trainer.image_shape))) is None:
+            raise click.BadParameter(f"{results['experiment']} has no reconstruction")
+        cached = cached_dataset(splits.test, trainer.image_size)
+        name = f"{results['experiment']} class {results['label']}"
+        trainer.load_model(run_dir / MODEL_DIR)
+        print(row(name, f"selected ({results['selected_model']})", trainer, cached,
+                  splits.test.y))
+        newest = tf.train.latest_checkpoint(run_dir / CHECKPOINT_DIR)
+        trainer.checkpoint().restore(newest).expect_partial()
+        print(row(name, f"last checkpoint (epoch {int(trainer.epoch.numpy())})", trainer,
+                  cached, splits.test.y))
+
+
+if __name__ == "__main__":
+    main()
