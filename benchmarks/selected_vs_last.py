@@ -64,8 +64,11 @@ def main(run_dirs: tuple[Path, ...], data_dir: str | None) -> None:
         splits = one_class_splits(raw, results["protocol"], results["label"],
                                   results["contamination"], results["val_share"], results["seed"])
         trainer = cls(results["hps"], sample_shape=raw.x_train.shape[1:], seed=results["seed"])
-        if trainer.reconstruct(tf.zeros((1, *trainer.image_shape))) is None:
-            raise click.BadParameter(f"{results['experiment']} has no reconstruction")
+        if (not isinstance(trainer, Trainer)
+                or trainer.reconstruct(tf.zeros((1, *trainer.image_shape))) is None):
+            raise click.BadParameter(f"{run_dir}: {results['experiment']} runs have no "
+                                     f"reconstruction G(E(x)) or no checkpoints; give a run of "
+                                     f"an encoder-generator method (egbad, cbigan, memgan, ...)")
         cached = cached_dataset(splits.test, trainer.image_size)
         name = f"{results['experiment']} class {results['label']}"
         trainer.load_model(run_dir / MODEL_DIR)

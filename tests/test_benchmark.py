@@ -1,6 +1,8 @@
 """The accuracy benchmark: its table writer and a two-class, one-seed run of tiny models."""
 
+import importlib.util
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -9,7 +11,7 @@ from anomaly_toolbox.cli import main
 from anomaly_toolbox.experiments.anchors import anchors_for
 from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, benchmark_report, run_benchmark
 from anomaly_toolbox.results import benchmark_table, mean_std
-from tests.conftest import TINY
+from tests.conftest import TINY, only_run
 
 
 def run(method, label, seed, auroc, status="completed"):
@@ -104,3 +106,27 @@ def test_kdd99_report_adds_the_top_20_percent_tables(tmp_path):
     assert "| class | iforest | kde |" in report and "| 1 |" in report
     for title in ("Test AUROC:", "Test PRECISION (top-scoring", "Test F1 (top-scoring"):
         assert title in report
+
+
+def test_selected_vs_last_script_compares_the_selected_model_with_the_last_checkpoint(tmp_path):
+    """benchmarks/selected_vs_last.py on a finished 2-epoch EGBAD run: one row for the model
+    validation selected and one for the last checkpoint (epoch 2), with finite residuals and
+    AUROCs in [0, 1]; a run of a method without reconstructions is refused by name."""
+    path = Path(__file__).parent.parent / "benchmarks" / "selected_vs_last.py"
+    spec = importlib.util.spec_from_file_location("selected_vs_last", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run_dir, _ = only_run(tmp_path, "egbad", {**TINY, "epochs": 2}, "--anomalous-label", 1)
+    result = CliRunner().invoke(script.main, [str(run_dir)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(" | ") for line in result.output.splitlines() if "| egbad class 1 |" in line]
+    assert [row[1].split(" (")[0] for row in rows] == ["selected", "last checkpoint"]
+    assert "epoch 2" in rows[1][1]
+    for row in rows:
+        normal, anomalous, residual_auroc = float(row[2]), float(row[3]), float(row[4])
+        assert normal > 0 and anomalous > 0 and 0.0 <= residual_auroc <= 1.0
+
+    (tmp_path / "ocsvm").mkdir()
+    ocsvm_dir, _ = only_run(tmp_path / "ocsvm", "ocsvm", {}, "--anomalous-label", 1)
+    refused = CliRunner().invoke(script.main, [str(ocsvm_dir)])
+    assert refused.exit_code == 2 and "ocsvm runs have no reconstruction" in refused.output
