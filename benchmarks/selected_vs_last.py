@@ -26,13 +26,15 @@ from anomaly_toolbox.datasets import load_raw  # noqa: E402
 from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches  # noqa: E402
 from anomaly_toolbox.datasets.splits import one_class_splits  # noqa: E402
 from anomaly_toolbox.experiments import trainer_class  # noqa: E402
+from anomaly_toolbox.model_files import trainer_reconstructs  # noqa: E402
 from anomaly_toolbox.trainers.base import CHECKPOINT_DIR, MODEL_DIR, Trainer  # noqa: E402
+from anomaly_toolbox.trainers.losses import per_sample_l1  # noqa: E402
 
 
 def residuals(trainer: Trainer, cached: tf.data.Dataset) -> np.ndarray:
     """Per-image L1 residuals ``||x - G(E(x))||_1``, ``[N]``, in split order."""
     return np.concatenate([
-        tf.reduce_sum(tf.abs(x - trainer.reconstruct(x)), axis=[1, 2, 3]).numpy()
+        per_sample_l1(x, trainer.reconstruct(x)).numpy()
         for x, _ in eval_batches(cached, trainer.scoring_batch_size())])
 
 
@@ -64,8 +66,7 @@ def main(run_dirs: tuple[Path, ...], data_dir: str | None) -> None:
         splits = one_class_splits(raw, results["protocol"], results["label"],
                                   results["contamination"], results["val_share"], results["seed"])
         trainer = cls(results["hps"], sample_shape=raw.x_train.shape[1:], seed=results["seed"])
-        if (not isinstance(trainer, Trainer)
-                or trainer.reconstruct(tf.zeros((1, *trainer.image_shape))) is None):
+        if not trainer_reconstructs(trainer):
             raise click.BadParameter(f"{run_dir}: {results['experiment']} runs have no "
                                      f"reconstruction G(E(x)) or no checkpoints; give a run of "
                                      f"an encoder-generator method (egbad, cbigan, memgan, ...)")
