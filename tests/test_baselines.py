@@ -10,7 +10,7 @@ from sklearn.neighbors import KernelDensity
 from anomaly_toolbox.datasets import one_class_splits
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.experiments import trainer_class
-from anomaly_toolbox.hps import defaults
+from anomaly_toolbox.hps import HpsError, defaults, parse_grid
 from anomaly_toolbox.trainers.shallow import DETECTOR_FILE, flat_images
 from tests.conftest import NETWORK_METHODS, SEED, images_of, make_trainer
 
@@ -116,6 +116,31 @@ def test_shallow_baselines_detect_other_digits_and_save_what_they_chose(
         restored = pickle.load(file)
     images = flat_images(digit_one_normal.test)[:50]
     np.testing.assert_allclose(cls.score(restored, images), cls.score(trainer.detector, images))
+
+
+def test_pca_variance_projects_before_the_detector_and_saves_the_projection(
+        tmp_path, digit_one_normal, capsys):
+    """The PCA is fitted on the training images only; the pickle holds projection + detector."""
+    cls = trainer_class("iforest")
+    trainer = cls({**defaults(cls.schema()), "pca_variance": 0.9}, sample_shape=(28, 28, 1),
+                  seed=0)
+    trainer.fit(digit_one_normal, tmp_path, tf.summary.create_noop_writer(), progress_bar=False)
+    trainer.select_final_model(tmp_path, digit_one_normal)
+    projection = trainer.detector.named_steps["pca"]
+    train = flat_images(digit_one_normal.train)
+    assert projection.n_samples_ == len(train) and projection.n_features_in_ == 784
+    assert 1 < projection.n_components_ < 784
+    assert projection.explained_variance_ratio_.sum() >= 0.9
+    assert f"PCA keeps {projection.n_components_} of 784 dimensions (90%" in capsys.readouterr().out
+    assert trainer.evaluate(digit_one_normal)["auroc"] > 0.9
+    with open(tmp_path / "model" / DETECTOR_FILE, "rb") as file:
+        restored = pickle.load(file)
+    images = flat_images(digit_one_normal.test)[:50]
+    np.testing.assert_allclose(cls.score(restored, images), cls.score(trainer.detector, images))
+    for bad, message in ((-0.1, "must be >= 0.0"), (1.5, "must be <= 1.0")):
+        with pytest.raises(HpsError, match=message):
+            parse_grid({"pca_variance": {"type": "Discrete", "values": [bad]}}, cls.schema(),
+                       "grid.json")
 
 
 def test_unset_kernel_widths_are_chosen_on_validation(digit_one_normal, capsys):

@@ -9,6 +9,11 @@ rules the papers' tables also used are ``width_rule`` 'scale' (OC-SVM: scikit-le
 var(x))) and 'likelihood' (KDE: 5-fold cross-validated log-likelihood, Ruff et al.'s rule). The
 test split is never used.
 
+``pca_variance`` (0, off, by default) projects the flattened images onto the principal components
+of the training images that keep that share of their variance before any detector sees them, as
+Ruff et al.'s baselines could (``--pca``, 95%); the widths are then chosen in that space. On
+mnist-5k P3 it lifts Isolation Forest from 0.868 to 0.935 AUROC (benchmarks/RESULTS.md).
+
 Scores, higher = more anomalous: OC-SVM -decision_function; Isolation Forest -score_samples
 (the average path length, negated); KDE -log density.
 """
@@ -22,9 +27,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
+from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
+from sklearn.pipeline import Pipeline
 from sklearn.svm import OneClassSVM
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
@@ -49,6 +56,9 @@ def shallow_hparams() -> tuple[HParam, ...]:
                "(kernel methods scale quadratically)", positive=True),
         HParam("selection_metric", str, "auroc", "validation metric that picks the candidate",
                choices=SELECTION_METRICS),
+        HParam("pca_variance", float, 0.0, "share of the training images' variance kept by a "
+               "PCA projection fitted on them before the detector (0 = off: raw pixels)",
+               minimum=0.0, maximum=1.0),
     )
 
 
@@ -100,6 +110,12 @@ class ShallowTrainer(ImageSides, abc.ABC):
             rng = np.random.default_rng(self.seed)
             train = train[rng.choice(len(train), self.hps["max_train_samples"], replace=False)]
         validation = flat_images(data.validation)
+        projection = self._projection(train)
+        if projection is not None:
+            train, validation = projection.transform(train), projection.transform(validation)
+            print(f"{self.name}: PCA keeps {projection.n_components_} of "
+                  f"{projection.n_features_in_} dimensions "
+                  f"({self.hps['pca_variance']:.0%} of the training variance)")
         metric = self.hps["selection_metric"]
         best = -np.inf
         for index, (setting, detector) in enumerate(self.candidates(train)):
@@ -119,7 +135,16 @@ class ShallowTrainer(ImageSides, abc.ABC):
                 self.validation_best = metrics
             if not metrics:
                 break
+        if projection is not None:
+            self.detector = Pipeline([("pca", projection), ("detector", self.detector)])
         writer.flush()
+
+    def _projection(self, train: np.ndarray) -> PCA | None:
+        """The PCA fitted on the training images that ``pca_variance`` asks for, or None."""
+        if not self.hps["pca_variance"]:
+            return None
+        share = self.hps["pca_variance"]
+        return PCA(n_components=None if share == 1.0 else share, svd_solver="full").fit(train)
 
     def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
         """Pickle the chosen detector to ``model/detector.pkl``; say which setting it is."""
