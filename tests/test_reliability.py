@@ -20,11 +20,15 @@ EPOCHS = 10
 STEPS_PER_EPOCH = 360 // 32  # class 7 of mnist-5k under P3: 360 training images
 
 
+def class_seven_command(experiment, grid, log_dir):
+    """The ``anomaly-box`` command line of a quiet mnist-5k run with digit 7 normal."""
+    return [sys.executable, "-m", "anomaly_toolbox", "-e", experiment, "-d", "mnist-5k",
+            "--normal-label", "7", "--hps-path", str(grid), "--log-dir", str(log_dir), "-q"]
+
+
 def start_training(tmp_path, grid):
     """``anomaly-box`` in its own process (so that it can be killed)."""
-    command = [sys.executable, "-m", "anomaly_toolbox", "-e", "ganomaly", "-d", "mnist-5k",
-               "--normal-label", "7", "--hps-path", str(grid), "--log-dir",
-               str(tmp_path / "logs"), "-q"]
+    command = class_seven_command("ganomaly", grid, tmp_path / "logs")
     # A shell that starts a job in the background ignores SIGINT for it, and Python then keeps
     # ignoring it: give the child the default disposition, as in a terminal.
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -104,10 +108,8 @@ def test_same_seed_on_the_same_cpu_gives_identical_results(tmp_path):
     grid = write_grid(tmp_path / "grid.json", {**TINY, "n_critic": 2, "epochs": 2})
     env = {**os.environ, "TF_NUM_INTEROP_THREADS": "1"}
     for log_dir in ("first", "second"):
-        finished = subprocess.run(
-            [sys.executable, "-m", "anomaly_toolbox", "-e", "ama", "-d", "mnist-5k", "--hps-path",
-             str(grid), "--normal-label", "7", "--log-dir", str(tmp_path / log_dir), "-q"],
-            env=env, capture_output=True, text=True, timeout=600)
+        finished = subprocess.run(class_seven_command("ama", grid, tmp_path / log_dir), env=env,
+                                  capture_output=True, text=True, timeout=600)
         assert finished.returncode == 0, finished.stdout + finished.stderr
     [a], [b] = run_dirs(tmp_path / "first"), run_dirs(tmp_path / "second")
     results_a, results_b = read_results(a / "results.json"), read_results(b / "results.json")
