@@ -455,12 +455,17 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile steps (default: each method's, see --list).")
 @click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
+@click.option("--restart", is_flag=True,
+              help="Train every cell from scratch instead of reusing its finished run (after "
+                   "changing the code: runs are reused by version, data, seed and hps). An "
+                   "interrupted --restart resumes when run again without it.")
 @ray_options
 def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
               epochs: int | None, hps_paths: tuple[str, ...], tuning: bool, log_dir: Path,
               data_dir: Path | None, category: str | None, label_column: str | None,
               normal_value: str | None, jit_compile: bool | None, output: Path | None,
-              ray_address: str | None, cpus_per_run: float, gpus_per_run: float | None) -> None:
+              restart: bool, ray_address: str | None, cpus_per_run: float,
+              gpus_per_run: float | None) -> None:
     """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
 
     Example: anomaly-box benchmark -e ganomaly,ocsvm -d mnist-5k --labels 0,1 --seeds 1,2,3
@@ -490,7 +495,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
         labels=label_list, seeds=seed_list, log_dir=log_dir, data_dir=data_dir,
         category=category, dataset_options=dataset_options, jit_compile=jit_compile,
         hps_paths=grid_files, tuning=tuning,
-        overrides={} if epochs is None else {"epochs": epochs}, ray=ray,
+        overrides={} if epochs is None else {"epochs": epochs}, ray=ray, restart=restart,
         command="anomaly-box " + shlex.join(click.get_current_context().find_root().meta.get(
             "argv", [])))
     with _bad_input_as_exit_2():

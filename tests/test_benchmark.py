@@ -2,6 +2,8 @@
 
 import importlib.util
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,9 @@ from click.testing import CliRunner
 
 from anomaly_toolbox.cli import main
 from anomaly_toolbox.experiments.anchors import anchors_for
-from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, benchmark_report, run_benchmark
+from anomaly_toolbox import __version__
+from anomaly_toolbox.experiments.benchmark import (BenchmarkConfig, benchmark_report,
+                                                   describe_code, run_benchmark)
 from anomaly_toolbox.results import benchmark_table, mean_std
 from tests.conftest import TINY, only_run
 
@@ -106,6 +110,41 @@ def test_kdd99_report_adds_the_top_20_percent_tables(tmp_path):
     assert "| class | iforest | kde |" in report and "| 1 |" in report
     for title in ("Test AUROC:", "Test PRECISION (top-scoring", "Test F1 (top-scoring"):
         assert title in report
+
+
+def test_restart_trains_every_cell_again_and_the_header_names_the_code(tmp_path):
+    args = ["benchmark", "-e", "iforest", "-d", "mnist-5k", "--labels", "0", "--seeds", "0",
+            "--log-dir", str(tmp_path)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "- Code: anomaly-toolbox " in first.output
+    reused = CliRunner().invoke(main, args)
+    assert "already completed" in reused.output
+    again = CliRunner().invoke(main, [*args, "--restart"])
+    assert again.exit_code == 0, again.output
+    assert "already completed" not in again.output and "Test: " in again.output
+    assert len(list(tmp_path.glob("iforest/*/*/results.json"))) == 1
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_code_line_names_the_commit_of_a_checkout_and_its_changes(tmp_path):
+    package = tmp_path / "checkout" / "anomaly_toolbox"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(package.parent), *args], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    assert describe_code(package) == f"anomaly-toolbox {__version__}"  # not a checkout
+    git("init", "-q")
+    assert describe_code(package) == f"anomaly-toolbox {__version__}"  # not tracked
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    commit = git("rev-parse", "--short", "HEAD")
+    assert describe_code(package) == f"anomaly-toolbox {__version__}, git commit {commit}"
+    (package / "__init__.py").write_text("x = 1\n")
+    assert describe_code(package).endswith(f"{commit} with uncommitted changes")
 
 
 def test_selected_vs_last_script_compares_the_selected_model_with_the_last_checkpoint(tmp_path):

@@ -109,6 +109,21 @@ def test_the_same_data_and_settings_reuse_the_run_and_the_fingerprint_is_stored(
     assert len(results_files(tmp_path / "logs")) == 2
 
 
+def test_a_run_of_another_toolbox_version_is_trained_again_not_reused(tmp_path, monkeypatch):
+    import anomaly_toolbox
+
+    first = train(tmp_path, AE, "--normal-label", 3)
+    assert first.exit_code == 0, first.output
+    [path] = results_files(tmp_path / "logs")
+    installed = anomaly_toolbox.__version__
+    assert read_results(path)["fingerprint"]["toolbox"] == installed
+    monkeypatch.setattr(anomaly_toolbox, "__version__", "99.0")
+    upgraded = train(tmp_path, AE, "--normal-label", 3)
+    assert upgraded.exit_code == 0 and "already completed" not in upgraded.output
+    versions = {read_results(p)["fingerprint"]["toolbox"] for p in results_files(tmp_path / "logs")}
+    assert versions == {installed, "99.0"}
+
+
 def test_the_offline_mnist_fallback_is_filed_as_what_it_loaded(tmp_path, monkeypatch):
     from anomaly_toolbox.datasets import DatasetUnavailable, sources
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anomaly_toolbox
 from anomaly_toolbox.datasets import DATASETS, load_raw
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
@@ -51,6 +53,8 @@ class BenchmarkConfig:
     command: str = ""
     #: Run every cell as a Ray task (see :mod:`anomaly_toolbox.experiments.ray_sweep`).
     ray: RaySettings | None = None
+    #: Train every cell again instead of reusing finished runs (``--restart``).
+    restart: bool = False
 
 
 def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
@@ -71,7 +75,7 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
         seed=seed, log_dir=config.log_dir, data_dir=config.data_dir, category=config.category,
         dataset_options=config.dataset_options, hps_path=config.hps_paths.get(method),
         tuning=config.tuning, jit_compile=config.jit_compile, progress_bar=config.progress_bar,
-        overrides=config.overrides) for method, label, seed in cells]
+        overrides=config.overrides, restart=config.restart) for method, label, seed in cells]
     names = [f"{method}, class {label}, seed {seed}" for method, label, seed in cells]
     if config.ray is not None:
         from anomaly_toolbox.experiments.ray_sweep import run_all
@@ -116,6 +120,7 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
         f"- Data: {source}",
         f"- Seeds: {', '.join(map(str, config.seeds))} (cells: mean ± sample std over seeds)",
         f"- Hyperparameters: {hyperparameters}; overrides: {overrides}",
+        f"- Code: {describe_code()}",
         f"- Machine: {describe_machine()}",
     ]
     if config.command:
@@ -156,6 +161,26 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
             lines.append(f"| {run['experiment']} | {run['label']} | {run['seed']} | "
                          f"{run['run']} | {validation} | {tuned} |")
     return "\n".join(lines)
+
+
+def describe_code(package: Path = Path(anomaly_toolbox.__file__).parent) -> str:
+    """The toolbox version, plus the git commit when ``package`` is a checkout's tracked source
+    (an installed copy, even inside a checkout's ignored venv, has none), marked when the
+    package or its grids differ from that commit."""
+    version = f"anomaly-toolbox {anomaly_toolbox.__version__}"
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+
+    try:
+        if not git("ls-files", "--", "__init__.py"):
+            return version
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", "../hps")
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}, git commit {commit}" + (" with uncommitted changes" if changed else "")
 
 
 def describe_machine() -> str:

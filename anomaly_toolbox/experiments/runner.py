@@ -9,7 +9,8 @@ Directory layout under ``log_dir`` (each run resumes when the same command is ru
 
 ``<data>`` names what was really loaded (``mnist-5k`` when ``mnist`` fell back to it) and
 ``<digest>`` is a hash of the loaded arrays, so other data never lands among these runs. A run's
-name is the start of its fingerprint (data identity, splits, seed and hps): a run is resumed or
+name is the start of its fingerprint (toolbox version, data identity, splits, seed and hps): a
+run is resumed or
 shown again only when everything it trained on and with is the same. A lock file keeps a second
 process from writing a run that another live process is writing.
 """
@@ -34,6 +35,7 @@ from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
+import anomaly_toolbox
 from anomaly_toolbox.datasets import load_raw, one_class_splits
 from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
@@ -108,9 +110,11 @@ def experiment_dir(config: RunConfig, raw: RawData) -> Path:
 
 
 def run_fingerprint(config: RunConfig, raw: RawData, hps: dict[str, Any]) -> dict[str, Any]:
-    """What a run trained on and with: data identity, split settings, seed and hps, plus ``id``,
-    a SHA-256 of all of them. A run is resumed or reused only when its fingerprint matches."""
-    fingerprint = {"data": raw.identity(), "protocol": config.protocol, "label": config.label,
+    """What a run trained on and with: the toolbox version, data identity, split settings, seed
+    and hps, plus ``id``, a SHA-256 of all of them. A run is resumed or reused only when its
+    fingerprint matches, so runs of another release are trained again, not shown as this one's."""
+    fingerprint = {"toolbox": anomaly_toolbox.__version__, "data": raw.identity(),
+                   "protocol": config.protocol, "label": config.label,
                    "contamination": config.contamination, "val_share": config.val_share,
                    "seed": config.seed, "hps": hps}
     encoded = json.dumps(fingerprint, sort_keys=True).encode()
