@@ -109,7 +109,7 @@ def test_shallow_baselines_detect_other_digits_and_save_what_they_chose(
     trainer = cls(defaults(cls.schema()), sample_shape=(28, 28, 1), seed=0)
     trainer.fit(digit_one_normal, tmp_path, tf.summary.create_noop_writer(), progress_bar=False)
     chosen = trainer.select_final_model(tmp_path, digit_one_normal)
-    test = trainer.evaluate(digit_one_normal)
+    test = trainer.evaluate(digit_one_normal)["test"]
     assert test["auroc"] > 0.9, test
     assert chosen and trainer.training_summary()["validation_best"]["auroc"] > 0.9
     with open(tmp_path / "model" / DETECTOR_FILE, "rb") as file:
@@ -132,7 +132,7 @@ def test_pca_variance_projects_before_the_detector_and_saves_the_projection(
     assert 1 < projection.n_components_ < 784
     assert projection.explained_variance_ratio_.sum() >= 0.9
     assert f"PCA keeps {projection.n_components_} of 784 dimensions (90%" in capsys.readouterr().out
-    assert trainer.evaluate(digit_one_normal)["auroc"] > 0.9
+    assert trainer.evaluate(digit_one_normal)["test"]["auroc"] > 0.9
     with open(tmp_path / "model" / DETECTOR_FILE, "rb") as file:
         restored = pickle.load(file)
     images = flat_images(digit_one_normal.test)[:50]
@@ -198,4 +198,4 @@ def test_label_free_width_rules_choose_one_setting_without_validation(digit_one_
     assert likelihoods[setting] >= np.median(list(likelihoods.values()))
     trainer.fit(digit_one_normal, None, tf.summary.create_noop_writer(), progress_bar=False)
     assert sum("bandwidth=" in line for line in capsys.readouterr().out.splitlines()) == 1
-    assert trainer.evaluate(digit_one_normal)["auroc"] > 0.9
+    assert trainer.evaluate(digit_one_normal)["test"]["auroc"] > 0.9

@@ -74,6 +74,9 @@ def test_jointgan_on_contaminated_data_reports_every_score_part(tmp_path):
     assert results["contamination"] == 0.05 and run_dir.parent.name.endswith("-c0.05-s42")
     for key in ("auroc", "ln_auroc", "lo_auroc", "ln_f1", "lo_f1"):
         assert math.isfinite(results["test"][key])
+    validation = results["validation"]
+    assert set(validation) == {"auroc", "auprc", "ln_auroc", "ln_auprc", "lo_auroc", "lo_auprc"}
+    assert all(0.0 <= value <= 1.0 for value in validation.values())
 
 
 @pytest.mark.slow

@@ -361,7 +361,9 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
         if note:
             results["selection_note"] = note
         with clock.measure("final_scoring"):
-            test = trainer.evaluate(data, validation_scores)
+            evaluated = trainer.evaluate(data, validation_scores)
+        results["validation"].update(evaluated["validation"])
+        test = evaluated["test"]
         test_seconds = time.perf_counter() - started
     except KeyboardInterrupt:
         results.update(status="interrupted")

@@ -44,8 +44,9 @@ class MethodTrainer(Protocol):
         """Anomaly scores ``[N]`` of a cached split, by the final model."""
 
     def evaluate(self, data: PreparedData,
-                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
-        """Test metrics with the threshold chosen on validation."""
+                 validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+        """``{"test": ..., "validation": ...}``: test metrics with the threshold chosen on
+        validation, and validation metrics of the method's other scores (if any)."""
 
     def training_summary(self) -> dict[str, Any]:
         """Epochs and steps trained and the best validation metrics, for results files."""

@@ -655,24 +655,29 @@ class Trainer(ImageSides, abc.ABC):
         return {}
 
     def evaluate(self, data: PreparedData,
-                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
-        """Test metrics: AUROC, AUPRC, and precision/recall/F1 at the validation threshold, for
-        the score and each of :meth:`score_variants`.
+                 validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+        """``{"test": ..., "validation": ...}``. Test: AUROC, AUPRC, and precision/recall/F1 at
+        the validation threshold, for the score and each of :meth:`score_variants`. Validation:
+        each variant's AUROC and AUPRC as ``<name>_<metric>`` (the score's own are the run's
+        selection metrics), so that a variant can be chosen without looking at the test split.
 
         ``validation_scores``: :meth:`final_scores` of the validation split when the caller has
         them already (scoring can be costly: AnoGAN searches the latent space per image).
         """
         if validation_scores is None:
             validation_scores = self.final_scores(data.validation)
-        metrics = test_metrics(data, validation_scores, self.final_scores(data.test))
+        test = test_metrics(data, validation_scores, self.final_scores(data.test))
+        validation: dict[str, float] = {}
         for name, variant in self.score_variants().items():
             scorer = tf.function(variant, reduce_retracing=True)
             with self.full_scoring():
-                parts = [self.score_dataset(split, scorer) for split in (data.validation,
-                                                                          data.test)]
-            metrics.update({f"{name}_{key}": value
-                            for key, value in test_metrics(data, *parts).items()})
-        return metrics
+                variant_validation, variant_test = [self.score_dataset(split, scorer)
+                                                    for split in (data.validation, data.test)]
+            test.update({f"{name}_{key}": value for key, value in
+                         test_metrics(data, variant_validation, variant_test).items()})
+            validation.update({f"{name}_{key}": value for key, value in ranking_metrics(
+                data.validation_labels, variant_validation).items()})
+        return {"test": test, "validation": validation}
 
 
 class EncoderGeneratorTrainer(Trainer, abc.ABC):

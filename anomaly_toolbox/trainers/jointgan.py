@@ -16,7 +16,8 @@ consistency compares E(G(z)) with the unit-length z.
 
 Score a = lambda Ln + (1 - lambda) Lo with
 Ln = ||w(x) - w(G(E(x)))||_2 / N_X (w: per-image min-max normalisation to [0, 1], N_X pixels) and
-Lo = -||E(x)||_2 / sqrt(N_z): a small code norm is anomalous. Results report Ln, Lo and a.
+Lo = -||E(x)||_2 / sqrt(N_z): a small code norm is anomalous. Results report Ln, Lo and a, on
+validation (``ln_auroc``, ...) and test.
 
 Deviations from the paper:
 

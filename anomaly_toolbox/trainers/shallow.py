@@ -170,10 +170,11 @@ class ShallowTrainer(ImageSides, abc.ABC):
                 "validation_best": self.validation_best}
 
     def evaluate(self, data: PreparedData,
-                 validation_scores: np.ndarray | None = None) -> dict[str, float]:
+                 validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
         if validation_scores is None:
             validation_scores = self.final_scores(data.validation)
-        return test_metrics(data, validation_scores, self.final_scores(data.test))
+        return {"test": test_metrics(data, validation_scores, self.final_scores(data.test)),
+                "validation": {}}
 
 
 def _median_distance(train: np.ndarray, seed: int, pairs: int = 2_000) -> float:
