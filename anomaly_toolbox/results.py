@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+import anomaly_toolbox
 
 if TYPE_CHECKING:
     from anomaly_toolbox.experiments.anchors import Anchor
@@ -27,6 +30,26 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def describe_code(package: Path = Path(anomaly_toolbox.__file__).parent) -> str:
+    """The toolbox version, plus the git commit when ``package`` is a checkout's tracked source
+    (an installed copy, even inside a checkout's ignored venv, has none), marked when the
+    package or its grids differ from that commit."""
+    version = f"anomaly-toolbox {anomaly_toolbox.__version__}"
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+
+    try:
+        if not git("ls-files", "--", "__init__.py"):
+            return version
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", "../hps")
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}, git commit {commit}" + (" with uncommitted changes" if changed else "")
 
 
 def read_results(path: Path) -> dict[str, Any] | None:

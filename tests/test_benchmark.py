@@ -1,6 +1,7 @@
 """The accuracy benchmark: its table writer and a two-class, one-seed run of tiny models."""
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -12,8 +13,8 @@ from click.testing import CliRunner
 from anomaly_toolbox.cli import main
 from anomaly_toolbox.experiments.anchors import anchors_for
 from anomaly_toolbox import __version__
-from anomaly_toolbox.experiments.benchmark import (BenchmarkConfig, benchmark_report,
-                                                   describe_code, run_benchmark)
+from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, benchmark_report, run_benchmark
+from anomaly_toolbox.results import describe_code
 from anomaly_toolbox.results import benchmark_table, mean_std
 from tests.conftest import TINY, only_run
 
@@ -61,6 +62,17 @@ def test_published_numbers_stand_beside_ours_with_their_sources_and_the_data_use
 
     anomalous = BenchmarkConfig(methods=["memgan"], dataset="mnist-5k", protocol="anomalous")
     assert "paper" not in benchmark_report(runs[:2], anomalous, [0, 1], "bundled")
+
+
+def test_the_header_lists_the_code_of_cells_trained_by_other_code():
+    runs = [{**run("ae", label, 42, 0.9), "dataset": "mnist-5k", "code": code,
+             "test": {"auroc": 0.9, "auprc": 0.8}}
+            for label, code in ((0, describe_code()), (1, "anomaly-toolbox 0.0.9"))]
+    config = BenchmarkConfig(methods=["ae"], dataset="mnist-5k", labels=[0, 1])
+    report = benchmark_report(runs, config, [0, 1], "bundled")
+    assert (f"- Cells trained by other code, cells per version: anomaly-toolbox 0.0.9 (1); "
+            f"{describe_code()} (1)") in report
+    assert "trained by other code" not in benchmark_report(runs[:1], config, [0, 1], "bundled")
 
 
 def test_two_anchors_of_one_method_get_a_column_each():
@@ -123,7 +135,8 @@ def test_restart_trains_every_cell_again_and_the_header_names_the_code(tmp_path)
     again = CliRunner().invoke(main, [*args, "--restart"])
     assert again.exit_code == 0, again.output
     assert "already completed" not in again.output and "Test: " in again.output
-    assert len(list(tmp_path.glob("iforest/*/*/results.json"))) == 1
+    [results] = tmp_path.glob("iforest/*/*/results.json")
+    assert json.loads(results.read_text())["code"] == describe_code()
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anomaly_toolbox
 from anomaly_toolbox.datasets import DATASETS, load_raw
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments.runner import RunConfig, data_label, run_experiment
 from anomaly_toolbox.hps import load_grid
-from anomaly_toolbox.results import benchmark_table, chosen_run, write_text_atomically
+from anomaly_toolbox.results import (benchmark_table, chosen_run, describe_code,
+                                     write_text_atomically)
 
 PROTOCOL_NAMES = {"anomalous": "P1: the class is the anomaly, the other classes are normal",
                   "normal": "P3: the class is normal, the other classes are anomalies"}
@@ -113,6 +113,7 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
                        f"grid files ({grids}), "
                        + ("every combination, each cell the run chosen on validation"
                           if config.tuning else "their first values") + ", else defaults")
+    code = describe_code()
     lines = [
         f"## {runs[0]['dataset'] if runs else config.dataset}, "
         f"{PROTOCOL_NAMES[config.protocol]}",
@@ -120,9 +121,14 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
         f"- Data: {source}",
         f"- Seeds: {', '.join(map(str, config.seeds))} (cells: mean ± sample std over seeds)",
         f"- Hyperparameters: {hyperparameters}; overrides: {overrides}",
-        f"- Code: {describe_code()}",
-        f"- Machine: {describe_machine()}",
+        f"- Code: {code}",
     ]
+    trained_by = Counter(run.get("code", "not recorded") for run in runs
+                         if run.get("status") == "completed")
+    if set(trained_by) - {code}:
+        lines.append("- Cells trained by other code, cells per version: " + "; ".join(
+            f"{version} ({count})" for version, count in sorted(trained_by.items())))
+    lines.append(f"- Machine: {describe_machine()}")
     if config.command:
         lines.append(f"- Command: `{config.command}`")
     metrics = ["auroc", "auprc"]
@@ -161,26 +167,6 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
             lines.append(f"| {run['experiment']} | {run['label']} | {run['seed']} | "
                          f"{run['run']} | {validation} | {tuned} |")
     return "\n".join(lines)
-
-
-def describe_code(package: Path = Path(anomaly_toolbox.__file__).parent) -> str:
-    """The toolbox version, plus the git commit when ``package`` is a checkout's tracked source
-    (an installed copy, even inside a checkout's ignored venv, has none), marked when the
-    package or its grids differ from that commit."""
-    version = f"anomaly-toolbox {anomaly_toolbox.__version__}"
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True,
-                              timeout=30, check=True).stdout.strip()
-
-    try:
-        if not git("ls-files", "--", "__init__.py"):
-            return version
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", "../hps")
-    except (OSError, subprocess.SubprocessError):
-        return version
-    return f"{version}, git commit {commit}" + (" with uncommitted changes" if changed else "")
 
 
 def describe_machine() -> str:

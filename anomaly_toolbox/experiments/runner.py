@@ -49,6 +49,7 @@ from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
 from anomaly_toolbox.runtime import apply_determinism, distribution_strategy, resolve_jit
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
+                                     describe_code,
                                      read_results, write_json_atomically, write_results_table,
                                      write_text_atomically)
 from anomaly_toolbox.datasets.pipeline import PreparedData
@@ -308,7 +309,8 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
         "data_source": run.raw.source, "protocol": config.protocol, "label": config.label,
         "contamination": config.contamination, "val_share": config.val_share,
         "seed": config.seed, "splits": splits.describe(), "hps": hps,
-        "deterministic": run.deterministic, "fingerprint": fingerprint, "status": "running",
+        "deterministic": run.deterministic, "fingerprint": fingerprint, "code": describe_code(),
+        "status": "running",
     }
     try:
         check_batch_fits(hps, len(splits.train))
