@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from anomaly_toolbox import __version__
 from anomaly_toolbox.cli import main
 from anomaly_toolbox.experiments.anchors import anchors_for
-from anomaly_toolbox import __version__
 from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, benchmark_report, run_benchmark
-from anomaly_toolbox.results import describe_code
-from anomaly_toolbox.results import benchmark_table, mean_std
+from anomaly_toolbox.results import benchmark_table, describe_code, mean_std
 from tests.conftest import TINY, only_run
 
 

@@ -10,8 +10,7 @@ Directory layout under ``log_dir`` (each run resumes when the same command is ru
 ``<data>`` names what was really loaded (``mnist-5k`` when ``mnist`` fell back to it) and
 ``<digest>`` is a hash of the loaded arrays, so other data never lands among these runs. A run's
 name is the start of its fingerprint (toolbox version, data identity, splits, seed and hps): a
-run is resumed or
-shown again only when everything it trained on and with is the same. A lock file keeps a second
+run is resumed or shown again only when everything it trained on and with is the same. A lock file keeps a second
 process from writing a run that another live process is writing.
 """
 
@@ -49,9 +48,8 @@ from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
 from anomaly_toolbox.runtime import apply_determinism, distribution_strategy, resolve_jit
 from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
-                                     describe_code,
-                                     read_results, write_json_atomically, write_results_table,
-                                     write_text_atomically)
+                                     describe_code, read_results, write_json_atomically,
+                                     write_results_table, write_text_atomically)
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.timing import run_clock_start
 from anomaly_toolbox.trainers import MethodTrainer

@@ -30,8 +30,8 @@ paper's reported score, from a Gaussian N(mu, sigma) fitted to the training R-sc
 current weights: A(x) = -log N(R(x); mu, sigma), the same order as -pdf (higher = more
 anomalous) without underflow far in the tails. The A-score drives per-epoch model selection,
 test metrics, the Python API and ``anomaly-box score``; results also report the R-score alone
-under ``r_score_*`` keys, on validation and test. The Gaussian is refitted for the selected weights, saved in
-``model/gaussian.json`` and restored when a model is loaded.
+under ``r_score_*`` keys, on validation and test. The Gaussian is refitted for the selected
+weights, saved in ``model/gaussian.json`` and restored when a model is loaded.
 
 Deviations from the paper:
 
