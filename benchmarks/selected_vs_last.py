@@ -5,8 +5,10 @@ that validation selected (``model/``) and with the weights of the newest checkpo
 training), and prints per model the mean per-image L1 residual ``||x - G(E(x))||_1`` of normal and
 anomalous test images, the residual's test AUROC and the method's own score's test AUROC. It shows
 whether a method's score got worse with training and why (anomalies reconstructed as well as
-normal images, or better). Run:
-python benchmarks/selected_vs_last.py RUN_DIR [RUN_DIR ...] [--data-dir DIR]
+normal images, or better). With ``--code-norms`` (methods with an encoder E and generator G) it
+adds the mean code norm ``||E(x)||_2 / sqrt(N_z)`` of normal and anomalous test images and the
+AUROC of the negative norm (a small code is anomalous: the joint model's Lo). Run:
+python benchmarks/selected_vs_last.py RUN_DIR [RUN_DIR ...] [--data-dir DIR] [--code-norms]
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches  # no
 from anomaly_toolbox.datasets.splits import one_class_splits  # noqa: E402
 from anomaly_toolbox.experiments import trainer_class  # noqa: E402
 from anomaly_toolbox.model_files import trainer_reconstructs  # noqa: E402
-from anomaly_toolbox.trainers.base import CHECKPOINT_DIR, MODEL_DIR, Trainer  # noqa: E402
+from anomaly_toolbox.trainers.base import (  # noqa: E402
+    CHECKPOINT_DIR, MODEL_DIR, EncoderGeneratorTrainer, Trainer)
 from anomaly_toolbox.trainers.losses import per_sample_l1  # noqa: E402
 
 
@@ -38,23 +41,43 @@ def residuals(trainer: Trainer, cached: tf.data.Dataset) -> np.ndarray:
         for x, _ in eval_batches(cached, trainer.scoring_batch_size())])
 
 
+def code_norms(trainer: EncoderGeneratorTrainer, cached: tf.data.Dataset) -> np.ndarray:
+    """Per-image code norms ``||E(x)||_2 / sqrt(N_z)``, ``[N]``, in split order."""
+    norms = []
+    for x, _ in eval_batches(cached, trainer.scoring_batch_size()):
+        codes = tf.reshape(trainer.encode_decode(x)[0], [tf.shape(x)[0], -1])
+        norms.append((tf.norm(codes, axis=1) / np.sqrt(codes.shape[-1])).numpy())
+    return np.concatenate(norms)
+
+
 def row(run: str, model: str, trainer: Trainer, cached: tf.data.Dataset,
-        labels: np.ndarray) -> str:
-    """One table row: mean residual of normal and anomalous images and both test AUROCs."""
+        labels: np.ndarray, with_code_norms: bool) -> str:
+    """One table row: mean residual of normal and anomalous images and both test AUROCs, then,
+    if asked, the mean code norm of each and the AUROC of the negative norm."""
     residual = residuals(trainer, cached)
     scores = trainer.score_dataset(cached)
-    return (f"| {run} | {model} | {residual[labels == 0].mean():.0f} | "
-            f"{residual[labels == 1].mean():.0f} | {roc_auc_score(labels, residual):.3f} | "
-            f"{roc_auc_score(labels, scores):.3f} |")
+    cells = [run, model, f"{residual[labels == 0].mean():.0f}",
+             f"{residual[labels == 1].mean():.0f}", f"{roc_auc_score(labels, residual):.3f}",
+             f"{roc_auc_score(labels, scores):.3f}"]
+    if with_code_norms:
+        norms = code_norms(trainer, cached)
+        cells += [f"{norms[labels == 0].mean():.3f}", f"{norms[labels == 1].mean():.3f}",
+                  f"{roc_auc_score(labels, -norms):.3f}"]
+    return "| " + " | ".join(cells) + " |"
 
 
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data-dir", default=None, help="The runs' --data-dir, if they used one.")
-def main(run_dirs: tuple[Path, ...], data_dir: str | None) -> None:
-    print("| run | model | residual, normal | residual, anomalous | AUROC of residual "
-          "| AUROC of score |\n|---|---|---|---|---|---|")
+@click.option("--code-norms", "with_code_norms", is_flag=True,
+              help="Add the mean code norm of normal and anomalous images and its AUROC.")
+def main(run_dirs: tuple[Path, ...], data_dir: str | None, with_code_norms: bool) -> None:
+    columns = ["run", "model", "residual, normal", "residual, anomalous", "AUROC of residual",
+               "AUROC of score"]
+    if with_code_norms:
+        columns += ["code norm, normal", "code norm, anomalous", "AUROC of -norm"]
+    print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for run_dir in run_dirs:
         results_file = run_dir / "results.json"
         if not results_file.is_file():
@@ -70,15 +93,19 @@ def main(run_dirs: tuple[Path, ...], data_dir: str | None) -> None:
             raise click.BadParameter(f"{run_dir}: {results['experiment']} runs have no "
                                      f"reconstruction G(E(x)) or no checkpoints; give a run of "
                                      f"an encoder-generator method (egbad, cbigan, memgan, ...)")
+        if with_code_norms and not isinstance(trainer, EncoderGeneratorTrainer):
+            raise click.BadParameter(f"{run_dir}: {results['experiment']} has no encoder E "
+                                     f"and generator G to take code norms of; leave out "
+                                     f"--code-norms for this run")
         cached = cached_dataset(splits.test, trainer.image_size)
         name = f"{results['experiment']} class {results['label']}"
         trainer.load_model(run_dir / MODEL_DIR)
         print(row(name, f"selected ({results['selected_model']})", trainer, cached,
-                  splits.test.y))
+                  splits.test.y, with_code_norms))
         newest = tf.train.latest_checkpoint(run_dir / CHECKPOINT_DIR)
         trainer.checkpoint().restore(newest).expect_partial()
         print(row(name, f"last checkpoint (epoch {int(trainer.epoch.numpy())})", trainer,
-                  cached, splits.test.y))
+                  cached, splits.test.y, with_code_norms))
 
 
 if __name__ == "__main__":

@@ -162,7 +162,9 @@ def test_the_code_line_names_the_commit_of_a_checkout_and_its_changes(tmp_path):
 def test_selected_vs_last_script_compares_the_selected_model_with_the_last_checkpoint(tmp_path):
     """benchmarks/selected_vs_last.py on a finished 2-epoch EGBAD run: one row for the model
     validation selected and one for the last checkpoint (epoch 2), with finite residuals and
-    AUROCs in [0, 1]; a run of a method without reconstructions is refused by name."""
+    AUROCs in [0, 1], and with --code-norms positive mean code norms and their AUROC; a run of a
+    method without reconstructions is refused by name, and --code-norms for a method without an
+    encoder and generator too."""
     path = Path(__file__).parent.parent / "benchmarks" / "selected_vs_last.py"
     spec = importlib.util.spec_from_file_location("selected_vs_last", path)
     script = importlib.util.module_from_spec(spec)
@@ -176,6 +178,22 @@ def test_selected_vs_last_script_compares_the_selected_model_with_the_last_check
     for row in rows:
         normal, anomalous, residual_auroc = float(row[2]), float(row[3]), float(row[4])
         assert normal > 0 and anomalous > 0 and 0.0 <= residual_auroc <= 1.0
+
+    with_norms = CliRunner().invoke(script.main, [str(run_dir), "--code-norms"])
+    assert with_norms.exit_code == 0, with_norms.output
+    assert "| code norm, normal | code norm, anomalous | AUROC of -norm |" in with_norms.output
+    rows = [line.strip(" |").split(" | ") for line in with_norms.output.splitlines()
+            if "| egbad class 1 |" in line]
+    assert len(rows) == 2
+    for row in rows:
+        normal_norm, anomalous_norm, norm_auroc = (float(cell) for cell in row[6:])
+        assert normal_norm > 0 and anomalous_norm > 0 and 0.0 <= norm_auroc <= 1.0
+
+    (tmp_path / "ae").mkdir()
+    ae_dir, _ = only_run(tmp_path / "ae", "ae", {"epochs": 1, "jit_compile": False},
+                         "--anomalous-label", 1)
+    no_codes = CliRunner().invoke(script.main, [str(ae_dir), "--code-norms"])
+    assert no_codes.exit_code == 2 and "ae has no encoder E and generator G" in no_codes.output
 
     (tmp_path / "ocsvm").mkdir()
     ocsvm_dir, _ = only_run(tmp_path / "ocsvm", "ocsvm", {}, "--anomalous-label", 1)
