@@ -77,6 +77,10 @@ def test_jointgan_on_contaminated_data_reports_every_score_part(tmp_path):
     validation = results["validation"]
     assert set(validation) == {"auroc", "auprc", "ln_auroc", "ln_auprc", "lo_auroc", "lo_auprc"}
     assert all(0.0 <= value <= 1.0 for value in validation.values())
+    logged = {value.tag: float(tf.make_ndarray(value.tensor)) for value in summary_values(run_dir)
+              if value.metadata.plugin_data.plugin_name == "scalars"}
+    for key in ("ln_auroc", "lo_auroc"):  # each check logs every part; one epoch: one check
+        assert logged[f"validation/{key}"] == pytest.approx(validation[key], abs=1e-6)
 
 
 @pytest.mark.slow

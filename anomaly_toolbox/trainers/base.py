@@ -208,6 +208,7 @@ class Trainer(ImageSides, abc.ABC):
         self.compiled_score = tf.function(self.score, jit_compile=jit_compile,
                                            reduce_retracing=True)
         self.compiled_reconstruct = tf.function(self.reconstruct, reduce_retracing=True)
+        self._compiled_variants: dict[str, Callable[[tf.Tensor], tf.Tensor]] | None = None
 
     @classmethod
     def schema(cls) -> Schema:
@@ -466,8 +467,9 @@ class Trainer(ImageSides, abc.ABC):
         clock = self.stopwatch.measure
         with clock("validation"):
             metrics = self.validation_metrics(data)
+            variants = self.variant_validation_metrics(data)
         improved = [metric for metric in metrics if self._improves(metric, metrics)]
-        for metric, value in metrics.items():
+        for metric, value in {**metrics, **variants}.items():
             tf.summary.scalar(f"validation/{metric}", value, step=epoch)
         for metric in improved:
             self.best[metric].assign(metrics[metric])
@@ -481,7 +483,8 @@ class Trainer(ImageSides, abc.ABC):
                 tf.summary.image("validation/input_vs_reconstruction", pairs, step=epoch,
                                  max_outputs=IMAGES_IN_STRIP)
             self.epoch_summaries(epoch)
-        return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no anomalies"
+        return ", ".join(f"{k} {v:.4f}" for k, v in {**metrics, **variants}.items()) or (
+            "no anomalies")
 
     def planned_epochs(self, steps_per_epoch: int) -> int:
         """Epochs this run trains: ``max(epochs, ceil(min_steps / steps_per_epoch))``. A run
@@ -584,6 +587,14 @@ class Trainer(ImageSides, abc.ABC):
         """Per-epoch validation AUROC/AUPRC that drive model selection (all images by default)."""
         return ranking_metrics(data.validation_labels, self.score_dataset(data.validation))
 
+    def variant_validation_metrics(self, data: PreparedData) -> dict[str, float]:
+        """Validation AUROC/AUPRC of each of :meth:`score_variants` as ``<name>_<metric>``,
+        logged beside the selection metrics at every check (they do not select the model)."""
+        return {f"{name}_{key}": value
+                for name, scorer in self.compiled_variants().items()
+                for key, value in ranking_metrics(
+                    data.validation_labels, self.score_dataset(data.validation, scorer)).items()}
+
     def epoch_summaries(self, epoch: int) -> None:
         """Extra TensorBoard summaries a method writes after each epoch (none by default)."""
 
@@ -654,6 +665,13 @@ class Trainer(ImageSides, abc.ABC):
         metrics appear as ``<name>_<metric>`` (none by default)."""
         return {}
 
+    def compiled_variants(self) -> dict[str, Callable[[tf.Tensor], tf.Tensor]]:
+        """:meth:`score_variants` as ``tf.function`` s, traced once per run."""
+        if self._compiled_variants is None:
+            self._compiled_variants = {name: tf.function(variant, reduce_retracing=True)
+                                       for name, variant in self.score_variants().items()}
+        return self._compiled_variants
+
     def evaluate(self, data: PreparedData,
                  validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
         """``{"test": ..., "validation": ...}``. Test: AUROC, AUPRC, and precision/recall/F1 at
@@ -668,8 +686,7 @@ class Trainer(ImageSides, abc.ABC):
             validation_scores = self.final_scores(data.validation)
         test = test_metrics(data, validation_scores, self.final_scores(data.test))
         validation: dict[str, float] = {}
-        for name, variant in self.score_variants().items():
-            scorer = tf.function(variant, reduce_retracing=True)
+        for name, scorer in self.compiled_variants().items():
             with self.full_scoring():
                 variant_validation, variant_test = [self.score_dataset(split, scorer)
                                                     for split in (data.validation, data.test)]
