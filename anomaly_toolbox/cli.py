@@ -135,10 +135,11 @@ def _check_output_file(option: str, path: Path) -> None:
     _check_output_dir(option, path.parent)
 
 
-def _overrides(experiment: str, epochs: int | None, batch_size: int | None,
+def _overrides(experiments: list[str], epochs: int | None, batch_size: int | None,
                settings: tuple[str, ...]) -> dict[str, Any]:
-    """``--epochs``, ``--batch-size`` and ``--set KEY=VALUE`` as checked hps values. A VALUE is
-    read as JSON when it parses (1e-4, true, null, "text"), else as a plain string."""
+    """``--epochs``, ``--batch-size`` and ``--set KEY=VALUE`` as hps values checked by every one
+    of ``experiments`` that has the key (at least one must). A VALUE is read as JSON when it
+    parses (1e-4, true, null, "text"), else as a plain string."""
     given: list[tuple[str, str, Any]] = [
         (option, key, value) for option, key, value in (("--epochs", "epochs", epochs),
                                                         ("--batch-size", "batch_size", batch_size))
@@ -158,20 +159,22 @@ def _overrides(experiment: str, epochs: int | None, batch_size: int | None,
     from anomaly_toolbox.experiments import trainer_class
     from anomaly_toolbox.hps import HpsError
 
-    schema = trainer_class(experiment).schema()
+    schemas = [trainer_class(experiment).schema() for experiment in experiments]
+    known = list(dict.fromkeys(key for schema in schemas for key in schema))
     overrides: dict[str, Any] = {}
     for option, key, value in given:
-        if key not in schema:
-            close = difflib.get_close_matches(key, list(schema), n=1)
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise BadInput(f"{option}: '{key}' is not an hps key of {experiment}.{hint} Known: "
-                           f"{', '.join(schema)} (see anomaly-box --list).")
+            raise BadInput(f"{option}: '{key}' is not an hps key of {' or '.join(experiments)}."
+                           f"{hint} Known: {', '.join(known)} (see anomaly-box --list).")
         if key in overrides:
             raise BadInput(f"{option}: '{key}' is set twice; give it once")
         try:
-            overrides[key] = schema[key].check(value)
+            checked = [schema[key].check(value) for schema in schemas if key in schema]
         except HpsError as error:
             raise BadInput(f"{option}: {error}") from None
+        overrides[key] = checked[0]
     return overrides
 
 
@@ -387,7 +390,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
     if not 0.0 < val_share < 1.0:
         raise BadInput(f"--val-share must be in (0, 1), got {val_share}")
     _check_output_dir("--log-dir", log_dir)
-    overrides = _overrides(experiment, epochs, batch_size, settings)
+    overrides = _overrides([experiment], epochs, batch_size, settings)
     ray = _ray_settings(ray_address, cpus_per_run, gpus_per_run)
 
     _start_tensorflow()
@@ -447,6 +450,10 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
               help="Grid file (or shipped grid name) of a method, as METHOD=FILE (repeatable; "
                    "a bare FILE when one method is benchmarked). Without --tuning its first "
                    "values are used.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Set an hps key for every benchmarked method that has it, as --set of "
+                   "train (repeatable; listed in the report's header): --set "
+                   "score_lambda=1.0.")
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
               help="Run every combination of the grid files; each cell reports the run chosen "
                    "on validation.")
@@ -461,7 +468,8 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
                    "interrupted --restart resumes when run again without it.")
 @ray_options
 def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
-              epochs: int | None, hps_paths: tuple[str, ...], tuning: bool, log_dir: Path,
+              epochs: int | None, hps_paths: tuple[str, ...], settings: tuple[str, ...],
+              tuning: bool, log_dir: Path,
               data_dir: Path | None, category: str | None, label_column: str | None,
               normal_value: str | None, jit_compile: bool | None, output: Path | None,
               restart: bool, ray_address: str | None, cpus_per_run: float,
@@ -482,6 +490,11 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
         if not SEED.min <= seed <= SEED.max:
             raise BadInput(f"--seeds: {seed} is not in the range {SEED.min}..{SEED.max}")
     grid_files = _grid_files(hps_paths, chosen)
+    overrides = _overrides(chosen, None, None, settings)
+    if epochs is not None:
+        if "epochs" in overrides:
+            raise BadInput("--epochs and --set epochs=... both set 'epochs'; give it once")
+        overrides["epochs"] = epochs
     _check_output_dir("--log-dir", log_dir)
     if output is not None:
         _check_output_file("--output", output)
@@ -495,7 +508,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
         labels=label_list, seeds=seed_list, log_dir=log_dir, data_dir=data_dir,
         category=category, dataset_options=dataset_options, jit_compile=jit_compile,
         hps_paths=grid_files, tuning=tuning,
-        overrides={} if epochs is None else {"epochs": epochs}, ray=ray, restart=restart,
+        overrides=overrides, ray=ray, restart=restart,
         command="anomaly-box " + shlex.join(click.get_current_context().find_root().meta.get(
             "argv", [])))
     with _bad_input_as_exit_2():

@@ -244,6 +244,11 @@ BENCHMARK_OPTIONS = [
     (["-m", "ae,ocsvm", "--hps-path", "grid.json"], "with several methods write METHOD=FILE"),
     (["-m", "ae", "--hps-path", "egbad=grid.json"], "'egbad' is not among the benchmarked"),
     (["-m", "ae", "--hps-path", f"ae={MISSING}"], "hyperparameter file not found"),
+    (["-m", "ae,ocsvm", "--set", "latent_dm=4"],
+     "--set latent_dm: 'latent_dm' is not an hps key of ae or ocsvm. Did you mean 'latent_dim'?"),
+    (["-m", "jointgan,ae", "--set", "score_lambda=2"], "--set score_lambda:"),
+    (["-m", "ae", "--set", "epochs"], "--set takes KEY=VALUE"),
+    (["-m", "ae", "--epochs", 2, "--set", "epochs=3"], "--epochs and --set epochs=... both set"),
 ]
 
 

@@ -138,6 +138,18 @@ def test_restart_trains_every_cell_again_and_the_header_names_the_code(tmp_path)
     assert json.loads(results.read_text())["code"] == describe_code()
 
 
+def test_set_reaches_every_method_that_has_the_key_and_the_header_lists_it(tmp_path):
+    result = CliRunner().invoke(main, ["benchmark", "-e", "iforest,kde", "-d", "mnist-5k",
+                                       "--labels", "0", "--seeds", "0", "--set",
+                                       "n_estimators=10", "--log-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "overrides: n_estimators=10" in result.output
+    [iforest] = tmp_path.glob("iforest/*/*/results.json")
+    [kde] = tmp_path.glob("kde/*/*/results.json")
+    assert json.loads(iforest.read_text())["hps"]["n_estimators"] == 10
+    assert "n_estimators" not in json.loads(kde.read_text())["hps"]
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_the_code_line_names_the_commit_of_a_checkout_and_its_changes(tmp_path):
     package = tmp_path / "checkout" / "anomaly_toolbox"
