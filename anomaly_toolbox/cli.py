@@ -469,10 +469,9 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
 @ray_options
 def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
               epochs: int | None, hps_paths: tuple[str, ...], settings: tuple[str, ...],
-              tuning: bool, log_dir: Path,
-              data_dir: Path | None, category: str | None, label_column: str | None,
-              normal_value: str | None, jit_compile: bool | None, output: Path | None,
-              restart: bool, ray_address: str | None, cpus_per_run: float,
+              tuning: bool, log_dir: Path, data_dir: Path | None, category: str | None,
+              label_column: str | None, normal_value: str | None, jit_compile: bool | None,
+              output: Path | None, restart: bool, ray_address: str | None, cpus_per_run: float,
               gpus_per_run: float | None) -> None:
     """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
 
