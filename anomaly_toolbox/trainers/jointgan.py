@@ -17,7 +17,11 @@ consistency compares E(G(z)) with the unit-length z.
 Score a = lambda Ln + (1 - lambda) Lo with
 Ln = ||w(x) - w(G(E(x)))||_2 / N_X (w: per-image min-max normalisation to [0, 1], N_X pixels) and
 Lo = -||E(x)||_2 / sqrt(N_z): a small code norm is anomalous. Results report Ln, Lo and a, on
-validation (``ln_auroc``, ...) and test.
+validation (``ln_auroc``, ...) and test, and every validation check logs each part's AUROC.
+Nothing in the objective holds ||E(x)|| (G rescales every code, so the consistency term ignores
+the norm), and Lo's direction is not guaranteed: on MNIST the normal class's codes shrink below
+the anomalies' as training goes on (``benchmarks/RESULTS.md``, jointgan section);
+``score_lambda=1.0`` scores and selects with Ln alone.
 
 Deviations from the paper:
 
