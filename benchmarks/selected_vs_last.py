@@ -31,6 +31,7 @@ from anomaly_toolbox.experiments import trainer_class  # noqa: E402
 from anomaly_toolbox.model_files import trainer_reconstructs  # noqa: E402
 from anomaly_toolbox.trainers.base import (  # noqa: E402
     CHECKPOINT_DIR, MODEL_DIR, EncoderGeneratorTrainer, Trainer)
+from anomaly_toolbox.trainers.jointgan import latent_norm_score  # noqa: E402
 from anomaly_toolbox.trainers.losses import per_sample_l1  # noqa: E402
 
 
@@ -42,12 +43,11 @@ def residuals(trainer: Trainer, cached: tf.data.Dataset) -> np.ndarray:
 
 
 def code_norms(trainer: EncoderGeneratorTrainer, cached: tf.data.Dataset) -> np.ndarray:
-    """Per-image code norms ``||E(x)||_2 / sqrt(N_z)``, ``[N]``, in split order."""
-    norms = []
-    for x, _ in eval_batches(cached, trainer.scoring_batch_size()):
-        codes = tf.reshape(trainer.encode_decode(x)[0], [tf.shape(x)[0], -1])
-        norms.append((tf.norm(codes, axis=1) / np.sqrt(codes.shape[-1])).numpy())
-    return np.concatenate(norms)
+    """Per-image code norms ``||E(x)||_2 / sqrt(N_z)`` (the joint model's -Lo), ``[N]``, in split
+    order."""
+    return np.concatenate([
+        -latent_norm_score(tf.reshape(trainer.encode_decode(x)[0], [tf.shape(x)[0], -1])).numpy()
+        for x, _ in eval_batches(cached, trainer.scoring_batch_size())])
 
 
 def row(run: str, model: str, trainer: Trainer, cached: tf.data.Dataset,

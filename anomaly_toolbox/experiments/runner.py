@@ -10,8 +10,8 @@ Directory layout under ``log_dir`` (each run resumes when the same command is ru
 ``<data>`` names what was really loaded (``mnist-5k`` when ``mnist`` fell back to it) and
 ``<digest>`` is a hash of the loaded arrays, so other data never lands among these runs. A run's
 name is the start of its fingerprint (toolbox version, data identity, splits, seed and hps): a
-run is resumed or shown again only when everything it trained on and with is the same. A lock file keeps a second
-process from writing a run that another live process is writing.
+run is resumed or shown again only when everything it trained on and with is the same. A lock
+file keeps a second process from writing a run that another live process is writing.
 """
 
 from __future__ import annotations

@@ -467,9 +467,9 @@ class Trainer(ImageSides, abc.ABC):
         clock = self.stopwatch.measure
         with clock("validation"):
             metrics = self.validation_metrics(data)
-            variants = self.variant_validation_metrics(data)
+            logged = {**metrics, **self.variant_validation_metrics(data)}
         improved = [metric for metric in metrics if self._improves(metric, metrics)]
-        for metric, value in {**metrics, **variants}.items():
+        for metric, value in logged.items():
             tf.summary.scalar(f"validation/{metric}", value, step=epoch)
         for metric in improved:
             self.best[metric].assign(metrics[metric])
@@ -483,8 +483,7 @@ class Trainer(ImageSides, abc.ABC):
                 tf.summary.image("validation/input_vs_reconstruction", pairs, step=epoch,
                                  max_outputs=IMAGES_IN_STRIP)
             self.epoch_summaries(epoch)
-        return ", ".join(f"{k} {v:.4f}" for k, v in {**metrics, **variants}.items()) or (
-            "no anomalies")
+        return ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) or "no anomalies"
 
     def planned_epochs(self, steps_per_epoch: int) -> int:
         """Epochs this run trains: ``max(epochs, ceil(min_steps / steps_per_epoch))``. A run
