@@ -143,7 +143,7 @@ def test_set_reaches_every_method_that_has_the_key_and_the_header_lists_it(tmp_p
                                        "--labels", "0", "--seeds", "0", "--set",
                                        "n_estimators=10", "--log-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "overrides: n_estimators=10" in result.output
+    assert "overrides: n_estimators=10 (iforest only)" in result.output
     [iforest] = tmp_path.glob("iforest/*/*/results.json")
     [kde] = tmp_path.glob("kde/*/*/results.json")
     assert json.loads(iforest.read_text())["hps"]["n_estimators"] == 10

@@ -103,11 +103,21 @@ def failed_cell(config: RunConfig, error: BaseException) -> dict[str, Any]:
             "status": "failed", "error": str(error).strip().splitlines()[-1][:300]}
 
 
+def describe_overrides(overrides: dict[str, Any], methods: list[str]) -> str:
+    """``key=value`` per override, with the methods it reached when some lack the key."""
+    parts = []
+    for key, value in sorted(overrides.items()):
+        reached = [method for method in methods if key in trainer_class(method).schema()]
+        parts.append(f"{key}={value}" if len(reached) == len(methods)
+                     else f"{key}={value} ({', '.join(reached)} only)")
+    return ", ".join(parts) or "none"
+
+
 def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels: list[int],
                      source: str) -> str:
     """Title, data and settings, then the AUROC and AUPRC tables (and precision, recall and F1 at
     the top-share threshold for datasets that define one, as KDD99)."""
-    overrides = ", ".join(f"{k}={v}" for k, v in sorted(config.overrides.items())) or "none"
+    overrides = describe_overrides(config.overrides, config.methods)
     grids = ", ".join(f"{m}: {p}" for m, p in config.hps_paths.items())
     hyperparameters = ("each method's defaults" if not grids else
                        f"grid files ({grids}), "
