@@ -18,7 +18,8 @@ Simplex interpolation: z_inter = sum_i a_i e_i / sum_i a_i over k codes of the b
 Atypical selection: z_neg = r u with u uniform on the unit sphere and r drawn between sqrt(d) and
 sqrt(d) +/- delta (outward or inward), from ``negative_start_epoch`` on. A weight of 0 switches a
 term off (the paper's ablation). Each train step decodes x_hat, x_inter and x_neg once for
-``n_critic`` critic updates, then once more for one encoder/decoder update. Only decodes of real
+``n_critic`` critic updates on the same batch (5: the paper does not say; the authors' released
+code defaults to 5 per batch), then once more for one encoder/decoder update. Only decodes of real
 codes E(x) move the decoder's BatchNorm moving statistics, so at test time G normalises with
 statistics of what it decodes there. Learning rates drop x``lr_decay_rate`` every
 ``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and 90 of 100). Both schedules count
