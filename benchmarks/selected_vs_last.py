@@ -46,7 +46,7 @@ def code_norms(trainer: EncoderGeneratorTrainer, cached: tf.data.Dataset) -> np.
     """Per-image code norms ``||E(x)||_2 / sqrt(N_z)`` (the joint model's -Lo), ``[N]``, in split
     order."""
     return np.concatenate([
-        -latent_norm_score(tf.reshape(trainer.encode_decode(x)[0], [tf.shape(x)[0], -1])).numpy()
+        -latent_norm_score(tf.reshape(trainer.encode(x), [tf.shape(x)[0], -1])).numpy()
         for x, _ in eval_batches(cached, trainer.scoring_batch_size())])
 
 

@@ -700,9 +700,13 @@ class EncoderGeneratorTrainer(Trainer, abc.ABC):
     """A trainer whose scoring networks include an ``encoder`` E and a ``generator`` G, and which
     reconstructs as G(E(x)) (the BiGAN family, AMA, the joint model)."""
 
+    def encode(self, images: tf.Tensor) -> tf.Tensor:
+        """``E(x)`` by the scoring encoder."""
+        return self.scoring_networks["encoder"](images, training=False)
+
     def encode_decode(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """``(E(x), G(E(x)))`` by the scoring networks."""
-        codes = self.scoring_networks["encoder"](images, training=False)
+        codes = self.encode(images)
         return codes, self.scoring_networks["generator"](codes, training=False)
 
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
