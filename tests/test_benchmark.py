@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 from click.testing import CliRunner
 
 from anomaly_toolbox import __version__
@@ -171,16 +172,22 @@ def test_the_code_line_names_the_commit_of_a_checkout_and_its_changes(tmp_path):
     assert describe_code(package).endswith(f"{commit} with uncommitted changes")
 
 
+def benchmark_script(name):
+    """The module of ``benchmarks/<name>.py``."""
+    path = Path(__file__).parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def test_selected_vs_last_script_compares_the_selected_model_with_the_last_checkpoint(tmp_path):
     """benchmarks/selected_vs_last.py on a finished 2-epoch EGBAD run: one row for the model
     validation selected and one for the last checkpoint (epoch 2), with finite residuals and
     AUROCs in [0, 1], and with --code-norms positive mean code norms and their AUROC; a run of a
     method without reconstructions is refused by name, and --code-norms for a method without an
     encoder and generator too."""
-    path = Path(__file__).parent.parent / "benchmarks" / "selected_vs_last.py"
-    spec = importlib.util.spec_from_file_location("selected_vs_last", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("selected_vs_last")
     run_dir, _ = only_run(tmp_path, "egbad", {**TINY, "epochs": 2}, "--anomalous-label", 1)
     result = CliRunner().invoke(script.main, [str(run_dir)])
     assert result.exit_code == 0, result.output
@@ -211,3 +218,42 @@ def test_selected_vs_last_script_compares_the_selected_model_with_the_last_check
     ocsvm_dir, _ = only_run(tmp_path / "ocsvm", "ocsvm", {}, "--anomalous-label", 1)
     refused = CliRunner().invoke(script.main, [str(ocsvm_dir)])
     assert refused.exit_code == 2 and "ocsvm runs have no reconstruction" in refused.output
+
+
+def test_validation_curves_script_tables_every_check_and_the_newest_value_after_a_resume(
+        tmp_path):
+    """benchmarks/validation_curves.py reads validation scalars (not images) from a run's event
+    files; of an epoch written twice (a resumed run trains it again) the newer file's value
+    counts; the best column names the latest of equal values and marks the tie; --epochs picks
+    columns, and a metric the run did not log, or a folder without validation scalars, is
+    refused with what it has."""
+    script = benchmark_script("validation_curves")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for stamp, values in ((1000, {1: 0.5, 2: 0.6}), (2000, {2: 0.7, 3: 0.7})):
+        writer_dir = tmp_path / str(stamp)
+        with tf.summary.create_file_writer(str(writer_dir)).as_default():
+            for epoch, value in values.items():
+                tf.summary.scalar("validation/auroc", value, step=epoch)
+                tf.summary.scalar("validation/ln_auroc", 1.0 - value, step=epoch)
+                tf.summary.image("validation/input_vs_reconstruction", tf.zeros([1, 4, 4, 1]),
+                                 step=epoch)
+                tf.summary.scalar("train/loss", 3.0, step=epoch)
+        [written] = writer_dir.glob("events.out.tfevents.*")
+        written.rename(run_dir / f"events.out.tfevents.{stamp}.host.1.0.v2")
+
+    curves = script.validation_curves(run_dir)
+    assert sorted(curves) == ["auroc", "ln_auroc"]
+    assert curves["auroc"] == pytest.approx({1: 0.5, 2: 0.7, 3: 0.7})
+    assert curves["ln_auroc"] == pytest.approx({1: 0.5, 2: 0.3, 3: 0.3})
+    result = CliRunner().invoke(script.main, [str(run_dir), "--epochs", "1,3"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "| run | metric | epoch 1 | epoch 3 | best (epoch) |"
+    assert lines[2] == "| run | auroc | 0.500 | 0.700 | 0.700 (3, tie with 2) |"
+    assert lines[3] == "| run | ln_auroc | 0.500 | 0.300 | 0.500 (1) |"
+
+    unknown = CliRunner().invoke(script.main, [str(run_dir), "--metrics", "lo_auroc"])
+    assert unknown.exit_code == 2 and "logged no lo_auroc; it has auroc, ln_auroc" in unknown.output
+    empty = CliRunner().invoke(script.main, [str(tmp_path / "1000")])
+    assert empty.exit_code == 2 and "has no validation scalars" in empty.output

@@ -1,0 +1,103 @@
+"""Validation curves of runs: every check's validation metrics, read from each run's TensorBoard
+event files, as a Markdown table with each metric's best check.
+
+It shows which score ranks a run's validation data and when (jointgan's a and its parts Ln and
+Lo, AMA's variants), and which epoch a run that selected on another metric would have kept (the
+trainer keeps the highest value; on a tie it asks the other ranking metric, which this table does
+not show, so a tie is marked). A resumed run's event files repeat the epochs it trained again;
+the newest value of each epoch counts. Works on running runs too. Run:
+python benchmarks/validation_curves.py RUN_DIR [RUN_DIR ...] [--metrics auroc,ln_auroc]
+[--epochs 19,38,57]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+PREFIX = "validation/"
+
+
+def written_at(path: Path) -> tuple[int, str]:
+    """Sort key of an event file: the creation time TensorBoard puts in its name
+    (``events.out.tfevents.<seconds>.<host>...``), then the name."""
+    stamp = path.name.split(".")[3]
+    return (int(stamp) if stamp.isdigit() else 0, path.name)
+
+
+def validation_curves(run_dir: Path) -> dict[str, dict[int, float]]:
+    """``{metric: {epoch: value}}`` of every ``validation/<metric>`` scalar in the run's event
+    files; files are read oldest first, so a value written again after a resume wins."""
+    curves: dict[str, dict[int, float]] = {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*"), key=written_at):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag.startswith(PREFIX) and value.HasField("tensor") \
+                        and not value.tensor.tensor_shape.dim:
+                    curves.setdefault(value.tag[len(PREFIX):], {})[event.step] = float(
+                        tf.make_ndarray(value.tensor))
+    return curves
+
+
+def best_check(curve: dict[int, float]) -> str:
+    """The highest value and its epoch (the latest of equal ones, marked as a tie)."""
+    top = max(curve.values())
+    epochs = [epoch for epoch, value in sorted(curve.items()) if value == top]
+    tie = f", tie with {', '.join(map(str, epochs[:-1]))}" if len(epochs) > 1 else ""
+    return f"{top:.3f} ({epochs[-1]}{tie})"
+
+
+def run_name(run_dir: Path) -> str:
+    """``<experiment> class <label> seed <seed>`` from the run's results.json, else the folder."""
+    results_file = run_dir / "results.json"
+    if not results_file.is_file():
+        return run_dir.name
+    results = json.loads(results_file.read_text())
+    return f"{results['experiment']} class {results['label']} seed {results['seed']}"
+
+
+def parse_list(text: str | None, cast: type) -> list | None:
+    return None if text is None else [cast(part) for part in text.split(",") if part.strip()]
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--metrics", default=None,
+              help="Comma-separated metrics to show, e.g. auroc,ln_auroc (default: all).")
+@click.option("--epochs", default=None,
+              help="Comma-separated epochs to show as columns (default: every check); the "
+                   "best column always looks at every check.")
+def main(run_dirs: tuple[Path, ...], metrics: str | None, epochs: str | None) -> None:
+    wanted_metrics, wanted_epochs = parse_list(metrics, str), parse_list(epochs, int)
+    runs = [(run_dir, validation_curves(run_dir)) for run_dir in run_dirs]
+    for run_dir, curves in runs:
+        if not curves:
+            raise click.BadParameter(f"{run_dir} has no validation scalars in its event files; "
+                                     f"give a run directory (the one holding events.out.tfevents.*)"
+                                     f" whose validation split has anomalies")
+        missing = sorted(set(wanted_metrics or []) - set(curves))
+        if missing:
+            raise click.BadParameter(f"{run_dir} logged no {', '.join(missing)}; it has "
+                                     f"{', '.join(sorted(curves))}")
+    columns = wanted_epochs or sorted({epoch for _, curves in runs
+                                       for curve in curves.values() for epoch in curve})
+    print("| run | metric | " + " | ".join(f"epoch {epoch}" for epoch in columns)
+          + " | best (epoch) |\n|" + "---|" * (len(columns) + 3))
+    for run_dir, curves in runs:
+        for metric in wanted_metrics or sorted(curves):
+            curve = curves[metric]
+            cells = [f"{curve[epoch]:.3f}" if epoch in curve else "-" for epoch in columns]
+            print(f"| {run_name(run_dir)} | {metric} | " + " | ".join(cells)
+                  + f" | {best_check(curve)} |")
+
+
+if __name__ == "__main__":
+    main()
