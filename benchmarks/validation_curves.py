@@ -63,8 +63,16 @@ def run_name(run_dir: Path) -> str:
     return f"{results['experiment']} class {results['label']} seed {results['seed']}"
 
 
-def parse_list(text: str | None, cast: type) -> list | None:
-    return None if text is None else [cast(part) for part in text.split(",") if part.strip()]
+def epoch_list(context: click.Context, parameter: click.Parameter,
+               text: str | None) -> list[int] | None:
+    """``--epochs`` as whole numbers, refused by name otherwise."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a comma-separated list of epochs, e.g. "
+                                 f"19,38,57") from None
 
 
 @click.command()
@@ -72,11 +80,13 @@ def parse_list(text: str | None, cast: type) -> list | None:
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--metrics", default=None,
               help="Comma-separated metrics to show, e.g. auroc,ln_auroc (default: all).")
-@click.option("--epochs", default=None,
+@click.option("--epochs", "wanted_epochs", default=None, callback=epoch_list,
               help="Comma-separated epochs to show as columns (default: every check); the "
                    "best column always looks at every check.")
-def main(run_dirs: tuple[Path, ...], metrics: str | None, epochs: str | None) -> None:
-    wanted_metrics, wanted_epochs = parse_list(metrics, str), parse_list(epochs, int)
+def main(run_dirs: tuple[Path, ...], metrics: str | None,
+         wanted_epochs: list[int] | None) -> None:
+    wanted_metrics = None if metrics is None else [m.strip() for m in metrics.split(",")
+                                                     if m.strip()]
     runs = [(run_dir, validation_curves(run_dir)) for run_dir in run_dirs]
     for run_dir, curves in runs:
         if not curves:
