@@ -102,14 +102,17 @@ def test_two_classes_one_seed_of_tiny_models_fill_the_table(tmp_path, capsys):
 
 
 def test_benchmark_rejects_bad_input_with_exit_code_2(tmp_path):
+    """Bad names, labels and budgets exit 2 with what was wrong; every label is checked against
+    the data before the first cell trains."""
     for args, message in [(["-m", "ganomly"], "Did you mean 'ganomaly'?"),
                           (["--labels", "one"], "--labels takes comma-separated integers"),
                           (["--epochs", "0"], "--epochs must be > 0"),
-                          (["-d", "mnist-5k", "-m", "iforest", "--labels", "12"],
-                           "outside the dataset's classes")]:
+                          (["-d", "mnist-5k", "-m", "iforest", "--labels", "1,12"],
+                           "label 12 is outside the dataset's classes 0..9")]:
         result = CliRunner().invoke(main, ["benchmark", *args, "--log-dir", str(tmp_path)])
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.glob("iforest/*")), "a bad label must be refused before any cell runs"
 
 
 def test_kdd99_report_adds_the_top_20_percent_tables(tmp_path):

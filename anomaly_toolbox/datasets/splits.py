@@ -89,6 +89,12 @@ def _stack(parts: list[tuple[np.ndarray, int]], rng: np.random.Generator) -> Spl
     return Split(x[order], y[order])
 
 
+def check_label(raw: RawData, label: int) -> None:
+    """Raise ValueError if ``label`` is not one of the dataset's classes."""
+    if not 0 <= label < raw.num_classes:
+        raise ValueError(f"label {label} is outside the dataset's classes 0..{raw.num_classes - 1}")
+
+
 def one_class_splits(raw: RawData, protocol: str, label: int, contamination: float = 0.0,
                      val_share: float = 0.1, seed: int = 0) -> OneClassSplits:
     """Build the splits of ``protocol`` ('anomalous' = P1, 'normal' = P3) for class ``label``.
@@ -99,8 +105,7 @@ def one_class_splits(raw: RawData, protocol: str, label: int, contamination: flo
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
-    if not 0 <= label < raw.num_classes:
-        raise ValueError(f"label {label} is outside the dataset's classes 0..{raw.num_classes - 1}")
+    check_label(raw, label)
     if not 0.0 <= contamination < 1.0:
         raise ValueError(f"contamination must be in [0, 1), got {contamination}")
     if not 0.0 < val_share < 1.0:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from anomaly_toolbox.datasets import DATASETS, load_raw
+from anomaly_toolbox.datasets.splits import check_label
 from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
@@ -68,6 +69,8 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     if labels is None:
         labels = ([DATASETS[config.dataset].label] if raw.num_classes == 2
                   else list(range(raw.num_classes)))
+    for label in labels:
+        check_label(raw, label)
     cells = [(method, label, seed) for method in config.methods for label in labels
              for seed in config.seeds]
     configs = [RunConfig(
