@@ -33,16 +33,20 @@ def written_at(path: Path) -> tuple[int, str]:
 
 def validation_curves(run_dir: Path) -> dict[str, dict[int, float]]:
     """``{metric: {epoch: value}}`` of every ``validation/<metric>`` scalar in the run's event
-    files; files are read oldest first, so a value written again after a resume wins."""
+    files; files are read oldest first, so a value written again after a resume wins. A file
+    that ends in a partial record (a run writing it now, or killed mid-write) is read up to it."""
     curves: dict[str, dict[int, float]] = {}
     for path in sorted(run_dir.glob("events.out.tfevents.*"), key=written_at):
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.tag.startswith(PREFIX) and value.HasField("tensor") \
-                        and not value.tensor.tensor_shape.dim:
-                    curves.setdefault(value.tag[len(PREFIX):], {})[event.step] = float(
-                        tf.make_ndarray(value.tensor))
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    if value.tag.startswith(PREFIX) and value.HasField("tensor") \
+                            and not value.tensor.tensor_shape.dim:
+                        curves.setdefault(value.tag[len(PREFIX):], {})[event.step] = float(
+                            tf.make_ndarray(value.tensor))
+        except tf.errors.DataLossError:
+            continue
     return curves
 
 

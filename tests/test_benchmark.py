@@ -226,8 +226,8 @@ def test_selected_vs_last_script_compares_the_selected_model_with_the_last_check
 def test_validation_curves_script_tables_every_check_and_the_newest_value_after_a_resume(
         tmp_path):
     """benchmarks/validation_curves.py reads validation scalars (not images) from a run's event
-    files; of an epoch written twice (a resumed run trains it again) the newer file's value
-    counts; the best column names the latest of equal values and marks the tie; --epochs picks
+    files, up to a partial last record; of an epoch written twice (a resumed run trains it
+    again) the newer file's value counts; the best column names the latest of equal values and marks the tie; --epochs picks
     columns, and a metric the run did not log, epochs that are not numbers, or a folder without
     validation scalars are refused with what was wrong."""
     script = benchmark_script("validation_curves")
@@ -244,6 +244,8 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
                 tf.summary.scalar("train/loss", 3.0, step=epoch)
         [written] = writer_dir.glob("events.out.tfevents.*")
         written.rename(run_dir / f"events.out.tfevents.{stamp}.host.1.0.v2")
+    with open(run_dir / "events.out.tfevents.2000.host.1.0.v2", "ab") as newest:
+        newest.write(b"\x30\x00\x00\x00\x00\x00\x00\x00partial")
 
     curves = script.validation_curves(run_dir)
     assert sorted(curves) == ["auroc", "ln_auroc"]
