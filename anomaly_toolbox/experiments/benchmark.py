@@ -61,7 +61,8 @@ class BenchmarkConfig:
 def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     """Run (or read back) every cell; write and return the Markdown report and its path.
 
-    Grid files are checked before any data is loaded or any run trains."""
+    Grid files are checked before any data is loaded, and every label against the data before
+    any run trains."""
     for method, path in config.hps_paths.items():
         load_grid(path, trainer_class(method).schema())
     raw = load_raw(config.dataset, config.data_dir, config.category, config.dataset_options)
