@@ -5,8 +5,8 @@ It shows which score ranks a run's validation data and when (jointgan's a and it
 Lo, AMA's variants), and which epoch a run that selected on another metric would have kept (the
 trainer keeps the highest value, and of equal ones the one whose other ranking metric, auroc or
 auprc, is higher: the best column marks ties, that metric's row settles them). A resumed run's
-event files repeat the epochs it trained again;
-the newest value of each epoch counts. Works on running runs too. Run:
+event files repeat the epochs it trained again; the newest value of each epoch counts. Works on
+running runs too. Run:
 python benchmarks/validation_curves.py RUN_DIR [RUN_DIR ...] [--metrics auroc,ln_auroc]
 [--epochs 19,38,57]
 """
