@@ -178,7 +178,9 @@ def _overrides(experiments: list[str], epochs: int | None, batch_size: int | Non
     return overrides
 
 
-def _int_list(option: str, text: str) -> list[int]:
+def int_list(option: str, text: str) -> list[int]:
+    """``text`` as comma-separated integers; a non-integer or an empty list is refused, naming
+    ``option``."""
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -483,8 +485,8 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
     dataset_options = _check_data(dataset, data_dir, category, label_column, normal_value)
     if epochs is not None and epochs <= 0:
         raise BadInput(f"--epochs must be > 0, got {epochs}")
-    label_list = None if labels is None else _int_list("--labels", labels)
-    seed_list = _int_list("--seeds", seeds)
+    label_list = None if labels is None else int_list("--labels", labels)
+    seed_list = int_list("--seeds", seeds)
     for seed in seed_list:
         if not SEED.min <= seed <= SEED.max:
             raise BadInput(f"--seeds: {seed} is not in the range {SEED.min}..{SEED.max}")

@@ -22,6 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from anomaly_toolbox.cli import int_list  # noqa: E402
+
 PREFIX = "validation/"
 
 
@@ -70,14 +72,8 @@ def run_name(run_dir: Path) -> str:
 
 def epoch_list(context: click.Context, parameter: click.Parameter,
                text: str | None) -> list[int] | None:
-    """``--epochs`` as whole numbers, refused by name otherwise."""
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"'{text}' is not a comma-separated list of epochs, e.g. "
-                                 f"19,38,57") from None
+    """``--epochs`` as integers, refused as the command line refuses ``--labels``."""
+    return None if text is None else int_list("--epochs", text)
 
 
 @click.command()

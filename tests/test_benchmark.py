@@ -227,9 +227,9 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
         tmp_path):
     """benchmarks/validation_curves.py reads validation scalars (not images) from a run's event
     files, up to a partial last record; of an epoch written twice (a resumed run trains it
-    again) the newer file's value counts; the best column names the latest of equal values and marks the tie; --epochs picks
-    columns, and a metric the run did not log, epochs that are not numbers, or a folder without
-    validation scalars are refused with what was wrong."""
+    again) the newer file's value counts; the best column names the latest of equal values and
+    marks the tie; --epochs picks columns, and a metric the run did not log, epochs that are not
+    numbers or none, or a folder without validation scalars are refused with what was wrong."""
     script = benchmark_script("validation_curves")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -261,7 +261,9 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
     unknown = CliRunner().invoke(script.main, [str(run_dir), "--metrics", "lo_auroc"])
     assert unknown.exit_code == 2 and "logged no lo_auroc; it has auroc, ln_auroc" in unknown.output
     not_epochs = CliRunner().invoke(script.main, [str(run_dir), "--epochs", "1,last"])
-    assert not_epochs.exit_code == 2 and "is not a comma-separated list of epochs" in \
+    assert not_epochs.exit_code == 2 and "--epochs takes comma-separated integers" in \
         not_epochs.output
+    no_epochs = CliRunner().invoke(script.main, [str(run_dir), "--epochs", ","])
+    assert no_epochs.exit_code == 2 and "--epochs is empty" in no_epochs.output
     empty = CliRunner().invoke(script.main, [str(tmp_path / "1000")])
     assert empty.exit_code == 2 and "has no validation scalars" in empty.output
