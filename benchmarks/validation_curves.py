@@ -88,6 +88,9 @@ def main(run_dirs: tuple[Path, ...], metrics: str | None,
          wanted_epochs: list[int] | None) -> None:
     wanted_metrics = None if metrics is None else [m.strip() for m in metrics.split(",")
                                                      if m.strip()]
+    if wanted_metrics == []:
+        raise click.BadParameter("--metrics is empty; give metric names like auroc,ln_auroc, or "
+                                 "leave it out for all")
     runs = [(run_dir, validation_curves(run_dir)) for run_dir in run_dirs]
     for run_dir, curves in runs:
         if not curves:

@@ -229,7 +229,7 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
     files, up to a partial last record; of an epoch written twice (a resumed run trains it
     again) the newer file's value counts; the best column names the latest of equal values and
     marks the tie; --epochs picks columns, and a metric the run did not log, epochs that are not
-    numbers or none, or a folder without validation scalars are refused with what was wrong."""
+    numbers, no epochs or no metrics, or a folder without validation scalars are refused with what was wrong."""
     script = benchmark_script("validation_curves")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -265,5 +265,7 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
         not_epochs.output
     no_epochs = CliRunner().invoke(script.main, [str(run_dir), "--epochs", ","])
     assert no_epochs.exit_code == 2 and "--epochs is empty" in no_epochs.output
+    no_metrics = CliRunner().invoke(script.main, [str(run_dir), "--metrics", " , "])
+    assert no_metrics.exit_code == 2 and "--metrics is empty" in no_metrics.output
     empty = CliRunner().invoke(script.main, [str(tmp_path / "1000")])
     assert empty.exit_code == 2 and "has no validation scalars" in empty.output
