@@ -93,10 +93,21 @@ def test_folders_with_the_same_name_and_other_content_never_share_a_run(tmp_path
     assert len({path.parent.parent for path in results_files(tmp_path / "logs")}) == 2
 
 
-def test_the_same_data_and_settings_reuse_the_run_and_the_fingerprint_is_stored(tmp_path):
+def test_the_same_data_and_settings_reuse_the_run_and_the_fingerprint_is_stored(tmp_path,
+                                                                                monkeypatch):
+    from anomaly_toolbox.experiments import runner
+
     result = train(tmp_path, AE, "--normal-label", 3)
     again = train(tmp_path, AE, "--normal-label", 3)
     assert again.exit_code == 0 and "already completed" in again.output
+    assert "trained by" not in again.output
+    trained_by = read_results(results_files(tmp_path / "logs")[0])["code"]
+    monkeypatch.setattr(runner, "describe_code", lambda: "anomaly-toolbox 9.9, git commit f00")
+    edited = train(tmp_path, AE, "--normal-label", 3)
+    assert "already completed" in edited.output
+    assert f"trained by {trained_by}; running now: anomaly-toolbox 9.9, git commit f00" in (
+        edited.output)
+    monkeypatch.undo()
     [path] = results_files(tmp_path / "logs")
     results = read_results(path)
     metadata = json.loads((path.parent / "model" / "metadata.json").read_text())

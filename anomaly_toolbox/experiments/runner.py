@@ -291,6 +291,15 @@ def _record_failure(run_dir: Path, results: dict[str, Any], error: BaseException
     print(f"Run {run_dir.name} failed: {reason}")
 
 
+def _code_drift(previous: dict[str, Any]) -> str:
+    """A line saying which code trained ``previous`` when it is not the code running now (a
+    checkout's edits leave the fingerprint unchanged), else ''."""
+    trained_by, running = previous.get("code", "code not recorded"), describe_code()
+    if trained_by == running:
+        return ""
+    return f"\n  trained by {trained_by}; running now: {running}"
+
+
 def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
              root: Path) -> dict[str, Any]:
     config, splits = run.config, run.splits
@@ -299,7 +308,8 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
     results_path = run_dir / RESULTS_FILE
     previous = read_results(results_path)
     if not config.restart and previous is not None and previous.get("status") == "completed":
-        print(f"{run_dir} already completed; showing its results (--restart trains again)")
+        print(f"{run_dir} already completed; showing its results (--restart trains again)"
+              + _code_drift(previous))
         return previous
     results: dict[str, Any] = {
         "run": run_dir.name, "run_dir": str(run_dir), "experiment": config.experiment,
