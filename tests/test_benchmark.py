@@ -229,7 +229,8 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
     files, up to a partial last record; of an epoch written twice (a resumed run trains it
     again) the newer file's value counts; the best column names the latest of equal values and
     marks the tie; --epochs picks columns, and a metric the run did not log, epochs that are not
-    numbers, no epochs or no metrics, or a folder without validation scalars are refused with what was wrong."""
+    numbers, no epochs or no metrics, or a folder without validation scalars are refused with
+    what was wrong."""
     script = benchmark_script("validation_curves")
     run_dir = tmp_path / "run"
     run_dir.mkdir()

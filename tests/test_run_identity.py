@@ -17,6 +17,7 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from anomaly_toolbox import Autoencoder, load
 from anomaly_toolbox.cli import main
+from anomaly_toolbox.experiments import runner
 from anomaly_toolbox.results import chosen_run, read_results
 from anomaly_toolbox.trainers.base import Trainer
 from tests.conftest import TINY, write_grid
@@ -95,8 +96,6 @@ def test_folders_with_the_same_name_and_other_content_never_share_a_run(tmp_path
 
 def test_the_same_data_and_settings_reuse_the_run_and_the_fingerprint_is_stored(tmp_path,
                                                                                 monkeypatch):
-    from anomaly_toolbox.experiments import runner
-
     result = train(tmp_path, AE, "--normal-label", 3)
     again = train(tmp_path, AE, "--normal-label", 3)
     assert again.exit_code == 0 and "already completed" in again.output
