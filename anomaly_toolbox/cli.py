@@ -80,7 +80,8 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
-def _check_name(kind: str, name: str, known: list[str]) -> None:
+def check_name(kind: str, name: str, known: list[str]) -> None:
+    """Refuse ``name`` unless it is in ``known``, suggesting the closest known name."""
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -301,7 +302,7 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None,
                 label_column: str | None, normal_value: str | None) -> dict[str, str]:
     """Check the data options; returns the dataset's own options (csv: label column and normal
     value)."""
-    _check_name("dataset", dataset, list(DATASETS))
+    check_name("dataset", dataset, list(DATASETS))
     spec = DATASETS[dataset]
     if spec.data_file:
         if data_dir is None or not data_dir.is_file():
@@ -384,7 +385,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
         return
     if experiment is None:
         raise BadInput("--experiment is required; one of: " + ", ".join(EXPERIMENTS))
-    _check_name("experiment", experiment, list(EXPERIMENTS))
+    check_name("experiment", experiment, list(EXPERIMENTS))
     dataset_options = _check_data(dataset, data_dir, category, label_column, normal_value)
     protocol, label = _labels_to_protocol(dataset, anomalous_label, normal_label)
     if not 0.0 <= contamination < 1.0:
@@ -481,7 +482,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
     """
     chosen = list(EXPERIMENTS) if methods == "all" else [m.strip() for m in methods.split(",")]
     for method in chosen:
-        _check_name("experiment", method, list(EXPERIMENTS))
+        check_name("experiment", method, list(EXPERIMENTS))
     dataset_options = _check_data(dataset, data_dir, category, label_column, normal_value)
     if epochs is not None and epochs <= 0:
         raise BadInput(f"--epochs must be > 0, got {epochs}")

@@ -18,6 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 
+from anomaly_toolbox.cli import BadInput, check_name, int_list  # noqa: E402
+from anomaly_toolbox.datasets import DATASETS  # noqa: E402
+from anomaly_toolbox.experiments import EXPERIMENTS  # noqa: E402
 from anomaly_toolbox.experiments.runner import RunConfig, run_experiment  # noqa: E402
 
 LEVELS = (0.0, 0.01, 0.02, 0.05)
@@ -33,18 +36,25 @@ LEVELS = (0.0, 0.01, 0.02, 0.05)
               default=Path(tempfile.gettempdir()) / "anomaly-box-contamination", show_default=True)
 def main(methods: str, dataset: str, normal_label: int, epochs: int | None, seeds: str,
          log_dir: Path) -> None:
+    method_list = [method.strip() for method in methods.split(",")]
+    for method in method_list:
+        check_name("experiment", method, list(EXPERIMENTS))
+    check_name("dataset", dataset, list(DATASETS))
+    seed_list = int_list("--seeds", seeds)
     overrides = {} if epochs is None else {"epochs": epochs}
-    seed_list = [int(s) for s in seeds.split(",")]
     rows = []
-    for method in methods.split(","):
+    for method in method_list:
         cells = []
         for level in LEVELS:
             aurocs = []
             for seed in seed_list:
-                [result] = run_experiment(RunConfig(
-                    experiment=method, dataset=dataset, protocol="normal", label=normal_label,
-                    contamination=level, seed=seed, log_dir=log_dir, overrides=overrides,
-                    progress_bar=False))
+                try:
+                    [result] = run_experiment(RunConfig(
+                        experiment=method, dataset=dataset, protocol="normal",
+                        label=normal_label, contamination=level, seed=seed, log_dir=log_dir,
+                        overrides=overrides, progress_bar=False))
+                except ValueError as error:
+                    raise BadInput(str(error)) from None
                 aurocs.append(result["test"]["auroc"])
             cells.append(f"{np.mean(aurocs):.3f} +/- {np.std(aurocs):.3f}")
         rows.append(f"| {method} | " + " | ".join(cells) + " |")

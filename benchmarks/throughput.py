@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,12 +32,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from anomaly_toolbox.cli import int_list  # noqa: E402
 from anomaly_toolbox.experiments import EXPERIMENTS, baselines, trainer_class  # noqa: E402
 from anomaly_toolbox.experiments.benchmark import describe_machine  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
 from anomaly_toolbox.trainers.base import Trainer  # noqa: E402
 
 MODES = ("eager", "tf.function", "XLA")
+PRECISIONS = ("float32", "mixed_bfloat16")
 NETWORK_METHODS = [name for name in EXPERIMENTS if name not in baselines()] + ["ae", "deepsvdd"]
 
 
@@ -119,11 +121,22 @@ def whole_run_row(method: str, jit: str, hps: dict) -> str:
             f"{timings['train_steps_share']:.0%} | {parameters / 1e6:.2f}M | {parts} |")
 
 
+def names(option: str, text: str, known: Sequence[str]) -> list[str]:
+    """``text`` as comma-separated names, each one of ``known``; others are refused, naming
+    ``option`` and the choices."""
+    chosen = [name.strip() for name in text.split(",")]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(map(repr, unknown))}; choose from "
+                                 f"{', '.join(known)}", param_hint=option)
+    return chosen
+
+
 @click.command()
 @click.option("--methods", default=",".join(NETWORK_METHODS), show_default=True)
 @click.option("--batch-sizes", default="64,256", show_default=True)
 @click.option("--modes", default=",".join(MODES), show_default=True)
-@click.option("--precisions", default="float32,mixed_bfloat16", show_default=True)
+@click.option("--precisions", default=",".join(PRECISIONS), show_default=True)
 @click.option("--warmup", default=2, show_default=True, help="Untimed steps (compilation).")
 @click.option("--steps", default=10, show_default=True, help="Timed steps per cell.")
 @click.option("--whole-run", is_flag=True, help="Time whole anomaly-box processes instead.")
@@ -133,6 +146,13 @@ def whole_run_row(method: str, jit: str, hps: dict) -> str:
               help='With --whole-run: hps over the defaults, as JSON ({"batch_size": 32}).')
 def main(methods: str, batch_sizes: str, modes: str, precisions: str, warmup: int,
          steps: int, whole_run: bool, jit: str, hps_json: str) -> None:
+    method_list = names("--methods", methods, NETWORK_METHODS)
+    batch_size_list = int_list("--batch-sizes", batch_sizes)
+    if min(batch_size_list) <= 0:
+        raise click.BadParameter(f"batch sizes must be > 0, got {batch_sizes}",
+                                 param_hint="--batch-sizes")
+    mode_list = names("--modes", modes, MODES)
+    precision_list = names("--precisions", precisions, PRECISIONS)
     print(f"Machine: {describe_machine()}")
     if whole_run:
         try:
@@ -149,17 +169,17 @@ def main(methods: str, batch_sizes: str, modes: str, precisions: str, warmup: in
         print("| method | mode | wall s | img/s (process) | img/s (train steps) | in train steps "
               "| parameters | seconds by part |")
         print("|---|---|---|---|---|---|---|---|")
-        for method in methods.split(","):
+        for method in method_list:
             print(whole_run_row(method, jit, hps), flush=True)
         return
     print(f"Images per second (higher is better); {steps} timed steps after {warmup} warm-up "
           f"steps; random weights and images, each method's default widths.\n")
     print("| method | batch | precision | mode | train step img/s | score img/s |")
     print("|---|---|---|---|---|---|")
-    for method in methods.split(","):
-        for batch_size in (int(b) for b in batch_sizes.split(",")):
-            for precision in precisions.split(","):
-                for mode in modes.split(","):
+    for method in method_list:
+        for batch_size in batch_size_list:
+            for precision in precision_list:
+                for mode in mode_list:
                     train, score = measure(method, batch_size, precision != "float32", mode,
                                            warmup, steps)
                     print(f"| {method} | {batch_size} | {precision} | {mode} | {train} | "

@@ -270,3 +270,34 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
     assert no_metrics.exit_code == 2 and "--metrics is empty" in no_metrics.output
     empty = CliRunner().invoke(script.main, [str(tmp_path / "1000")])
     assert empty.exit_code == 2 and "has no validation scalars" in empty.output
+
+
+def test_benchmark_scripts_refuse_bad_lists_before_any_work(tmp_path):
+    """benchmarks/contamination.py and benchmarks/throughput.py check every comma-separated
+    option before training or timing anything: an unknown method later in the list, a seed or
+    batch size that is not an integer, a batch size of 0, an unknown mode or precision each end
+    with exit 2 and what was wrong, and nothing is written to the log folder; a label outside
+    the dataset's classes is one line too, not a traceback."""
+    contamination = benchmark_script("contamination")
+    log_dir = tmp_path / "logs"
+    for args, message in ((["--methods", "egbad,egbda"], "unknown experiment 'egbda'. Did you "
+                                                          "mean 'egbad'?"),
+                          (["--seeds", "1,x"], "--seeds takes comma-separated integers"),
+                          (["--dataset", "mnsit"], "unknown dataset 'mnsit'")):
+        result = CliRunner().invoke(contamination.main, [*args, "--log-dir", str(log_dir)])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not log_dir.exists()
+    result = CliRunner().invoke(contamination.main, ["--methods", "ocsvm", "--normal-label", "12",
+                                                     "--log-dir", str(log_dir)])
+    assert result.exit_code == 2, result.output
+    assert "label 12 is outside the dataset's classes 0..9" in result.output
+
+    throughput = benchmark_script("throughput")
+    for args, message in ((["--methods", "egbad,ocsvm"], "unknown 'ocsvm'; choose from egbad"),
+                          (["--batch-sizes", "64,a"], "--batch-sizes takes comma-separated"),
+                          (["--batch-sizes", "0"], "batch sizes must be > 0"),
+                          (["--modes", "XLA,jit"], "unknown 'jit'; choose from eager"),
+                          (["--precisions", "float16"], "unknown 'float16'")):
+        result = CliRunner().invoke(throughput.main, args)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "Machine:" not in result.output
