@@ -89,6 +89,14 @@ def check_name(kind: str, name: str, known: list[str]) -> None:
                        f"(see anomaly-box --list).")
 
 
+def name_list(kind: str, text: str, known: list[str]) -> list[str]:
+    """``text`` as comma-separated names of ``kind``, each checked by :func:`check_name`."""
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        check_name(kind, name, known)
+    return names
+
+
 @contextlib.contextmanager
 def _bad_input_as_exit_2() -> Iterator[None]:
     """Errors that mean bad input (hps, labels, data that is missing or malformed), a run that
@@ -480,9 +488,8 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
 
     Example: anomaly-box benchmark -e ganomaly,ocsvm -d mnist-5k --labels 0,1 --seeds 1,2,3
     """
-    chosen = list(EXPERIMENTS) if methods == "all" else [m.strip() for m in methods.split(",")]
-    for method in chosen:
-        check_name("experiment", method, list(EXPERIMENTS))
+    chosen = list(EXPERIMENTS) if methods == "all" else name_list("experiment", methods,
+                                                                  list(EXPERIMENTS))
     dataset_options = _check_data(dataset, data_dir, category, label_column, normal_value)
     if epochs is not None and epochs <= 0:
         raise BadInput(f"--epochs must be > 0, got {epochs}")

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 
-from anomaly_toolbox.cli import BadInput, check_name, int_list  # noqa: E402
+from anomaly_toolbox.cli import BadInput, check_name, int_list, name_list  # noqa: E402
 from anomaly_toolbox.datasets import DATASETS  # noqa: E402
 from anomaly_toolbox.experiments import EXPERIMENTS  # noqa: E402
 from anomaly_toolbox.experiments.runner import RunConfig, run_experiment  # noqa: E402
@@ -36,9 +36,7 @@ LEVELS = (0.0, 0.01, 0.02, 0.05)
               default=Path(tempfile.gettempdir()) / "anomaly-box-contamination", show_default=True)
 def main(methods: str, dataset: str, normal_label: int, epochs: int | None, seeds: str,
          log_dir: Path) -> None:
-    method_list = [method.strip() for method in methods.split(",")]
-    for method in method_list:
-        check_name("experiment", method, list(EXPERIMENTS))
+    method_list = name_list("experiment", methods, list(EXPERIMENTS))
     check_name("dataset", dataset, list(DATASETS))
     seed_list = int_list("--seeds", seeds)
     overrides = {} if epochs is None else {"epochs": epochs}
