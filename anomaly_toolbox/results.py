@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -35,7 +36,8 @@ def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
 def describe_code(package: Path = Path(anomaly_toolbox.__file__).parent) -> str:
     """The toolbox version, plus the git commit when ``package`` is a checkout's tracked source
     (an installed copy, even inside a checkout's ignored venv, has none), marked when the
-    package or its grids differ from that commit."""
+    package or its grids differ from that commit, with a digest of that difference, so two
+    different sets of uncommitted edits read as different code."""
     version = f"anomaly-toolbox {anomaly_toolbox.__version__}"
 
     def git(*args: str) -> str:
@@ -46,10 +48,13 @@ def describe_code(package: Path = Path(anomaly_toolbox.__file__).parent) -> str:
         if not git("ls-files", "--", "__init__.py"):
             return version
         commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", "../hps")
+        changes = git("diff", "--no-color", "--no-ext-diff", "HEAD", "--", ".", "../hps")
     except (OSError, subprocess.SubprocessError):
         return version
-    return f"{version}, git commit {commit}" + (" with uncommitted changes" if changed else "")
+    if not changes:
+        return f"{version}, git commit {commit}"
+    digest = hashlib.sha256(changes.encode()).hexdigest()[:8]
+    return f"{version}, git commit {commit} with uncommitted changes (diff {digest})"
 
 
 def read_results(path: Path) -> dict[str, Any] | None:

@@ -156,6 +156,9 @@ def test_set_reaches_every_method_that_has_the_key_and_the_header_lists_it(tmp_p
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_the_code_line_names_the_commit_of_a_checkout_and_its_changes(tmp_path):
+    """No commit outside a checkout or for untracked files; the commit of a clean checkout; with
+    edits, the commit and a digest of the diff, the same while the edits are, another for
+    other edits."""
     package = tmp_path / "checkout" / "anomaly_toolbox"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -172,7 +175,12 @@ def test_the_code_line_names_the_commit_of_a_checkout_and_its_changes(tmp_path):
     commit = git("rev-parse", "--short", "HEAD")
     assert describe_code(package) == f"anomaly-toolbox {__version__}, git commit {commit}"
     (package / "__init__.py").write_text("x = 1\n")
-    assert describe_code(package).endswith(f"{commit} with uncommitted changes")
+    edited = describe_code(package)
+    assert re.fullmatch(rf".*, git commit {commit} with uncommitted changes \(diff [0-9a-f]{{8}}\)",
+                        edited)
+    assert describe_code(package) == edited
+    (package / "__init__.py").write_text("x = 2\n")
+    assert describe_code(package) != edited
 
 
 def benchmark_script(name):
