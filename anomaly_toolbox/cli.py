@@ -90,8 +90,11 @@ def check_name(kind: str, name: str, known: list[str]) -> None:
 
 
 def name_list(kind: str, text: str, known: list[str]) -> list[str]:
-    """``text`` as comma-separated names of ``kind``, each checked by :func:`check_name`."""
-    names = [name.strip() for name in text.split(",")]
+    """``text`` as comma-separated names of ``kind``, each checked by :func:`check_name`; empty
+    parts are skipped, as :func:`int_list` does, and no name at all is refused."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise BadInput(f"no {kind} given; give comma-separated names like {','.join(known[:2])}")
     for name in names:
         check_name(kind, name, known)
     return names

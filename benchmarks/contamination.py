@@ -4,7 +4,8 @@ Each cell trains a method at one contamination level (0%, 1%, 2%, 5% anomalies i
 protocol P3 (one class normal) and reports test AUROC, mean +/- std over seeds. It uses the same
 runner as ``anomaly-box``; logs and results land under --log-dir.
 
-Run: python benchmarks/contamination.py [--dataset mnist-5k] [--normal-label 1] [--epochs N]
+Run: python benchmarks/contamination.py [--methods jointgan,egbad] [--dataset mnist-5k]
+     [--normal-label 1] [--epochs N] [--seeds 42,43,44]
 """
 
 from __future__ import annotations

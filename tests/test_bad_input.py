@@ -235,6 +235,8 @@ def test_an_unknown_mvtec_category(tmp_path):
 # ------------------------------------------------------------------------------ benchmark
 BENCHMARK_OPTIONS = [
     (["-m", "egbd"], "unknown experiment 'egbd'"),
+    (["-m", "ae,egbd,"], "unknown experiment 'egbd'"),
+    (["-m", " , "], "no experiment given; give comma-separated names like egbad,anogan"),
     (["-m", "ae", "--epochs", 0], "--epochs must be > 0"),
     (["-m", "ae", "--labels", "a,b"], "--labels takes comma-separated integers"),
     (["-m", "ae", "--seeds", ","], "--seeds is empty"),
