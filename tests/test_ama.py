@@ -75,12 +75,12 @@ def _critic_input_gradient_norms(critic, inputs):
 
 def test_critic_stays_lipschitz_on_negative_pairs_however_large_its_weights(bundled):
     """Scaling every kernel 100x (as unbounded training on the weight-5 negative term would)
-    must not let the critic's slope on (x, G(z_neg)) pairs grow: spectral normalisation
+    must not let the critic's slope on (x_neg, G(E(x_neg))) pairs grow: spectral normalisation
     rescales each layer. An unconstrained critic's slope grows 100x per layer."""
     trainer = make_trainer("ama", negative_start_epoch=1)
-    x = images_of(bundled, 1, trainer, 16)
     noise = trainer.sample_noise(16, tf.constant([3, 1], tf.int64))
-    negatives = pair(x, trainer.networks["generator"](noise["z_negative"], training=False))
+    x_neg = trainer.networks["generator"](noise["z_negative"], training=False)
+    negatives = pair(x_neg, trainer.reconstruct(x_neg))
     critic = trainer.networks["critic"]
     for _ in range(3):
         _critic_input_gradient_norms(critic, negatives)
@@ -111,14 +111,15 @@ def test_gradient_penalty_covers_every_pair_type_the_critic_is_trained_on(bundle
 
 
 def test_interpolation_and_negative_decodes_leave_batchnorm_statistics_alone(bundled):
-    """The decoder's moving statistics after a step with interpolations and negatives equal
-    those after a step that decodes real codes only: test-time statistics come from E(x)."""
+    """The encoder's and decoder's moving statistics after a step with interpolations and
+    negatives equal those after a step on real images only: test-time statistics come from x."""
     x = images_of(bundled, 1, make_trainer("ama"), 32)
     statistics = []
     for extra in (dict(lambda_inter=0.0, lambda_neg=0.0), dict(lambda_inter=0.5, lambda_neg=5.0)):
         trainer = make_trainer("ama", negative_start_epoch=1, **extra)
         trainer.train_step(x, trainer.sample_noise(32, tf.constant([5, 5], tf.int64)))
-        statistics.append([v.numpy() for v in trainer.networks["generator"].non_trainable_weights])
+        statistics.append([v.numpy() for name in ("encoder", "generator")
+                           for v in trainer.networks[name].non_trainable_weights])
     assert statistics[0]
     for plain, with_extra in zip(*statistics):
         np.testing.assert_allclose(with_extra, plain, rtol=1e-5, atol=1e-6)
@@ -179,3 +180,37 @@ def test_stretched_runs_keep_the_schedules_share_of_training():
         switched.append(float(trainer.sample_noise(2, tf.constant([0, 0], tf.int64))
                               ["negatives_on"]))
     assert switched == [0.0, 1.0]
+
+
+def test_negative_term_pairs_each_synthetic_anomaly_with_its_own_reconstruction(bundled):
+    """L_neg = mean D(x_neg, x_neg) - D(x_neg, G(E(x_neg))), x_neg = G(z_neg) (eq. 4 of the
+    paper, x drawn from the anomalies): never the normal x beside a negative decode. The
+    critic runs in inference mode here, so spectral normalisation's power iteration holds."""
+    trainer = make_trainer("ama", negative_start_epoch=1, lambda_inter=0.0)
+    x = images_of(bundled, 1, trainer, 16)
+    noise = trainer.sample_noise(16, tf.constant([2, 7], tf.int64))
+    generator, encoder = trainer.networks["generator"], trainer.networks["encoder"]
+    x_neg = generator(noise["z_negative"], training=False)
+    decoded = trainer._decode(x, encoder(x, training=True), x_neg, noise)
+    reference, reconstruction = decoded["negative"]
+    np.testing.assert_array_equal(reference.numpy(), x_neg.numpy())
+    expected = generator(encoder(x_neg, training=True), training=True)
+    np.testing.assert_allclose(reconstruction.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    critic = trainer.networks["critic"]
+    trainer.networks["critic"] = lambda inputs, training: critic(inputs, training=False)
+    _, parts = trainer._objective(encoder(x, training=True), decoded, noise)
+    l_neg = tf.reduce_mean(critic(pair(x_neg, x_neg), training=False)[0] -
+                           critic(pair(x_neg, expected), training=False)[0])
+    assert float(parts["l_neg"]) == pytest.approx(float(l_neg), rel=1e-4, abs=1e-5)
+    assert float(parts["l_neg"]) != pytest.approx(float(parts["w_distance"]), rel=1e-3)
+
+
+def test_each_interpolation_mixes_the_code_of_the_image_it_is_judged_against(bundled):
+    """With k = 1 the simplex holds E(x) alone, so x_inter is x's own reconstruction."""
+    trainer = make_trainer("ama", interpolation_codes=1, lambda_neg=0.0)
+    x = images_of(bundled, 1, trainer, 16)
+    noise = trainer.sample_noise(16, tf.constant([1, 1], tf.int64))
+    decoded = trainer._decode(x, trainer.networks["encoder"](x, training=True), None, noise)
+    np.testing.assert_allclose(decoded["interpolation"][1].numpy(),
+                               decoded["reconstruction"][1].numpy(), rtol=1e-5, atol=1e-6)
+    assert decoded["interpolation"][0] is x

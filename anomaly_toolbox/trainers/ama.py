@@ -4,24 +4,30 @@ Paper: G. Somepalli, Y. Wu, Y. Balaji, B. Vinzamuri, S. Feizi, "Unsupervised Ano
 with Adversarial Mirrored AutoEncoders", UAI 2021.
 
 A Wasserstein critic D judges channel-stacked pairs: (x, x) is real, (x, x_hat) fake, with
-x_hat = G(E(x)). With x_inter = G(z_inter) and x_neg = G(z_neg):
+x_hat = G(E(x)). With x_inter = G(z_inter), a synthetic anomaly x_neg = G(z_neg) and its
+reconstruction x_neg_hat = G(E(x_neg)):
 
 * L_normal = E[D(x,x) - D(x,x_hat)] + lambda_inter E[D(x,x) - D(x,x_inter)] + lambda_reg E||E(x)||
-* L_neg = E[D(x,x) - D(x,x_neg)]
+* L_neg = E[D(x_neg,x_neg) - D(x_neg,x_neg_hat)]
 * min_{E,G} max_{D in Lip-1} L_normal - lambda_neg L_neg.
 
-D is kept 1-Lipschitz on every pair type by spectral normalisation of all its layers (the
-paper's SN-GAN critic). An optional gradient penalty (``gp_weight``, off by default) covers the
-(x, x) vs (x, x_hat), (x, x_inter) and (x, x_neg) pairs alike.
+L_neg is the paper's eq. (4), x drawn from the anomalies: the critic learns that an anomaly's
+reconstruction is not its mirror image, and E and G that anomalies are not reconstructed well
+(the paper's semi-supervised case puts real anomalies in the same place). x_neg is data, held
+fixed: no gradient reaches G through it. D is kept 1-Lipschitz on every pair type by spectral
+normalisation of all its layers (the paper's SN-GAN critic). An optional gradient penalty
+(``gp_weight``, off by default) covers the three (real, fake) pair types alike.
 
-Simplex interpolation: z_inter = sum_i a_i e_i / sum_i a_i over k codes of the batch, a_i ~ U(0, 0.5).
-Atypical selection: z_neg = r u with u uniform on the unit sphere and r drawn between sqrt(d) and
+Simplex interpolation: z_inter = sum_i a_i e_i / sum_i a_i over k codes, a_i ~ U(0, 0.5): E(x)
+and k - 1 codes of the batch, so x_inter is judged against one of the images it mixes (the
+authors' released code averages over all k; by symmetry the same in expectation). Atypical
+selection: z_neg = r u with u uniform on the unit sphere and r drawn between sqrt(d) and
 sqrt(d) +/- delta (outward or inward), from ``negative_start_epoch`` on. A weight of 0 switches a
-term off (the paper's ablation). Each train step decodes x_hat, x_inter and x_neg once for
+term off (the paper's ablation). Each train step decodes x_hat, x_inter and x_neg_hat once for
 ``n_critic`` critic updates on the same batch (5: the paper does not say; the authors' released
-code defaults to 5 per batch), then once more for one encoder/decoder update. Only decodes of real
-codes E(x) move the decoder's BatchNorm moving statistics, so at test time G normalises with
-statistics of what it decodes there. Learning rates drop x``lr_decay_rate`` every
+code defaults to 5 per batch), then once more for one encoder/decoder update. Only E(x) and its
+decode move BatchNorm moving statistics, so at test time E and G normalise with statistics of
+normal data; x_neg is decoded with them, in inference mode, as the released code does. Learning rates drop x``lr_decay_rate`` every
 ``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and 90 of 100). Both schedules count
 published epochs: when ``min_steps`` stretches a run on a small dataset to N > ``epochs`` epochs,
 trained epoch e is published epoch floor(e * epochs / N), so they keep their share of training.
@@ -39,6 +45,9 @@ Deviations from the paper:
 * The encoder, decoder and critic are this toolbox's DCGAN pyramids, not the paper's residual
   SN-GAN networks (same normalisation scheme, fewer layers), so that every method shares one
   architecture family and runs at MNIST scale on a CPU.
+* Atypical latents follow the paper's annulus around sqrt(d); the released code instead scales
+  each image's own code (by U(0, 0.5) inward, by its inverse outward). The interpolation term
+  trains E and G as the paper says (the released code detaches it from both).
 """
 
 from __future__ import annotations
@@ -113,7 +122,8 @@ class AMATrainer(EncoderGeneratorTrainer):
         HParam("gp_weight", float, 0.0, "gradient-penalty weight on every pair type (0 = "
                "spectral normalisation alone, as the paper)", minimum=0.0),
         HParam("lambda_inter", float, 0.5, "simplex-interpolation weight (0 = off)", minimum=0.0),
-        HParam("interpolation_codes", int, 3, "k, codes mixed per interpolation", positive=True),
+        HParam("interpolation_codes", int, 3, "k, codes mixed per interpolation (E(x) and k - 1 "
+               "others of the batch)", positive=True),
         HParam("lambda_neg", float, 5.0, "atypical-negative weight (0 = off)", minimum=0.0),
         HParam("negative_direction", str, "outward", "atypical radius beyond or inside sqrt(d)",
                choices=("outward", "inward")),
@@ -161,36 +171,44 @@ class AMATrainer(EncoderGeneratorTrainer):
             "penalty_mix": tf.random.stateless_uniform([self.hps["n_critic"], batch_size],
                                                        seeds[0]),
             "simplex_weights": tf.random.stateless_uniform([batch_size, k], seeds[1], 0.0, 0.5),
-            "simplex_partners": tf.random.stateless_uniform([batch_size, k], seeds[2], 0,
+            "simplex_partners": tf.random.stateless_uniform([batch_size, k - 1], seeds[2], 0,
                                                             batch_size, dtype=tf.int32),
             "z_negative": tf.math.l2_normalize(direction, axis=1) * radius,
             "negatives_on": tf.cast(published_epoch(self.epoch, self.epoch_scale) + 1
                                     >= self.hps["negative_start_epoch"], tf.float32),
         }
 
-    def _decode(self, codes: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """The decoded images of one step by kind ``[B, S, S, C]``: ``reconstruction`` G(E(x)),
-        and where switched on ``interpolation`` G(z_inter) and ``negative`` G(z_neg). Only the
-        reconstruction updates the decoder's BatchNorm moving statistics."""
-        generator = self.networks["generator"]
-        decoded = {"reconstruction": generator(codes, training=True)}
-        with moving_statistics_kept(generator):
+    def _decode(self, images: tf.Tensor, codes: tf.Tensor, negatives: tf.Tensor | None,
+                noise: dict[str, tf.Tensor]) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+        """Per term, the two halves ``[B, S, S, C]`` of its fake critic input, whose real input
+        mirrors the first: ``reconstruction`` (x, G(E(x))), and where switched on
+        ``interpolation`` (x, G(z_inter)) and ``negative`` (x_neg, G(E(x_neg))). Only E(x) and
+        its decode update BatchNorm moving statistics."""
+        encoder, generator = self.networks["encoder"], self.networks["generator"]
+        decoded = {"reconstruction": (images, generator(codes, training=True))}
+        with moving_statistics_kept(encoder, generator):
             if self.hps["lambda_inter"] > 0:
                 weights = noise["simplex_weights"][..., None]
-                partners = tf.gather(codes, noise["simplex_partners"])
-                z_inter = tf.reduce_sum(weights * partners, axis=1) / tf.reduce_sum(weights, 1)
-                decoded["interpolation"] = generator(z_inter, training=True)
-            if self.hps["lambda_neg"] > 0:
-                decoded["negative"] = generator(noise["z_negative"], training=True)
+                mixed = tf.concat([codes[:, None], tf.gather(codes, noise["simplex_partners"])], 1)
+                z_inter = tf.reduce_sum(weights * mixed, axis=1) / tf.reduce_sum(weights, 1)
+                decoded["interpolation"] = (images, generator(z_inter, training=True))
+            if negatives is not None:
+                decoded["negative"] = (negatives, generator(encoder(negatives, training=True),
+                                                            training=True))
         return decoded
 
-    def _objective(self, images: tf.Tensor, codes: tf.Tensor, decoded: dict[str, tf.Tensor],
+    def _objective(self, codes: tf.Tensor, decoded: dict[str, tuple[tf.Tensor, tf.Tensor]],
                    noise: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """L_normal - lambda_neg L_neg (D maximises it, E and G minimise it) and its parts."""
         critic = self.networks["critic"]
-        real = critic(pair(images, images), training=True)[0]
-        gaps = {kind: tf.reduce_mean(real - critic(pair(images, fake), training=True)[0])
-                for kind, fake in decoded.items()}
+        mirrored = {}
+        gaps = {}
+        for kind, (reference, fake) in decoded.items():
+            source = "negative" if kind == "negative" else "normal"
+            if source not in mirrored:
+                mirrored[source] = critic(pair(reference, reference), training=True)[0]
+            gaps[kind] = tf.reduce_mean(mirrored[source] -
+                                        critic(pair(reference, fake), training=True)[0])
         parts = {"w_distance": gaps["reconstruction"]}
         normal = parts["w_distance"]
         if "interpolation" in gaps:
@@ -208,15 +226,20 @@ class AMATrainer(EncoderGeneratorTrainer):
 
     def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         encoder = self.networks["encoder"]
+        negatives = None
+        if self.hps["lambda_neg"] > 0:
+            negatives = tf.stop_gradient(
+                self.networks["generator"](noise["z_negative"], training=False))
         codes = encoder(images, training=True)
-        decoded = self._decode(codes, noise)
+        decoded = self._decode(images, codes, negatives, noise)
         _, penalty, critic_loss = train_critic(
-            self, lambda: self._objective(images, codes, decoded, noise)[0],
-            pair(images, images), [pair(images, fake) for fake in decoded.values()],
-            noise["penalty_mix"])
+            self, lambda: self._objective(codes, decoded, noise)[0],
+            [(pair(reference, reference), pair(reference, fake))
+             for reference, fake in decoded.values()], noise["penalty_mix"])
         with tf.GradientTape(persistent=True) as tape:
             codes = encoder(images, training=True)
-            objective, parts = self._objective(images, codes, self._decode(codes, noise), noise)
+            objective, parts = self._objective(codes, self._decode(images, codes, negatives,
+                                                                   noise), noise)
         self.apply_gradients(tape, {"encoder": objective, "generator": objective})
         return {**parts, "critic_loss": critic_loss, "gradient_penalty": penalty,
                 "autoencoder_loss": objective}

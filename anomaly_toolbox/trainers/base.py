@@ -48,15 +48,15 @@ def _other(metric: str) -> str:
 
 
 @contextlib.contextmanager
-def moving_statistics_kept(model: keras.Model) -> Iterator[None]:
-    """Calls of ``model`` inside this context leave its BatchNorm moving statistics as they were.
+def moving_statistics_kept(*models: keras.Model) -> Iterator[None]:
+    """Calls of ``models`` inside this context leave their BatchNorm moving statistics as they were.
 
     In training mode such calls still normalise with their own batch statistics; only what is
     kept for inference stays untouched (e.g. decodes of synthetic codes that real inputs never
     resemble). Works eagerly and inside ``tf.function``, where reads and assigns of a variable
     run in program order.
     """
-    variables = model.non_trainable_variables
+    variables = [variable for model in models for variable in model.non_trainable_variables]
     saved = [tf.convert_to_tensor(variable) for variable in variables]
     yield
     for variable, value in zip(variables, saved):

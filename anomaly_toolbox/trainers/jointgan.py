@@ -101,7 +101,7 @@ class JointGANTrainer(EncoderGeneratorTrainer):
             return (tf.reduce_mean(critic(images, training=True)[0]) -
                     tf.reduce_mean(critic(generated, training=True)[0]))
 
-        distance, penalty, critic_loss = train_critic(self, w_distance, images, [generated],
+        distance, penalty, critic_loss = train_critic(self, w_distance, [(images, generated)],
                                                       noise["penalty_mix"])
         with tf.GradientTape(persistent=True) as tape:
             generated = generator(z, training=True)

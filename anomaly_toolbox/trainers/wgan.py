@@ -29,15 +29,16 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
     return tf.reduce_mean(tf.square(tf.norm(gradients, axis=1) - 1.0))
 
 
-def train_critic(trainer: Trainer, objective: Callable[[], tf.Tensor], real: tf.Tensor,
-                 fakes: Sequence[tf.Tensor],
+def train_critic(trainer: Trainer, objective: Callable[[], tf.Tensor],
+                 pairs: Sequence[tuple[tf.Tensor, tf.Tensor]],
                  mix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """``hps['n_critic']`` updates of ``trainer.networks['critic']`` on one batch.
 
-    Each minimises -objective() + gp_weight * mean_k GP(real, fakes[k]) with its own row of
-    ``mix`` ``[n_critic, B]``: the penalty covers every kind of fake input the objective trains
-    the critic on. With gp_weight 0 no penalty is computed (a critic made Lipschitz otherwise,
-    e.g. by spectral normalisation). Returns the last ``(objective, penalty, loss)``.
+    Each minimises -objective() + gp_weight * mean_k GP(real_k, fake_k) over the ``(real, fake)``
+    critic inputs of ``pairs``, with its own row of ``mix`` ``[n_critic, B]``: the penalty covers
+    every kind of input the objective trains the critic on. With gp_weight 0 no penalty is
+    computed (a critic made Lipschitz otherwise, e.g. by spectral normalisation). Returns the
+    last ``(objective, penalty, loss)``.
     """
     critic = trainer.networks["critic"]
     weight = trainer.hps["gp_weight"]
@@ -48,7 +49,7 @@ def train_critic(trainer: Trainer, objective: Callable[[], tf.Tensor], real: tf.
             if weight > 0:
                 penalty = tf.add_n([gradient_penalty(lambda x: critic(x, training=True)[0], real,
                                                      fake, mix[index])
-                                    for fake in fakes]) / len(fakes)
+                                    for real, fake in pairs]) / len(pairs)
             loss = -value + weight * penalty
         trainer.apply_gradients(tape, {"critic": loss})
     return value, penalty, loss
