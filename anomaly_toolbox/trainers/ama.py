@@ -11,26 +11,27 @@ reconstruction x_neg_hat = G(E(x_neg)):
 * L_neg = E[D(x_neg,x_neg) - D(x_neg,x_neg_hat)]
 * min_{E,G} max_{D in Lip-1} L_normal - lambda_neg L_neg.
 
-L_neg is the paper's eq. (4), x drawn from the anomalies: the critic learns that an anomaly's
-reconstruction is not its mirror image, and E and G that anomalies are not reconstructed well
-(the paper's semi-supervised case puts real anomalies in the same place). x_neg is data, held
-fixed: no gradient reaches G through it. D is kept 1-Lipschitz on every pair type by spectral
-normalisation of all its layers (the paper's SN-GAN critic). An optional gradient penalty
-(``gp_weight``, off by default) covers the three (real, fake) pair types alike.
+L_neg is the paper's eq. (4) with x drawn from the anomalies (its semi-supervised case puts real
+anomalies there), as in the authors' released code: D raises D(x_neg, x_neg_hat) above D(x_neg,
+x_neg), E and G lower D(x_neg, x_neg_hat) (the paper: "anomalies are not reconstructed well").
+x_neg is data, held fixed: no gradient reaches G through it. D is kept 1-Lipschitz on every pair
+type by spectral normalisation of all its layers (the paper's SN-GAN critic). An optional gradient
+penalty (``gp_weight``, off by default) covers the three (real, fake) pair types alike.
 
-Simplex interpolation: z_inter = sum_i a_i e_i / sum_i a_i over k codes, a_i ~ U(0, 0.5): E(x)
-and k - 1 codes of the batch, so x_inter is judged against one of the images it mixes (the
-authors' released code averages over all k; by symmetry the same in expectation). Atypical
-selection: z_neg = r u with u uniform on the unit sphere and r drawn between sqrt(d) and
-sqrt(d) +/- delta (outward or inward), from ``negative_start_epoch`` on. A weight of 0 switches a
-term off (the paper's ablation). Each train step decodes x_hat, x_inter and x_neg_hat once for
-``n_critic`` critic updates on the same batch (5: the paper does not say; the authors' released
-code defaults to 5 per batch), then once more for one encoder/decoder update. Only E(x) and its
-decode move BatchNorm moving statistics, so at test time E and G normalise with statistics of
-normal data; x_neg is decoded with them, in inference mode, as the released code does. Learning rates drop x``lr_decay_rate`` every
-``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and 90 of 100). Both schedules count
-published epochs: when ``min_steps`` stretches a run on a small dataset to N > ``epochs`` epochs,
-trained epoch e is published epoch floor(e * epochs / N), so they keep their share of training.
+Simplex interpolation: z_inter = sum_i a_i e_i / sum_i a_i over k codes, a_i ~ U(0, 0.5): E(x) and
+k - 1 codes of the batch, so x_inter is judged against one of the images it mixes (the authors'
+released code averages over all k; by symmetry the same in expectation). Atypical selection: z_neg
+= r u with u uniform on the unit sphere and r drawn between sqrt(d) and sqrt(d) +/- delta (outward
+or inward), from ``negative_start_epoch`` on. A weight of 0 switches a term off (the paper's
+ablation). Each train step decodes x_hat, x_inter and x_neg_hat once for ``n_critic`` critic
+updates on the same batch (5: the paper does not say; the authors' released code defaults to 5 per
+batch), then once more for one encoder/decoder update. Only E(x) and its decode move BatchNorm
+moving statistics, so at test time E and G normalise with statistics of normal data; x_neg is
+decoded with them, in inference mode, as the released code does. Learning rates drop
+x``lr_decay_rate`` every ``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and 90 of
+100). Both schedules count published epochs: when ``min_steps`` stretches a run on a small dataset
+to N > ``epochs`` epochs, trained epoch e is published epoch floor(e * epochs / N), so they keep
+their share of training.
 
 Scores: R(x) = ||f(x,x) - f(x,x_hat)||_1 (f: the critic's feature layer), and the A-score, the
 paper's reported score, from a Gaussian N(mu, sigma) fitted to the training R-scores of the
@@ -201,14 +202,18 @@ class AMATrainer(EncoderGeneratorTrainer):
                    noise: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """L_normal - lambda_neg L_neg (D maximises it, E and G minimise it) and its parts."""
         critic = self.networks["critic"]
-        mirrored = {}
-        gaps = {}
-        for kind, (reference, fake) in decoded.items():
-            source = "negative" if kind == "negative" else "normal"
-            if source not in mirrored:
-                mirrored[source] = critic(pair(reference, reference), training=True)[0]
-            gaps[kind] = tf.reduce_mean(mirrored[source] -
-                                        critic(pair(reference, fake), training=True)[0])
+
+        def judged(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
+            return critic(pair(first, second), training=True)[0]
+
+        images = decoded["reconstruction"][0]
+        mirrored = judged(images, images)
+        gaps = {kind: tf.reduce_mean(mirrored - judged(images, fake))
+                for kind, (_, fake) in decoded.items() if kind != "negative"}
+        if "negative" in decoded:
+            negatives, reconstructed = decoded["negative"]
+            gaps["negative"] = tf.reduce_mean(judged(negatives, negatives) -
+                                              judged(negatives, reconstructed))
         parts = {"w_distance": gaps["reconstruction"]}
         normal = parts["w_distance"]
         if "interpolation" in gaps:
