@@ -105,8 +105,8 @@ def published_epoch(epoch: tf.Variable, epoch_scale: tf.Variable) -> tf.Tensor:
 class AMATrainer(EncoderGeneratorTrainer):
     """AMA on 32x32 images; optimisers, schedule and weights as in the paper."""
 
-    distribution_off_reason = ("its negatives mix each image's code with partners indexed in "
-                               "the whole batch, which one replica's slice does not hold")
+    distribution_off_reason = ("its interpolations mix each image's code with partners indexed "
+                               "in the whole batch, which one replica's slice does not hold")
 
     image_size = 32
     hparams = (
