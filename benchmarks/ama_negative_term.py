@@ -38,6 +38,14 @@ def small_ama() -> object:
     return cls(hps, sample_shape=(28, 28, 1), seed=0)
 
 
+def count(text: str) -> int:
+    """A whole number >= 0 for argparse."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def auroc(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> float:
     labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(anomaly_scores))]
     return ranking_metrics(labels, np.r_[normal_scores, anomaly_scores])["auroc"]
@@ -45,8 +53,8 @@ def auroc(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--negatives-from", type=int, default=150,
+    parser.add_argument("--steps", type=count, default=400, help="train steps (a row every 50)")
+    parser.add_argument("--negatives-from", type=count, default=150,
                         help="first step with atypical negatives (0: from the start)")
     args = parser.parse_args()
     data = load_raw("mnist-5k")
