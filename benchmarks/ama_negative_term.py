@@ -22,20 +22,19 @@ import tensorflow as tf
 from anomaly_toolbox.datasets import load_raw
 from anomaly_toolbox.datasets.pipeline import to_model_range
 from anomaly_toolbox.evaluation import ranking_metrics
-from anomaly_toolbox.experiments import trainer_class
 from anomaly_toolbox.hps import defaults, exact_epochs_when_given
+from anomaly_toolbox.trainers.ama import AMATrainer
 
 BATCH = 32
 
 
-def small_ama() -> object:
+def small_ama() -> AMATrainer:
     """An AMA trainer at probe widths whose negatives start at epoch 2 (the probe sets the epoch
     counter to 1 when they should start) and whose learning rate never drops."""
-    cls = trainer_class("ama")
     given = {"filters": 8, "latent_dim": 16, "n_critic": 2, "batch_size": BATCH, "epochs": 1,
              "negative_start_epoch": 2, "lr_decay_rate": 1.0, "jit_compile": False}
-    hps = exact_epochs_when_given({**defaults(cls.schema()), **given}, given)
-    return cls(hps, sample_shape=(28, 28, 1), seed=0)
+    hps = exact_epochs_when_given({**defaults(AMATrainer.schema()), **given}, given)
+    return AMATrainer(hps, sample_shape=(28, 28, 1), seed=0)
 
 
 def count(text: str) -> int:
@@ -60,8 +59,8 @@ def main() -> None:
     data = load_raw("mnist-5k")
     trainer = small_ama()
 
-    def images(digit: int, count: int) -> tf.Tensor:
-        return to_model_range(tf.constant(data.x_train[data.y_train == digit][:count]),
+    def images(digit: int, how_many: int) -> tf.Tensor:
+        return to_model_range(tf.constant(data.x_train[data.y_train == digit][:how_many]),
                               trainer.image_size)
 
     ones, sevens = images(1, 400), images(7, 100)
@@ -75,8 +74,7 @@ def main() -> None:
         losses = trainer.compiled_train_step(batch, tf.constant([0, step], tf.int64))
         trainer.step.assign_add(1)
         if (step + 1) % 50 == 0:
-            fitted = trainer.r_score(train).numpy()
-            trainer.gaussian.assign([fitted.mean(), fitted.std()])
+            trainer.fit_gaussian_to(trainer.r_score(train).numpy())
             normal = trainer.score(held_out).numpy()
             print(f"| {step + 1} | {float(losses['w_distance']):.1f} | "
                   f"{float(losses['l_neg']):.1f} | "

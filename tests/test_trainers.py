@@ -108,8 +108,7 @@ def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
         trainer.step.assign_add(1)
     assert all(np.isfinite(float(v)) for v in losses.values())
     if experiment == "ama":
-        r_scores = trainer.r_score(train).numpy()
-        trainer.gaussian.assign([r_scores.mean(), r_scores.std()])
+        trainer.fit_gaussian_to(trainer.r_score(train).numpy())
     noise = tf.random.stateless_uniform(held_out.shape, [3, 4], -1.0, 1.0)
     scores = np.concatenate([trainer.compiled_score(held_out).numpy(),
                              trainer.compiled_score(noise).numpy()])

@@ -263,8 +263,12 @@ class AMATrainer(EncoderGeneratorTrainer):
         return negative_log_gaussian(self.r_score(images), mean, std)
 
     def fit_gaussian(self, data: PreparedData) -> tuple[float, float]:
-        """Fit N(mu, sigma) (maximum likelihood) to the training split's R-scores."""
-        r_scores = self.score_dataset(data.train, self._compiled_r_score)
+        """Fit N(mu, sigma) to the training split's R-scores."""
+        return self.fit_gaussian_to(self.score_dataset(data.train, self._compiled_r_score))
+
+    def fit_gaussian_to(self, r_scores: np.ndarray) -> tuple[float, float]:
+        """Set the A-score's Gaussian to the maximum-likelihood N(mu, sigma) of ``r_scores``
+        ``[N]``; returns ``(mu, sigma)``."""
         mean, std = float(np.mean(r_scores)), max(float(np.std(r_scores)), 1e-12)
         self.gaussian.assign([mean, std])
         return mean, std
