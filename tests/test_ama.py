@@ -214,3 +214,42 @@ def test_each_interpolation_mixes_the_code_of_the_image_it_is_judged_against(bun
     np.testing.assert_allclose(decoded["interpolation"][1].numpy(),
                                decoded["reconstruction"][1].numpy(), rtol=1e-5, atol=1e-6)
     assert decoded["interpolation"][0] is x
+
+
+def test_model_selection_skips_the_checks_before_the_selection_epoch(tmp_path, monkeypatch):
+    """Validation AUROC falls epoch by epoch; with selection after epoch 2 of 4 the third epoch's
+    weights are selected, not the first's, and results say so."""
+    from click.testing import CliRunner
+
+    from anomaly_toolbox.cli import main
+    from anomaly_toolbox.results import read_results
+    from anomaly_toolbox.trainers.ama import AMATrainer
+    from tests.conftest import write_grid
+
+    sequence = iter({"auroc": value, "auprc": value} for value in (0.9, 0.8, 0.7, 0.6))
+    held = []
+    monkeypatch.setattr(AMATrainer, "validation_metrics", lambda self, data: next(sequence))
+    monkeypatch.setattr(AMATrainer, "_hold_best",
+                        lambda self, improved: held.append((int(self.epoch) + 1, improved)))
+    grid = write_grid(tmp_path / "grid.json", {**TINY, "n_critic": 1, "epochs": 4,
+                                               "selection_after_epoch": 2})
+    result = CliRunner().invoke(main, ["-e", "ama", "-d", "mnist-5k", "--normal-label", "3",
+                                       "--hps-path", str(grid), "--log-dir",
+                                       str(tmp_path / "logs")])
+    assert result.exit_code == 0, result.output
+    assert held == [(1, []), (2, []), (3, ["auroc", "auprc"]), (4, [])]
+    shown = {line.split(":")[0]: line for line in result.output.splitlines()
+             if line.startswith("epoch ")}
+    assert "(not yet selectable)" in shown["epoch 2/4"]
+    assert "(not yet selectable)" not in shown["epoch 3/4"]
+    results = read_results(next((tmp_path / "logs").glob("*/*/*/results.json")))
+    assert results["validation_best"]["auroc"] == pytest.approx(0.7)
+    assert "after epoch 2 of 4" in results["selection_note"]
+
+
+def test_selection_epoch_counts_published_epochs_in_stretched_runs():
+    """A run stretched from 100 to 2,400 epochs selects from trained epoch 504 (published 21)."""
+    trainer = make_trainer("ama", epochs=100)
+    trainer.epochs_planned = 2400
+    assert [trainer.selectable_after(epoch) for epoch in (480, 503, 504)] == [False, False, True]
+    assert make_trainer("ama", epochs=100, selection_after_epoch=0).selectable_after(1)

@@ -41,6 +41,11 @@ test metrics, the Python API and ``anomaly-box score``; results also report the 
 under ``r_score_*`` keys, on validation and test. The Gaussian is refitted for the selected
 weights, saved in ``model/gaussian.json`` and restored when a model is loaded.
 
+Model selection (the paper does not say; as the authors' released code): validation picks among
+the checks after published epoch ``selection_after_epoch`` (20) only, so that the selected model
+has trained with the negatives, which switch on at epoch 11; the checks before still show in
+TensorBoard. Without it, selection keeps the early peak of a model that has never seen one.
+
 Deviations from the paper:
 
 * The encoder, decoder and critic are this toolbox's DCGAN pyramids, not the paper's residual
@@ -133,6 +138,9 @@ class AMATrainer(EncoderGeneratorTrainer):
                positive=True),
         HParam("lambda_reg", float, 1.0, "latent-norm regulariser weight (0 = off)",
                minimum=0.0),
+        HParam("selection_after_epoch", int, 20, "model selection considers only weights "
+               "trained past this epoch, once the negatives have had their effect (the "
+               "released code's rule; 0 = every check)", minimum=0),
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -248,6 +256,18 @@ class AMATrainer(EncoderGeneratorTrainer):
         self.apply_gradients(tape, {"encoder": objective, "generator": objective})
         return {**parts, "critic_loss": critic_loss, "gradient_penalty": penalty,
                 "autoencoder_loss": objective}
+
+    def selectable_after(self, epoch: int) -> bool:
+        """Weights are selectable once more than ``selection_after_epoch`` published epochs are
+        trained (trained epoch ``epoch`` of a stretched run counts ``epochs / planned`` each)."""
+        return epoch * self.hps["epochs"] // self.epochs_planned > self.hps["selection_after_epoch"]
+
+    def selection_note(self) -> str | None:
+        after = self.hps["selection_after_epoch"]
+        if after == 0:
+            return None
+        return (f"model selection considered only the checks after epoch {after} of "
+                f"{self.hps['epochs']} (published epochs; the last check always counts)")
 
     def r_score(self, images: tf.Tensor) -> tf.Tensor:
         """R(x) = ||f(x, x) - f(x, G(E(x)))||_1 by the scoring networks ``[B]``."""

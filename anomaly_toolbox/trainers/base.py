@@ -468,7 +468,9 @@ class Trainer(ImageSides, abc.ABC):
         with clock("validation"):
             metrics = self.validation_metrics(data)
             logged = {**metrics, **self.variant_validation_metrics(data)}
-        improved = [metric for metric in metrics if self._improves(metric, metrics)]
+        selectable = epoch == self.epochs_planned or self.selectable_after(epoch)
+        improved = [metric for metric in metrics
+                    if selectable and self._improves(metric, metrics)]
         for metric, value in logged.items():
             tf.summary.scalar(f"validation/{metric}", value, step=epoch)
         for metric in improved:
@@ -483,7 +485,13 @@ class Trainer(ImageSides, abc.ABC):
                 tf.summary.image("validation/input_vs_reconstruction", pairs, step=epoch,
                                  max_outputs=IMAGES_IN_STRIP)
             self.epoch_summaries(epoch)
-        return ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) or "no anomalies"
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) or "no anomalies"
+        return shown if selectable else f"{shown} (not yet selectable)"
+
+    def selectable_after(self, epoch: int) -> bool:
+        """Whether the weights after trained epoch ``epoch`` (1-based) may become the selected
+        model; every check may by default, and the last one always may."""
+        return True
 
     def planned_epochs(self, steps_per_epoch: int) -> int:
         """Epochs this run trains: ``max(epochs, ceil(min_steps / steps_per_epoch))``. A run
