@@ -253,3 +253,19 @@ def test_selection_epoch_counts_published_epochs_in_stretched_runs():
     trainer.epochs_planned = 2400
     assert [trainer.selectable_after(epoch) for epoch in (480, 503, 504)] == [False, False, True]
     assert make_trainer("ama", epochs=100, selection_after_epoch=0).selectable_after(1)
+
+
+@pytest.mark.parametrize("share, count", [(0.1, 26), (0.5, 128)])
+def test_negatives_stand_for_their_share_of_the_batch(bundled, share, count):
+    """round(s B) negatives a step, their term weighted lambda_neg s / (1 - s), which is the
+    authors' code's lambda_neg on negatives replacing a share s of one batch mean."""
+    trainer = make_trainer("ama", negative_start_epoch=1, negative_share=share)
+    noise = trainer.sample_noise(256, tf.constant([1, 3], tf.int64))
+    assert noise["z_negative"].shape == (count, 8)
+    x = images_of(bundled, 1, trainer, 256)
+    encoder = trainer.networks["encoder"]
+    x_neg = trainer.networks["generator"](noise["z_negative"], training=False)
+    codes = encoder(x, training=True)
+    objective, parts = trainer._objective(codes, trainer._decode(x, codes, x_neg, noise), noise)
+    expected = parts["l_normal"] - 5.0 * share / (1 - share) * parts["l_neg"]
+    assert float(objective) == pytest.approx(float(expected), rel=1e-5)

@@ -94,7 +94,7 @@ register(Experiment("memgan", f"{_TRAINERS}.memgan:MEMGANTrainer", "MEMGAN",
                     "(32x32)", steps_to_learn=300))
 register(Experiment("ama", f"{_TRAINERS}.ama:AMATrainer", "AMA",
                     "AMA: adversarial mirrored autoencoder, spectrally normalised Wasserstein "
-                    "critic on image pairs, A-score (32x32)", steps_to_learn=200,
+                    "critic on image pairs, A-score (32x32)", steps_to_learn=300,
                     learning_hps={"n_critic": 2, "negative_start_epoch": 1}))
 register(Experiment("jointgan", f"{_TRAINERS}.jointgan:JointGANTrainer", "JointGAN",
                     "Joint encoder + WGAN-GP for contaminated data, latent-norm score (32x32)",

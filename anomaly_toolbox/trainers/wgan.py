@@ -18,9 +18,9 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
     Args:
         critic: maps inputs ``[B, ...]`` to scores ``[B, 1]`` or ``[B]``.
         real, fake: ``[B, ...]``; the norm runs over every non-batch axis (all stacked channels).
-        epsilon: ``[B]`` mixing weights in [0, 1].
+        epsilon: ``[>= B]`` mixing weights in [0, 1]; the first B are used.
     """
-    eps = tf.reshape(epsilon, [-1] + [1] * (len(real.shape) - 1))
+    eps = tf.reshape(epsilon[:tf.shape(real)[0]], [-1] + [1] * (len(real.shape) - 1))
     mixed = eps * real + (1.0 - eps) * fake
     with tf.GradientTape() as tape:
         tape.watch(mixed)
