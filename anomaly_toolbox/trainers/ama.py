@@ -61,6 +61,8 @@ Deviations from the paper:
 * The encoder, decoder and critic are this toolbox's DCGAN pyramids, not the paper's residual
   SN-GAN networks (same normalisation scheme, fewer layers), so that every method shares one
   architecture family and runs at MNIST scale on a CPU.
+* lambda_neg weighs L_neg as the authors' code does (s / (1 - s) per expectation, above), not
+  per expectation as the text's eq. (2) reads.
 * Atypical latents follow the paper's annulus around sqrt(d); the released code instead scales
   each image's own code (by U(0, 0.5) inward, by its inverse outward). The interpolation term
   trains E and G as the paper says (the released code detaches it from both).
