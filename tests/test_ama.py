@@ -269,3 +269,9 @@ def test_negatives_stand_for_their_share_of_the_batch(bundled, share, count):
     objective, parts = trainer._objective(codes, trainer._decode(x, codes, x_neg, noise), noise)
     expected = parts["l_normal"] - 5.0 * share / (1 - share) * parts["l_neg"]
     assert float(objective) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_selection_note_says_when_only_the_last_check_could_count():
+    assert "took the last check" in make_trainer("ama", epochs=3).selection_note()
+    assert "after epoch 20 of 100" in make_trainer("ama", epochs=100).selection_note()
+    assert make_trainer("ama", selection_after_epoch=0).selection_note() is None

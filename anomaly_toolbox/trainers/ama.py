@@ -284,6 +284,9 @@ class AMATrainer(EncoderGeneratorTrainer):
         after = self.hps["selection_after_epoch"]
         if after == 0:
             return None
+        if after >= self.hps["epochs"]:
+            return (f"model selection took the last check: selection_after_epoch {after} is not "
+                    f"below the {self.hps['epochs']} epochs")
         return (f"model selection considered only the checks after epoch {after} of "
                 f"{self.hps['epochs']} (published epochs; the last check always counts)")
 
