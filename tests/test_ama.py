@@ -232,7 +232,7 @@ def test_model_selection_skips_the_checks_before_the_selection_epoch(tmp_path, m
     monkeypatch.setattr(AMATrainer, "_hold_best",
                         lambda self, improved: held.append((int(self.epoch) + 1, improved)))
     grid = write_grid(tmp_path / "grid.json", {**TINY, "n_critic": 1, "epochs": 4,
-                                               "selection_after_epoch": 2})
+                                               "select_after_epoch": 2})
     result = CliRunner().invoke(main, ["-e", "ama", "-d", "mnist-5k", "--normal-label", "3",
                                        "--hps-path", str(grid), "--log-dir",
                                        str(tmp_path / "logs")])
@@ -252,7 +252,7 @@ def test_selection_epoch_counts_published_epochs_in_stretched_runs():
     trainer = make_trainer("ama", epochs=100)
     trainer.epochs_planned = 2400
     assert [trainer.selectable_after(epoch) for epoch in (480, 503, 504)] == [False, False, True]
-    assert make_trainer("ama", epochs=100, selection_after_epoch=0).selectable_after(1)
+    assert make_trainer("ama", epochs=100, select_after_epoch=0).selectable_after(1)
 
 
 @pytest.mark.parametrize("share, count", [(0.1, 26), (0.5, 128)])
@@ -274,4 +274,4 @@ def test_negatives_stand_for_their_share_of_the_batch(bundled, share, count):
 def test_selection_note_says_when_only_the_last_check_could_count():
     assert "took the last check" in make_trainer("ama", epochs=3).selection_note()
     assert "after epoch 20 of 100" in make_trainer("ama", epochs=100).selection_note()
-    assert make_trainer("ama", selection_after_epoch=0).selection_note() is None
+    assert make_trainer("ama", select_after_epoch=0).selection_note() is None

@@ -52,7 +52,7 @@ under ``r_score_*`` keys, on validation and test. The Gaussian is refitted for t
 weights, saved in ``model/gaussian.json`` and restored when a model is loaded.
 
 Model selection (the paper does not say; as the authors' released code): validation picks among
-the checks after published epoch ``selection_after_epoch`` (20) only, so that the selected model
+the checks after published epoch ``select_after_epoch`` (20) only, so that the selected model
 has trained with the negatives, which switch on at epoch 11; the checks before still show in
 TensorBoard. Without it, selection keeps the early peak of a model that has never seen one.
 
@@ -153,7 +153,7 @@ class AMATrainer(EncoderGeneratorTrainer):
                positive=True),
         HParam("lambda_reg", float, 1.0, "latent-norm regulariser weight (0 = off)",
                minimum=0.0),
-        HParam("selection_after_epoch", int, 20, "model selection considers only weights "
+        HParam("select_after_epoch", int, 20, "model selection considers only weights "
                "trained past this epoch, once the negatives have had their effect (the "
                "released code's rule; 0 = every check)", minimum=0),
     )
@@ -276,16 +276,16 @@ class AMATrainer(EncoderGeneratorTrainer):
                 "autoencoder_loss": objective}
 
     def selectable_after(self, epoch: int) -> bool:
-        """Weights are selectable once more than ``selection_after_epoch`` published epochs are
+        """Weights are selectable once more than ``select_after_epoch`` published epochs are
         trained (trained epoch ``epoch`` of a stretched run counts ``epochs / planned`` each)."""
-        return epoch * self.hps["epochs"] // self.epochs_planned > self.hps["selection_after_epoch"]
+        return epoch * self.hps["epochs"] // self.epochs_planned > self.hps["select_after_epoch"]
 
     def selection_note(self) -> str | None:
-        after = self.hps["selection_after_epoch"]
+        after = self.hps["select_after_epoch"]
         if after == 0:
             return None
         if after >= self.hps["epochs"]:
-            return (f"model selection took the last check: selection_after_epoch {after} is not "
+            return (f"model selection took the last check: select_after_epoch {after} is not "
                     f"below the {self.hps['epochs']} epochs")
         return (f"model selection considered only the checks after epoch {after} of "
                 f"{self.hps['epochs']} (published epochs; the last check always counts)")
