@@ -462,8 +462,8 @@ class Trainer(ImageSides, abc.ABC):
 
     def _validate_and_hold_best(self, data: PreparedData, strip: tf.Tensor, epoch: int) -> str:
         """Validation metrics and TensorBoard summaries after ``epoch`` (1-based) epochs; the
-        weights are held as the best model of every metric they improve. Returns the metrics as
-        text for the console."""
+        weights are held as the best model of every metric they improve, when
+        :meth:`selectable_after` allows. Returns the metrics as text for the console."""
         clock = self.stopwatch.measure
         with clock("validation"):
             metrics = self.validation_metrics(data)
