@@ -3,13 +3,16 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
 
 from anomaly_toolbox import AMA, load
+from anomaly_toolbox.cli import main
 from anomaly_toolbox.datasets.pipeline import to_model_range
+from anomaly_toolbox.results import read_results
 from anomaly_toolbox.trainers import wgan
-from anomaly_toolbox.trainers.ama import negative_log_gaussian, pair
+from anomaly_toolbox.trainers.ama import AMATrainer, negative_log_gaussian, pair
 from anomaly_toolbox.trainers.wgan import gradient_penalty
-from tests.conftest import TINY, images_of, make_trainer
+from tests.conftest import TINY, images_of, make_trainer, write_grid
 
 
 def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm_gap():
@@ -219,13 +222,6 @@ def test_each_interpolation_mixes_the_code_of_the_image_it_is_judged_against(bun
 def test_model_selection_skips_the_checks_before_the_selection_epoch(tmp_path, monkeypatch):
     """Validation AUROC falls epoch by epoch; with selection after epoch 2 of 4 the third epoch's
     weights are selected, not the first's, and results say so."""
-    from click.testing import CliRunner
-
-    from anomaly_toolbox.cli import main
-    from anomaly_toolbox.results import read_results
-    from anomaly_toolbox.trainers.ama import AMATrainer
-    from tests.conftest import write_grid
-
     sequence = iter({"auroc": value, "auprc": value} for value in (0.9, 0.8, 0.7, 0.6))
     held = []
     monkeypatch.setattr(AMATrainer, "validation_metrics", lambda self, data: next(sequence))
