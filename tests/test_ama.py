@@ -271,3 +271,12 @@ def test_selection_note_says_when_only_the_last_check_could_count():
     assert "took the last check" in make_trainer("ama", epochs=3).selection_note()
     assert "after epoch 20 of 100" in make_trainer("ama", epochs=100).selection_note()
     assert make_trainer("ama", select_after_epoch=0).selection_note() is None
+
+
+def test_learning_rates_drop_tenfold_every_30_published_epochs_even_when_stretched():
+    trainer = make_trainer("ama", epochs=100, learning_rate=3e-4)
+    trainer.epoch_scale.assign(0.25)
+    for published, drops in ((0, 0), (29, 0), (30, 1), (59, 1), (60, 2), (90, 3), (99, 3)):
+        trainer.epoch.assign(4 * published)
+        for optimizer in trainer.optimizers.values():
+            assert float(optimizer.learning_rate) == pytest.approx(3e-4 * 0.1 ** drops)

@@ -73,6 +73,75 @@ def test_deepsvdd_is_bias_free_and_training_pulls_features_to_the_centre(bundled
     assert last < 0.5 * first
 
 
+def test_deepsvdd_learning_rate_drops_tenfold_from_the_milestone_in_published_epochs():
+    trainer = make_trainer("deepsvdd", epochs=150, lr_milestone=50, learning_rate=1e-4)
+    optimizer = trainer.optimizers["feature_map"]
+    trainer.epoch_scale.assign(0.5)
+    rates = {}
+    for trained in (0, 99, 100, 299):
+        trainer.epoch.assign(trained)
+        rates[trained] = float(optimizer.learning_rate)
+    assert rates[0] == rates[99] == pytest.approx(1e-4)
+    assert rates[100] == rates[299] == pytest.approx(1e-5)
+    unscheduled = make_trainer("deepsvdd", epochs=150, lr_milestone=0, learning_rate=1e-4)
+    unscheduled.epoch.assign(149)
+    assert float(unscheduled.optimizers["feature_map"].learning_rate) == pytest.approx(1e-4)
+
+
+def test_deepsvdd_loss_adds_half_lambda_times_the_squared_weights_and_shrinks_them(bundled):
+    x = images_of(bundled, 1, make_trainer("deepsvdd"), 32)
+
+    def squared_weights(trainer):
+        return sum(float(tf.reduce_sum(tf.square(w)))
+                   for w in trainer.networks["feature_map"].trainable_weights)
+
+    decayed, plain = (make_trainer("deepsvdd", weight_decay=lam) for lam in (1.0, 0.0))
+    norm = squared_weights(decayed)
+    logs = decayed.compiled_train_step(x, SEED)
+    assert float(logs["loss"]) == pytest.approx(float(logs["distance_loss"]) + 0.5 * norm,
+                                                rel=1e-5)
+    assert float(plain.compiled_train_step(x, SEED)["loss"]) == pytest.approx(
+        float(logs["distance_loss"]), rel=1e-5)
+    for _ in range(10):
+        decayed.compiled_train_step(x, SEED)
+        plain.compiled_train_step(x, SEED)
+    assert squared_weights(decayed) < squared_weights(plain)
+
+
+def test_contrast_normalisation_ignores_pixel_scale_and_maps_the_training_data_onto_0_1(bundled):
+    from anomaly_toolbox.models.deepsvdd import ContrastNormalization
+
+    layer = ContrastNormalization()
+    x = images_of(bundled, 3, make_trainer("deepsvdd"), 40)
+    np.testing.assert_allclose(layer.contrast(x), layer.contrast(0.5 * x + 0.5), atol=1e-5)
+    v = layer.contrast(x).numpy()
+    np.testing.assert_allclose(v.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.abs(v).mean(axis=(1, 2, 3)), 1.0, rtol=1e-5)
+    low, high = layer.adapt([x[:20], x[20:]])
+    assert (low, high) == pytest.approx((v.min(), v.max()))
+    mapped = layer(x).numpy()
+    assert mapped.min() == pytest.approx(0.0, abs=1e-6)
+    assert mapped.max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_deepsvdd_with_contrast_norm_adapts_first_pretrains_on_it_and_keeps_it_when_saved(
+        bundled, tmp_path):
+    trainer = make_trainer("deepsvdd", contrast_norm=True, epochs=2)
+    data = PreparedData.from_splits(one_class_splits(bundled, "normal", 1, seed=0),
+                                    trainer.image_size)
+    trainer.before_training(data)
+    contrast = trainer.networks["feature_map"].get_layer("contrast")
+    train = tf.concat([x for x, _ in data.train.batch(512)], axis=0)
+    assert float(tf.reduce_min(contrast(train))) == pytest.approx(0.0, abs=1e-6)
+    assert float(tf.reduce_max(contrast(train))) == pytest.approx(1.0, abs=1e-6)
+    trainer.save_networks(tmp_path)
+    loaded = make_trainer("deepsvdd", contrast_norm=True, epochs=2)
+    loaded.load_networks(tmp_path)
+    assert float(loaded.networks["feature_map"].get_layer("contrast").high) == pytest.approx(
+        float(contrast.high))
+    np.testing.assert_allclose(loaded.score(train[:16]), trainer.score(train[:16]), rtol=1e-5)
+
+
 def test_mixed_precision_computes_in_bfloat16_and_keeps_float32_outputs(bundled):
     trainer = make_trainer("ganomaly", mixed_precision=True)
     conv = trainer.networks["encoder_in"].get_layer("encoder_in_conv0")

@@ -3,10 +3,13 @@ the mirrored decoder that pretrains the feature map as an autoencoder's encoder.
 
 Every layer is bias-free and BatchNorm has no affine terms (epsilon 1e-4, as the reference code),
 because a bias would let the network map every input onto c, the trivial solution the paper rules
-out. LeakyReLU slope 0.01 (PyTorch's default, used by the reference code).
+out. LeakyReLU slope 0.01 (PyTorch's default, used by the reference code). Optionally the feature
+map first applies the reference code's global contrast normalisation (:class:`ContrastNormalization`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import keras
 import tensorflow as tf
@@ -33,18 +36,54 @@ class MaxPool2x2(keras.layers.Layer):
         return tf.reduce_max(blocks, axis=[2, 4])
 
 
+@keras.saving.register_keras_serializable(package="anomaly_toolbox")
+class ContrastNormalization(keras.layers.Layer):
+    """Global contrast normalisation of ``[B, H, W, C]`` images as Ruff et al.'s reference code:
+    per image, v = (x - mean(x)) / mean|x - mean(x)| (the L1 scale; the same for any positive
+    affine map of the pixels, so for [-1, 1] as for [0, 1] images), then (v - low) / (high -
+    low), with ``low`` and ``high`` the extreme values of v over the training images (set by
+    :meth:`adapt`, not trained), which maps the training data onto [0, 1]."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.low = self.add_weight(shape=(), initializer="zeros", trainable=False, name="low")
+        self.high = self.add_weight(shape=(), initializer="ones", trainable=False, name="high")
+
+    @staticmethod
+    def contrast(images: tf.Tensor) -> tf.Tensor:
+        """v = (x - mean(x)) / mean|x - mean(x)| per image ``[B, H, W, C]``."""
+        centred = images - tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+        scale = tf.reduce_mean(tf.abs(centred), axis=[1, 2, 3], keepdims=True)
+        return centred / tf.maximum(scale, tf.cast(1e-12, images.dtype))
+
+    def adapt(self, batches: Iterable[tf.Tensor]) -> tuple[float, float]:
+        """Set ``low`` and ``high`` to the extremes of v over ``batches`` of training images;
+        returns them."""
+        extremes = [(float(tf.reduce_min(v)), float(tf.reduce_max(v)))
+                    for v in map(self.contrast, batches)]
+        low, high = min(e[0] for e in extremes), max(e[1] for e in extremes)
+        self.low.assign(low)
+        self.high.assign(high)
+        return low, high
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        low, high = tf.cast(self.low, images.dtype), tf.cast(self.high, images.dtype)
+        return (self.contrast(images) - low) / (high - low)
+
+
 def stage_filters(filters: int, stage: int) -> int:
     """Filters of the feature map's ``stage`` (0-based): ``filters`` halved per stage, at least 1."""
     return max(filters // 2 ** stage, 1)
 
 
-def build_feature_map(image_shape: tuple[int, int, int], latent_dim: int,
-                      filters: int) -> keras.Model:
+def build_feature_map(image_shape: tuple[int, int, int], latent_dim: int, filters: int,
+                      contrast_normalised: bool = False) -> keras.Model:
     """Image ``[B, S, S, C]`` -> features ``[B, latent_dim]``: per stage Conv 5x5 (no bias) ->
     BatchNorm (no affine) -> LeakyReLU -> MaxPool 2x2, filters halving (:func:`stage_filters`;
-    28 -> 14 -> 7 with 8 then 4 filters, the paper's MNIST LeNet), then a bias-free Dense."""
+    28 -> 14 -> 7 with 8 then 4 filters, the paper's MNIST LeNet), then a bias-free Dense.
+    ``contrast_normalised``: a :class:`ContrastNormalization` layer named ``contrast`` first."""
     images = keras.Input(image_shape, name="images")
-    x = images
+    x = ContrastNormalization(name="contrast")(images) if contrast_normalised else images
     for i in range(pyramid_steps(image_shape[0])):
         x = layers.Conv2D(stage_filters(filters, i), 5, padding="same", use_bias=False,
                           name=f"conv{i}")(x)

@@ -82,7 +82,8 @@ import tensorflow as tf
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.ama import build_ama
-from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer, moving_statistics_kept
+from anomaly_toolbox.trainers.base import (EncoderGeneratorTrainer, EpochMilestones,
+                                          moving_statistics_kept, published_epoch)
 from anomaly_toolbox.trainers.wgan import train_critic
 
 GAUSSIAN_FILE = "gaussian.json"
@@ -97,26 +98,6 @@ def pair(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
 def negative_log_gaussian(values: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) -> tf.Tensor:
     """-log N(values; mean, std) elementwise."""
     return 0.5 * tf.square((values - mean) / std) + tf.math.log(std) + HALF_LOG_TWO_PI
-
-
-class EpochStaircase(keras.optimizers.schedules.LearningRateSchedule):
-    """lr = initial * rate ** floor(published_epoch / every), where the published epoch is the
-    trainer's epoch counter times its ``epoch_scale`` (below 1 when ``min_steps`` stretches a run
-    on a small dataset, so the drops stay at the same share of training)."""
-
-    def __init__(self, initial: float, every: int, rate: float, epoch: tf.Variable,
-                 epoch_scale: tf.Variable) -> None:
-        self.initial, self.every, self.rate = initial, every, rate
-        self.epoch, self.epoch_scale = epoch, epoch_scale
-
-    def __call__(self, step: tf.Tensor) -> tf.Tensor:
-        drops = tf.floor(published_epoch(self.epoch, self.epoch_scale) / self.every)
-        return self.initial * tf.pow(self.rate, drops)
-
-
-def published_epoch(epoch: tf.Variable, epoch_scale: tf.Variable) -> tf.Tensor:
-    """The 0-based epoch of the published schedule that trained epoch ``epoch`` falls in."""
-    return tf.floor(tf.cast(epoch, tf.float32) * epoch_scale)
 
 
 class AMATrainer(EncoderGeneratorTrainer):
@@ -168,9 +149,12 @@ class AMATrainer(EncoderGeneratorTrainer):
         return build_ama(self.image_shape, self.hps["latent_dim"], self.hps["filters"])
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
+        every = self.hps["lr_decay_every"]
+        milestones = tuple(range(every, self.hps["epochs"], every))
+
         def optimizer(beta_1: float) -> keras.optimizers.Adam:
-            schedule = EpochStaircase(self.hps["learning_rate"], self.hps["lr_decay_every"],
-                                      self.hps["lr_decay_rate"], self.epoch, self.epoch_scale)
+            schedule = EpochMilestones(self.hps["learning_rate"], milestones,
+                                       self.hps["lr_decay_rate"], self.epoch, self.epoch_scale)
             return keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=self.hps["beta_2"],
                                          epsilon=1e-8)
 

@@ -42,6 +42,29 @@ def adam(learning_rate: float, beta_1: float, beta_2: float = 0.999) -> keras.op
     return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=1e-8)
 
 
+def published_epoch(epoch: tf.Variable, epoch_scale: tf.Variable) -> tf.Tensor:
+    """The 0-based epoch of the published schedule that trained epoch ``epoch`` falls in
+    (``epoch_scale``: published epochs per trained epoch, see :attr:`Trainer.epoch_scale`)."""
+    return tf.floor(tf.cast(epoch, tf.float32) * epoch_scale)
+
+
+class EpochMilestones(keras.optimizers.schedules.LearningRateSchedule):
+    """lr = initial * rate ** (milestones reached): PyTorch's MultiStepLR counted in published
+    epochs, so that when ``min_steps`` stretches a run on a small dataset the drops keep their
+    share of training. A milestone m is reached from 0-based published epoch m on."""
+
+    def __init__(self, initial: float, milestones: tuple[int, ...], rate: float,
+                 epoch: tf.Variable, epoch_scale: tf.Variable) -> None:
+        self.initial, self.milestones, self.rate = initial, milestones, rate
+        self.epoch, self.epoch_scale = epoch, epoch_scale
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        reached = tf.reduce_sum(tf.cast(
+            published_epoch(self.epoch, self.epoch_scale) >= tf.constant(
+                self.milestones, tf.float32, shape=[len(self.milestones)]), tf.float32))
+        return self.initial * tf.pow(self.rate, reached)
+
+
 def _other(metric: str) -> str:
     """The other ranking metric: AUPRC for AUROC and the reverse."""
     return "auprc" if metric == "auroc" else "auroc"

@@ -5,19 +5,28 @@ M. Kloft, "Deep One-Class Classification", ICML 2018.
 
 Before the first step, the feature map phi is pretrained as the encoder of an autoencoder
 (``pretrain``, on by default, as in the paper's reported results and the reference code): a
-mirrored bias-free decoder is trained with phi on the mean squared reconstruction error for as
-many steps as Deep SVDD then trains (the reference code: 150 epochs each), and thrown away. Then
-the centre c is the mean of phi(x) over the training split (inference mode, as the reference
-code), with coordinates closer to 0 than ``centre_eps`` pushed to +-eps so that a zero feature
-cannot trivially hit them. Loss: mean ||phi(x) - c||_2^2 over the batch; score per image:
-||phi(x) - c||_2^2.
+mirrored bias-free decoder is trained with phi on the mean squared reconstruction error plus
+``ae_weight_decay``/2 times the squared weights, for as many steps as Deep SVDD then trains (the
+reference code: 150 epochs each), and thrown away. Then the centre c is the mean of phi(x) over
+the training split (inference mode, as the reference code), with coordinates closer to 0 than
+``centre_eps`` pushed to +-eps so that a zero feature cannot trivially hit them. Loss: mean
+||phi(x) - c||_2^2 over the batch plus ``weight_decay``/2 times the squared weights (the paper's
+objective; PyTorch's Adam weight decay, as the reference code applies it, is the same gradient);
+score per image: ||phi(x) - c||_2^2. Both phases drop the learning rate x0.1 from published epoch
+``lr_milestone`` on, and train the reference code's MNIST budget: 150 epochs at batch 200
+(``min_steps`` 4,500, its steps on 6,000 images).
+
+``contrast_norm`` (off by default) puts the reference code's global contrast normalisation in
+front of phi: per image, subtract the mean and divide by the mean absolute deviation, then map
+the training split's extreme values onto [0, 1] (``models.deepsvdd.ContrastNormalization``,
+adapted before pretraining and saved with the model); the pretraining decoder then reconstructs
+the normalised image.
 
 Deviations from the paper and the reference code:
 
-* No weight decay (5e-7 for Deep SVDD, 5e-4 for the autoencoder): the bias-free network does not
-  need it to avoid collapse.
-* No learning-rate drop (x0.1 after 50 of 150 epochs) and no global-contrast normalisation of the
-  images: every method here sees the same [-1, 1] pixels.
+* No global contrast normalisation by default: every method here sees the same [-1, 1] pixels,
+  as AMA's paper does for its Deep SVDD column ("we removed this additional normalization
+  step to make the method comparable").
 * The decoder upsamples and convolves (this toolbox's style) rather than using transposed
   convolutions; it is only a pretraining aid.
 """
@@ -32,7 +41,7 @@ from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches, train_
 from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.deepsvdd import (build_centre, build_feature_map,
                                              build_pretraining_decoder)
-from anomaly_toolbox.trainers.base import Trainer, adam
+from anomaly_toolbox.trainers.base import EpochMilestones, Trainer
 from anomaly_toolbox.trainers.losses import per_sample_squared_error
 
 
@@ -41,32 +50,60 @@ class DeepSVDDTrainer(Trainer):
 
     image_size = 28
     hparams = (
-        *common_hparams(epochs=30, batch_size=128, learning_rate=1e-4, beta_1=0.9,
+        *common_hparams(epochs=150, batch_size=200, learning_rate=1e-4, beta_1=0.9,
                         latent_dim=32, filters=8),
         HParam("centre_eps", float, 0.1, "coordinates of c closer to 0 than this become +-eps",
                minimum=0.0),
         HParam("pretrain", bool, True, "pretrain the feature map as an autoencoder's encoder for "
                "as many steps as Deep SVDD trains"),
+        HParam("lr_milestone", int, 50, "published epoch from which the learning rate of both "
+               "phases is a tenth (0 = no drop)", minimum=0),
+        HParam("weight_decay", float, 5e-7, "lambda of the weights' penalty lambda/2 ||W||^2 "
+               "in Deep SVDD's loss", minimum=0.0),
+        HParam("ae_weight_decay", float, 5e-4, "the same penalty's lambda in pretraining",
+               minimum=0.0),
+        HParam("contrast_norm", bool, False, "global contrast normalisation (L1) and min-max "
+               "scaling fitted on the training split in front of the feature map, as the "
+               "reference code"),
     )
 
     def build_networks(self) -> dict[str, keras.Model]:
         return {"feature_map": build_feature_map(self.image_shape, self.hps["latent_dim"],
-                                                 self.hps["filters"]),
+                                                 self.hps["filters"], self.hps["contrast_norm"]),
                 "centre": build_centre(self.hps["latent_dim"])}
 
     def build_optimizers(self) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
-        return {"feature_map": (adam(self.hps["learning_rate"], self.hps["beta_1"]),
-                                ("feature_map",))}
+        return {"feature_map": (self.adam_with_milestone(self.epoch), ("feature_map",))}
+
+    def adam_with_milestone(self, epoch: tf.Variable) -> keras.optimizers.Adam:
+        """Adam (learning_rate, beta_1, PyTorch's epsilon) whose rate drops x0.1 from published
+        epoch ``lr_milestone`` on, counting the epochs of ``epoch``."""
+        milestone = self.hps["lr_milestone"]
+        schedule = EpochMilestones(self.hps["learning_rate"], (milestone,) if milestone else (),
+                                   0.1, epoch, self.epoch_scale)
+        return keras.optimizers.Adam(schedule, beta_1=self.hps["beta_1"], epsilon=1e-8)
+
+    def weight_penalty(self, lam: float, *networks: keras.Model) -> tf.Tensor:
+        """lambda/2 times the sum of the squared trainable weights of ``networks`` (float32)."""
+        if lam == 0:
+            return tf.constant(0.0)
+        return lam / 2 * tf.add_n([tf.reduce_sum(tf.square(w)) for network in networks
+                                   for w in network.trainable_weights])
 
     def before_training(self, data: PreparedData) -> None:
         feature_map = self.networks["feature_map"]
+        if self.hps["contrast_norm"]:
+            low, high = feature_map.get_layer("contrast").adapt(
+                x for x, _ in eval_batches(data.train, self.hps["batch_size"]))
+            print(f"Contrast normalisation: the training images' values span [{low:.3f}, "
+                  f"{high:.3f}], mapped onto [0, 1]")
         if self.hps["pretrain"]:
             with self.stopwatch.measure("train_steps"):
                 losses = self.pretrain(data)
             print(f"Pretrained: reconstruction loss {losses[0]:.4f} at the first step, "
                   f"{np.mean(losses[-10:]):.4f} over the last 10")
-            for name, network in self.scoring_networks.items():
-                network.set_weights(self.networks[name].get_weights())
+        for name, network in self.scoring_networks.items():
+            network.set_weights(self.networks[name].get_weights())
         features = np.concatenate([feature_map(x, training=False).numpy()
                                    for x, _ in eval_batches(data.train, self.hps["batch_size"])])
         centre = features.mean(axis=0)
@@ -77,41 +114,53 @@ class DeepSVDDTrainer(Trainer):
             networks["centre"].get_layer("centre").centre.assign(centre)
 
     def pretrain(self, data: PreparedData) -> list[float]:
-        """Train phi and a mirrored decoder on the mean squared reconstruction error for
-        ``epochs_planned`` epochs of the training split (batch orders drawn apart from the
-        training epochs'), with Deep SVDD's Adam settings. Returns the loss of every step."""
+        """Train phi and a mirrored decoder on the mean squared reconstruction error (of the
+        contrast-normalised image with ``contrast_norm``) plus the ``ae_weight_decay`` penalty
+        for ``epochs_planned`` epochs of the training split (batch orders drawn apart from the
+        training epochs'), with Deep SVDD's Adam settings and learning-rate milestone. Returns
+        the reconstruction error of every step."""
         feature_map = self.networks["feature_map"]
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="pretraining_epoch")
         with self.strategy.scope():
             decoder = build_pretraining_decoder(self.image_shape, self.hps["latent_dim"],
                                                 self.hps["filters"])
             variables = feature_map.trainable_variables + decoder.trainable_variables
-            optimizer = adam(self.hps["learning_rate"], self.hps["beta_1"])
+            optimizer = self.adam_with_milestone(epoch)
             optimizer.build(variables)
+        target = (feature_map.get_layer("contrast") if self.hps["contrast_norm"]
+                  else tf.identity)
 
         def replica_step(images: tf.Tensor) -> tf.Tensor:
             with tf.GradientTape() as tape:
                 reconstruction = decoder(feature_map(images, training=True), training=True)
-                loss = tf.reduce_mean(per_sample_squared_error(
-                    images, tf.cast(reconstruction, images.dtype)))
+                error = tf.reduce_mean(per_sample_squared_error(
+                    target(images), tf.cast(reconstruction, images.dtype)))
+                loss = error + self.weight_penalty(self.hps["ae_weight_decay"], feature_map,
+                                                   decoder)
             gradients = [g / self.replicas for g in tape.gradient(loss, variables)]
             optimizer.apply_gradients(zip(gradients, variables))
-            return loss
+            return error
 
         step = tf.function(lambda images: self.on_replicas(replica_step, images),
                            jit_compile=bool(self.hps.get("jit_compile")) and self.replicas == 1)
         epochs = self.epochs_planned
         steps = epochs * (data.train_size // self.hps["batch_size"])
         print(f"Pretraining the feature map as an autoencoder: {steps} steps")
-        return [float(step(images)) for epoch in range(epochs)
-                for images in train_batches(data.train_samples, self.hps["batch_size"],
-                                            self.seed, epochs + epoch)]
+        errors = []
+        for pretraining_epoch in range(epochs):
+            epoch.assign(pretraining_epoch)
+            errors += [float(step(images)) for images in train_batches(
+                data.train_samples, self.hps["batch_size"], self.seed, epochs + pretraining_epoch)]
+        return errors
 
     def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
             features = self.networks["feature_map"](images, training=True)
-            loss = tf.reduce_mean(self.networks["centre"](features, training=True))
+            distance = tf.reduce_mean(self.networks["centre"](features, training=True))
+            loss = tf.cast(distance, tf.float32) + self.weight_penalty(self.hps["weight_decay"],
+                                                  self.networks["feature_map"])
         self.apply_gradients(tape, {"feature_map": loss})
-        return {"distance_loss": loss}
+        return {"distance_loss": distance, "loss": loss}
 
     def score(self, images: tf.Tensor) -> tf.Tensor:
         features = self.scoring_networks["feature_map"](images, training=False)
