@@ -33,12 +33,16 @@ Deviations from the paper and the reference code:
 
 from __future__ import annotations
 
+import math
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches, train_batches
 from anomaly_toolbox.hps import HParam, common_hparams
+from anomaly_toolbox.timing import eta_text
 from anomaly_toolbox.models.deepsvdd import (build_centre, build_feature_map,
                                              build_pretraining_decoder)
 from anomaly_toolbox.trainers.base import EpochMilestones, Trainer
@@ -146,11 +150,16 @@ class DeepSVDDTrainer(Trainer):
         epochs = self.epochs_planned
         steps = epochs * (data.train_size // self.hps["batch_size"])
         print(f"Pretraining the feature map as an autoencoder: {steps} steps")
-        errors = []
+        errors: list[float] = []
+        report_every, started = math.ceil(epochs / self.hps["epochs"]), time.perf_counter()
         for pretraining_epoch in range(epochs):
             epoch.assign(pretraining_epoch)
             errors += [float(step(images)) for images in train_batches(
                 data.train_samples, self.hps["batch_size"], self.seed, epochs + pretraining_epoch)]
+            done = pretraining_epoch + 1
+            if done % report_every == 0 or done == epochs:
+                print(f"pretraining epoch {done}/{epochs}: reconstruction error "
+                      f"{errors[-1]:.4f} ({eta_text(started, done, epochs - done)})")
         return errors
 
     def train_step(self, images: tf.Tensor, noise: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
