@@ -42,9 +42,9 @@ import tensorflow as tf
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches, train_batches
 from anomaly_toolbox.hps import HParam, common_hparams
-from anomaly_toolbox.timing import eta_text
 from anomaly_toolbox.models.deepsvdd import (build_centre, build_feature_map,
                                              build_pretraining_decoder)
+from anomaly_toolbox.timing import eta_text
 from anomaly_toolbox.trainers.base import EpochMilestones, Trainer
 from anomaly_toolbox.trainers.losses import per_sample_squared_error
 
@@ -166,8 +166,8 @@ class DeepSVDDTrainer(Trainer):
         with tf.GradientTape() as tape:
             features = self.networks["feature_map"](images, training=True)
             distance = tf.reduce_mean(self.networks["centre"](features, training=True))
-            loss = tf.cast(distance, tf.float32) + self.weight_penalty(self.hps["weight_decay"],
-                                                  self.networks["feature_map"])
+            penalty = self.weight_penalty(self.hps["weight_decay"], self.networks["feature_map"])
+            loss = tf.cast(distance, tf.float32) + penalty
         self.apply_gradients(tape, {"feature_map": loss})
         return {"distance_loss": distance, "loss": loss}
 
