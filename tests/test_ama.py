@@ -128,15 +128,6 @@ def test_interpolation_and_negative_decodes_leave_batchnorm_statistics_alone(bun
         np.testing.assert_allclose(with_extra, plain, rtol=1e-5, atol=1e-6)
 
 
-def test_learning_rate_drops_tenfold_every_thirty_epochs():
-    trainer = make_trainer("ama")
-    rates = []
-    for epoch in (0, 29, 30, 59, 60, 90):
-        trainer.epoch.assign(epoch)
-        rates.append(float(trainer.optimizers["critic"].learning_rate))
-    np.testing.assert_allclose(rates, [3e-4, 3e-4, 3e-5, 3e-5, 3e-6, 3e-7], rtol=1e-5)
-
-
 @pytest.mark.parametrize("switched_off", ["lambda_inter", "lambda_neg", "lambda_reg"])
 def test_each_component_can_be_switched_off(bundled, switched_off):
     trainer = make_trainer("ama", n_critic=1, negative_start_epoch=1, **{switched_off: 0.0})
