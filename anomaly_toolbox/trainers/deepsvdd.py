@@ -29,6 +29,7 @@ Deviations from the paper and the reference code:
   step to make the method comparable").
 * The decoder upsamples and convolves (this toolbox's style) rather than using transposed
   convolutions; it is only a pretraining aid.
+* Every epoch drops its last partial batch (the reference code trains on it).
 """
 
 from __future__ import annotations
