@@ -262,4 +262,3 @@ def test_selection_note_says_when_only_the_last_check_could_count():
     assert "took the last check" in make_trainer("ama", epochs=3).selection_note()
     assert "after epoch 20 of 100" in make_trainer("ama", epochs=100).selection_note()
     assert make_trainer("ama", select_after_epoch=0).selection_note() is None
-

@@ -82,7 +82,7 @@ import tensorflow as tf
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.ama import build_ama
-from anomaly_toolbox.trainers.base import (EncoderGeneratorTrainer, EpochMilestones,
+from anomaly_toolbox.trainers.base import (EncoderGeneratorTrainer, EpochMilestones, adam,
                                           moving_statistics_kept, published_epoch)
 from anomaly_toolbox.trainers.wgan import train_critic
 
@@ -155,8 +155,7 @@ class AMATrainer(EncoderGeneratorTrainer):
         def optimizer(beta_1: float) -> keras.optimizers.Adam:
             schedule = EpochMilestones(self.hps["learning_rate"], milestones,
                                        self.hps["lr_decay_rate"], self.epoch, self.epoch_scale)
-            return keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=self.hps["beta_2"],
-                                         epsilon=1e-8)
+            return adam(schedule, beta_1, self.hps["beta_2"])
 
         return {"critic": (optimizer(self.hps["beta_1"]), ("critic",)),
                 "generator": (optimizer(self.hps["beta_1"]), ("generator",)),

@@ -31,7 +31,7 @@ from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.anogan import build_anogan
-from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.trainers.base import Trainer, adam
 from anomaly_toolbox.trainers.losses import (bce_with_logits, discriminator_bce,
                                              residual_and_feature_score)
 
@@ -79,7 +79,7 @@ class AnoGANTrainer(Trainer):
         self.search_schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
             [self.hps["search_boundary_1"], self.hps["search_boundary_2"]],
             [self.hps["search_lr_1"], self.hps["search_lr_2"], self.hps["search_lr_3"]])
-        self._search_optimizer = keras.optimizers.Adam(self.search_schedule, epsilon=1e-8)
+        self._search_optimizer = adam(self.search_schedule, beta_1=0.9)
         self._search_optimizer.build([self._z])
 
     def build_networks(self) -> dict[str, keras.Model]:

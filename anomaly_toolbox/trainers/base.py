@@ -37,8 +37,10 @@ SCORING_BATCH_SIZE = 256
 CHECKPOINT_DIR, MODEL_DIR = "checkpoints", "model"
 
 
-def adam(learning_rate: float, beta_1: float, beta_2: float = 0.999) -> keras.optimizers.Adam:
-    """Adam with PyTorch's epsilon (1e-8), as the reference implementations use."""
+def adam(learning_rate: float | keras.optimizers.schedules.LearningRateSchedule, beta_1: float,
+         beta_2: float = 0.999) -> keras.optimizers.Adam:
+    """Adam with PyTorch's epsilon (1e-8), as the reference implementations use; the rate may
+    be a schedule."""
     return keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=1e-8)
 
 

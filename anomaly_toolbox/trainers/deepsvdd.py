@@ -46,7 +46,7 @@ from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.deepsvdd import (build_centre, build_feature_map,
                                              build_pretraining_decoder)
 from anomaly_toolbox.timing import eta_text
-from anomaly_toolbox.trainers.base import EpochMilestones, Trainer
+from anomaly_toolbox.trainers.base import EpochMilestones, Trainer, adam
 from anomaly_toolbox.trainers.losses import per_sample_squared_error
 
 
@@ -86,7 +86,7 @@ class DeepSVDDTrainer(Trainer):
         milestone = self.hps["lr_milestone"]
         schedule = EpochMilestones(self.hps["learning_rate"], (milestone,) if milestone else (),
                                    0.1, epoch, self.epoch_scale)
-        return keras.optimizers.Adam(schedule, beta_1=self.hps["beta_1"], epsilon=1e-8)
+        return adam(schedule, self.hps["beta_1"])
 
     def weight_penalty(self, lam: float, *networks: keras.Model) -> tf.Tensor:
         """lambda/2 times the sum of the squared trainable weights of ``networks`` (float32)."""
