@@ -128,6 +128,7 @@ def test_interpolation_and_negative_decodes_leave_batchnorm_statistics_alone(bun
         np.testing.assert_allclose(with_extra, plain, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switched_off", ["lambda_inter", "lambda_neg", "lambda_reg"])
 def test_each_component_can_be_switched_off(bundled, switched_off):
     trainer = make_trainer("ama", n_critic=1, negative_start_epoch=1, **{switched_off: 0.0})
@@ -138,6 +139,7 @@ def test_each_component_can_be_switched_off(bundled, switched_off):
     assert all(np.isfinite(float(v)) for v in losses.values())
 
 
+@pytest.mark.slow
 def test_saved_model_scores_with_the_a_score_of_its_restored_gaussian(bundled, tmp_path):
     """fit -> save -> load: the loaded model scores -log N(R; mu, sigma) with the Gaussian
     fitted at training time, and so gives the fitted model's scores and threshold."""
@@ -210,6 +212,7 @@ def test_each_interpolation_mixes_the_code_of_the_image_it_is_judged_against(bun
     assert decoded["interpolation"][0] is x
 
 
+@pytest.mark.slow
 def test_model_selection_skips_the_checks_before_the_selection_epoch(tmp_path, monkeypatch):
     """Validation AUROC falls epoch by epoch; with selection after epoch 2 of 4 the third epoch's
     weights are selected, not the first's, and results say so."""

@@ -143,15 +143,19 @@ def test_restart_trains_every_cell_again_and_the_header_names_the_code(tmp_path)
 
 
 def test_set_reaches_every_method_that_has_the_key_and_the_header_lists_it(tmp_path):
+    """Each key reaches only the method that has it (a fixed bandwidth also spares KDE its
+    validation search)."""
     result = CliRunner().invoke(main, ["benchmark", "-e", "iforest,kde", "-d", "mnist-5k",
                                        "--labels", "0", "--seeds", "0", "--set",
-                                       "n_estimators=10", "--log-dir", str(tmp_path)])
+                                       "n_estimators=10", "--set", "bandwidth=8.0",
+                                       "--log-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "overrides: n_estimators=10 (iforest only)" in result.output
+    assert "overrides: bandwidth=8.0 (kde only), n_estimators=10 (iforest only)" in result.output
     [iforest] = tmp_path.glob("iforest/*/*/results.json")
     [kde] = tmp_path.glob("kde/*/*/results.json")
-    assert json.loads(iforest.read_text())["hps"]["n_estimators"] == 10
-    assert "n_estimators" not in json.loads(kde.read_text())["hps"]
+    iforest_hps, kde_hps = (json.loads(path.read_text())["hps"] for path in (iforest, kde))
+    assert iforest_hps["n_estimators"] == 10 and "bandwidth" not in iforest_hps
+    assert kde_hps["bandwidth"] == 8.0 and "n_estimators" not in kde_hps
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -192,6 +196,7 @@ def benchmark_script(name):
     return script
 
 
+@pytest.mark.slow
 def test_selected_vs_last_script_compares_the_selected_model_with_the_last_checkpoint(tmp_path):
     """benchmarks/selected_vs_last.py on a finished 2-epoch EGBAD run: one row for the model
     validation selected and one for the last checkpoint (epoch 2), with finite residuals and

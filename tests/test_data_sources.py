@@ -144,7 +144,8 @@ def test_image_only_methods_refuse_tabular_data_with_exit_code_2(tmp_path):
     assert "Traceback" not in result.output and paths == []
 
 
-@pytest.mark.parametrize("rgb", [False, True], ids=["grayscale", "rgb"])
+@pytest.mark.parametrize("rgb", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["grayscale", "rgb"])
 def test_one_short_training_on_an_image_folder(tmp_path, bundled, rgb):
     import json
 

@@ -78,7 +78,8 @@ def image_run(tmp_path_factory, bundled):
 TARGETS = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 
 
-@pytest.mark.parametrize("kind", ["saved_model", "tflite", "onnx"])
+@pytest.mark.parametrize("kind", ["saved_model", pytest.param("tflite", marks=pytest.mark.slow),
+                                  pytest.param("onnx", marks=pytest.mark.slow)])
 def test_export_scores_raw_images_as_the_score_command_without_the_toolbox(image_run, tmp_path,
                                                                             kind):
     run_dir, files = image_run
@@ -95,6 +96,7 @@ def test_export_scores_raw_images_as_the_score_command_without_the_toolbox(image
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_of_a_table_model_parses_raw_rows_and_other_formats_are_refused(tmp_path):
     """The SavedModel parses the CSV cells inside; TFLite and ONNX lack the string ops."""
     run_dir = train_on_table(tmp_path, table_rows(300), epochs=1)
@@ -124,6 +126,7 @@ def test_scikit_learn_baselines_are_not_exported(tmp_path):
     assert not (run_dir / "export").exists()
 
 
+@pytest.mark.slow
 def test_anogan_export_scores_more_images_than_its_search_batch(tmp_path, bundled):
     from anomaly_toolbox import AnoGAN
     from anomaly_toolbox.export import export

@@ -34,6 +34,7 @@ def test_losses_are_finite_and_non_negative_and_every_part_learns(bundled, train
                zip(encoder_before, trainer.networks["encoder"].trainable_weights))
 
 
+@pytest.mark.slow
 def test_projection_loss_falls_with_training(bundled, trainer):
     x = images_of(bundled, 1, trainer, 320)
     alpha = tf.nn.softmax(tf.random.stateless_normal([32, 10], [1, 2]), axis=-1)

@@ -120,6 +120,7 @@ def test_same_seed_on_the_same_cpu_gives_identical_results(tmp_path):
     assert metadata_a["validation_normal_scores"] == metadata_b["validation_normal_scores"]
 
 
+@pytest.mark.slow
 def test_each_grid_run_gets_its_own_directory_under_the_log_dir(tmp_path):
     grid = {**TINY, "learning_rate": [1e-3, 2e-4]}
     assert train_tiny(tmp_path, "ae", grid, "--tuning", "--normal-label", 7).exit_code == 0

@@ -61,6 +61,7 @@ def hparams_records(run_dir):
 
 
 # ------------------------------------------------------------------------------ run identity
+@pytest.mark.slow
 def test_folders_with_the_same_name_and_other_content_never_share_a_run(tmp_path, bundled,
                                                                         monkeypatch):
     first = write_image_folder(tmp_path / "A" / "images", bundled, 1, 7)
@@ -119,6 +120,7 @@ def test_the_same_data_and_settings_reuse_the_run_and_the_fingerprint_is_stored(
     assert len(results_files(tmp_path / "logs")) == 2
 
 
+@pytest.mark.slow
 def test_a_run_of_another_toolbox_version_is_trained_again_not_reused(tmp_path, monkeypatch):
     import anomaly_toolbox
 
@@ -171,6 +173,7 @@ def test_a_second_process_on_the_same_run_is_refused_and_a_dead_ones_lock_taken_
 
 
 # ---------------------------------------------------------------------------------- HParams
+@pytest.mark.slow
 def test_hparams_records_are_per_run_with_end_status_and_grid_domains(tmp_path):
     for seed in (1, 2):
         assert train(tmp_path, {**AE, "learning_rate": [1e-3, 2e-3]}, "--tuning",

@@ -52,7 +52,9 @@ def test_xla_and_plain_steps_agree(bundled, experiment):
                                    atol=1e-4)
 
 
-@pytest.mark.parametrize("experiment", NETWORK_METHODS)
+@pytest.mark.parametrize("experiment", [
+    pytest.param(name, marks=pytest.mark.slow) if name == "ama" else name
+    for name in NETWORK_METHODS])
 def test_rgb_images_flow_through_every_image_method(bundled, experiment):
     """Networks read the channel count from the data (CIFAR-10, RGB folders)."""
     trainer = make_trainer(experiment, sample_shape=(32, 32, 3))
