@@ -88,6 +88,17 @@ def test_deepsvdd_learning_rate_drops_tenfold_from_the_milestone_in_published_ep
     assert float(unscheduled.optimizers["feature_map"].learning_rate) == pytest.approx(1e-4)
 
 
+def test_deepsvdd_says_when_its_milestone_lies_past_the_run(digit_one_normal, capsys):
+    for epochs, milestone, said in ((30, 50, True), (50, 50, True), (51, 50, False),
+                                    (30, 0, False)):
+        trainer = make_trainer("deepsvdd", epochs=epochs, lr_milestone=milestone, pretrain=False)
+        trainer.before_training(digit_one_normal)
+        out = capsys.readouterr().out
+        assert ("learning rate never drops" in out) == said, (epochs, milestone, out)
+        if said:
+            assert f"lr_milestone {milestone} is not below epochs {epochs}" in out
+
+
 def test_deepsvdd_loss_adds_half_lambda_times_the_squared_weights_and_shrinks_them(bundled):
     x = images_of(bundled, 1, make_trainer("deepsvdd"), 32)
 

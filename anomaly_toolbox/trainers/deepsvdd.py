@@ -96,6 +96,10 @@ class DeepSVDDTrainer(Trainer):
                                    for w in network.trainable_weights])
 
     def before_training(self, data: PreparedData) -> None:
+        if self.hps["lr_milestone"] >= self.hps["epochs"]:
+            print(f"Note: lr_milestone {self.hps['lr_milestone']} is not below epochs "
+                  f"{self.hps['epochs']}, so the learning rate never drops (the reference code "
+                  "drops it at epoch 50 of 150; lr_milestone=0 turns the drop off)")
         feature_map = self.networks["feature_map"]
         if self.hps["contrast_norm"]:
             low, high = feature_map.get_layer("contrast").adapt(
