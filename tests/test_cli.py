@@ -66,6 +66,7 @@ def test_ama_end_to_end_reports_a_and_r_scores_and_stores_the_gaussian(tmp_path)
     assert gaussian["std"] > 0
 
 
+@pytest.mark.slow
 def test_jointgan_on_contaminated_data_reports_every_score_part(tmp_path):
     run_dir, results = only_run(tmp_path, "jointgan", {**TINY, "n_critic": 1},
                                 "--normal-label", 8, "--contamination", 0.05)

@@ -153,6 +153,7 @@ def test_the_offline_mnist_fallback_is_filed_as_what_it_loaded(tmp_path, monkeyp
 
 
 # ------------------------------------------------------------------------------------ locks
+@pytest.mark.slow
 def test_a_second_process_on_the_same_run_is_refused_and_a_dead_ones_lock_taken_over(tmp_path):
     assert train(tmp_path, AE, "--normal-label", 3).exit_code == 0
     [path] = results_files(tmp_path / "logs")
@@ -196,6 +197,7 @@ def test_hparams_records_are_per_run_with_end_status_and_grid_domains(tmp_path):
 
 
 # ------------------------------------------------------------------------------ Python API
+@pytest.mark.slow
 def test_detectors_sharing_a_log_dir_never_overwrite_each_other(tmp_path, bundled):
     ones = bundled.x_train[bundled.y_train == 1][:200]
     sevens = bundled.x_train[bundled.y_train == 7][:200]
@@ -280,6 +282,7 @@ def test_a_best_model_held_in_memory_is_written_with_its_own_epochs_weights(tmp_
     assert not all(np.array_equal(a, b) for a, b in zip(best, weights_after[3], strict=True))
 
 
+@pytest.mark.slow
 def test_benchmark_with_a_grid_reports_the_configuration_chosen_on_validation(tmp_path):
     grid = write_grid(tmp_path / "grid.json", {**AE, "learning_rate": [1e-4, 3e-3]})
     result = invoke("benchmark", "-m", "ae", "-d", "mnist-5k", "--protocol", "normal",
@@ -353,6 +356,7 @@ def test_a_full_disk_is_said_and_the_last_good_state_kept(tmp_path, monkeypatch)
     assert read_results(path)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypatch):
     original = Trainer._train_epoch
 

@@ -53,7 +53,7 @@ def test_xla_and_plain_steps_agree(bundled, experiment):
 
 
 @pytest.mark.parametrize("experiment", [
-    pytest.param(name, marks=pytest.mark.slow) if name == "ama" else name
+    pytest.param(name, marks=pytest.mark.slow) if name in ("ama", "cbigan") else name
     for name in NETWORK_METHODS])
 def test_rgb_images_flow_through_every_image_method(bundled, experiment):
     """Networks read the channel count from the data (CIFAR-10, RGB folders)."""
