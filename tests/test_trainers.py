@@ -97,9 +97,9 @@ def test_ema_scoring_weights_follow_the_warm_up_formula(bundled):
 def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
     """Each method's registered ``steps_to_learn``: the GAN generators draw flat gray for
     their first 200-600 steps and AMA's scores swing (AUROC 0.12-1.0) until ~300, at a step
-    that varies with the seed and the CPU's thread count, so each budget is at least 100 steps
-    past the latest step from which tiny models of seeds 0-5 held AUROC > 0.9 (MEMGAN's seed
-    3: 600; a budget at the edge failed once on CI: AMA, 0.899 after 300 steps). Training
+    that varies with the seed and the CPU's thread count, so each GAN's budget is at least 100
+    steps past the latest step from which tiny models of seeds 0-5 held AUROC > 0.9 (MEMGAN's
+    seed 3: 600; a budget at the edge failed once on CI: AMA, 0.899 after 300 steps). Training
     starts as a run's does, after ``before_training`` on the ones' training split (Deep SVDD's
     centre: with c = 0 this test passed or failed by seed). AMA scores with its A-score, the
     Gaussian fitted to the training R-scores as training does: noise lands in its low tail (R
