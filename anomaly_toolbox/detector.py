@@ -165,7 +165,7 @@ class Detector:
         validation = Split(x_val, y_val.astype(np.int64))
         splits = OneClassSplits(Split(x, np.zeros(len(x), np.int64)), validation, validation,
                                 "normal", 0, 0.0)
-        data = PreparedData.from_splits(splits, cls.side_for(x.shape[1:]))
+        data = PreparedData.from_splits(splits, cls.side_for(x.shape[1:]), seed=self.seed)
         run_dir = self._new_run_dir()
         writer = tf.summary.create_file_writer(str(run_dir))
         console = contextlib.nullcontext() if progress_bar else contextlib.redirect_stdout(

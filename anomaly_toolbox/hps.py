@@ -19,6 +19,9 @@ from typing import Any
 GRID_TYPES = ("Discrete",)
 #: Validation metrics a run can select its final model by.
 SELECTION_METRICS = ("auroc", "auprc")
+#: Rules that choose a run's final weights (``selection``): the best check on the labelled
+#: validation split, the best check on the synthetic set (no labels), or the last weights.
+SELECTION_RULES = ("validation", "synthetic", "last")
 #: Training images per epoch that the methods' published epoch counts refer to: one class of
 #: MNIST (~6,000) or CIFAR-10 (5,000), the one-class-normal protocol of their papers.
 PUBLISHED_IMAGES_PER_EPOCH = 6000
@@ -229,6 +232,12 @@ def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: f
                "outputs (Keras 'mixed_bfloat16'; speeds up recent GPUs, no loss scaling needed)"),
         HParam("selection_metric", str, "auroc", "validation metric that picks the final model",
                choices=SELECTION_METRICS),
+        HParam("selection", str, "auto", "rule that chooses the final weights: 'validation' (best "
+               "check on labelled validation anomalies), 'synthetic' (best check on synthetic "
+               "anomalies made from normal validation images; no labels), 'last' (the weights "
+               "at the end of the budget); 'auto': validation when it holds labelled anomalies, "
+               "else the method's measured label-free rule. Every rule's test numbers are "
+               "reported", choices=("auto", *SELECTION_RULES)),
     )
 
 

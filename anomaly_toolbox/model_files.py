@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
-from anomaly_toolbox.evaluation import NORMAL_ONLY_QUANTILE, choose_threshold
+from anomaly_toolbox.evaluation import choose_threshold, threshold_rule
 from anomaly_toolbox.experiments import EXPERIMENTS
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.summaries import error_scale, write_score_summaries
@@ -50,8 +50,9 @@ def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...],
                    table: TableEncoder | None = None) -> dict[str, Any]:
     """What scoring needs besides the weights, from the final model's validation scores, the
     fingerprint of the run that trained it (None for the Python API's arrays), and for tables
-    the encoder from raw rows to the ``sample_shape`` features."""
-    has_anomalies = bool(labels.sum())
+    the encoder from raw rows to the ``sample_shape`` features. A model chosen without labels
+    (``trainer.selection_rule`` other than 'validation') gets a label-free threshold."""
+    label_free = trainer.selection_rule != "validation"
     return {
         "fingerprint": fingerprint,
         "experiment": experiment,
@@ -59,9 +60,9 @@ def model_metadata(experiment: str, trainer: Any, sample_shape: tuple[int, ...],
         "image_size": None if len(sample_shape) == 1 else trainer.image_size,
         "hps": trainer.hps,
         "seed": seed,
-        "threshold": choose_threshold(labels, scores),
-        "threshold_rule": ("max F1 on validation" if has_anomalies else
-                           f"{NORMAL_ONLY_QUANTILE:.0%} quantile of normal validation scores"),
+        "selection_rule": trainer.selection_rule,
+        "threshold": choose_threshold(labels, scores, label_free),
+        "threshold_rule": threshold_rule(labels, label_free),
         "score_min": float(scores.min()),
         "score_max": float(scores.max()),
         "validation_normal_scores": sorted(float(s) for s in scores[labels == 0]),

@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"
+#: The runs that the last command of an experiment directory compared (``results.md`` and the
+#: console choose among the same runs).
+COMPARISON_FILE = "comparison.json"
 TABLE_METRICS = ("auroc", "auprc", "f1", "precision", "recall")
+RULES = ("validation", "synthetic", "last")
 
 
 def write_text_atomically(path: Path, text: str) -> None:
@@ -65,11 +69,30 @@ def read_results(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def ranking_key(run: dict[str, Any], metric: str) -> tuple[float, float]:
-    """How a completed run ranks on validation: ``metric``, then the other ranking metric."""
+def ranked_set(rule: str) -> str:
+    """The set a rule's models are ranked on: the labelled validation split for 'validation',
+    the synthetic set for the label-free rules ('last' has no checks; runs chosen by it are
+    compared by their last model's synthetic metrics)."""
+    return "validation" if rule == "validation" else "synthetic"
+
+
+def _rule_checks(run: dict[str, Any], rule: str) -> dict[str, Any] | None:
+    """A run's record of the model ``rule`` chose (``selection_checks``); a run with one model
+    (a scikit-learn baseline) answers for every rule with it. Runs of older versions only have
+    their validation metrics, which count for 'validation'."""
+    checks = run.get("selection_checks")
+    if checks is None:
+        return {"validation": run.get("validation", {})} if rule == "validation" else None
+    return checks.get(rule) or (next(iter(checks.values())) if len(checks) == 1 else None)
+
+
+def ranking_key(run: dict[str, Any], metric: str, rule: str = "validation",
+                ) -> tuple[float, float]:
+    """How a completed run ranks under ``rule``: ``metric`` of the model the rule chose, on
+    the rule's set (:func:`ranked_set`), then the other ranking metric."""
     other = "auprc" if metric == "auroc" else "auroc"
-    validation = run.get("validation", {})
-    return validation.get(metric, -np.inf), validation.get(other, -np.inf)
+    values = (_rule_checks(run, rule) or {}).get(ranked_set(rule), {})
+    return values.get(metric, -np.inf), values.get(other, -np.inf)
 
 
 def selection_metric(runs: list[dict[str, Any]]) -> str:
@@ -78,66 +101,117 @@ def selection_metric(runs: list[dict[str, Any]]) -> str:
     return metrics.pop() if len(metrics) == 1 else "auroc"
 
 
+def selection_rule(runs: list[dict[str, Any]]) -> str:
+    """The rule that ranks runs, the same that chose each run's model: the runs' shared
+    ``selection_rule``; where they differ, 'validation' when every run has labelled validation
+    metrics, else 'synthetic'."""
+    completed = [run for run in runs if run.get("status") == "completed"]
+    rules = {run.get("selection_rule", "validation") for run in completed}
+    if len(rules) == 1:
+        return rules.pop()
+    labelled = all(ranking_key(run, "auroc", "validation")[0] > -np.inf for run in completed)
+    return "validation" if labelled else "synthetic"
+
+
+def rule_test(run: dict[str, Any], rule: str) -> dict[str, float]:
+    """The test metrics of the model ``rule`` chose in ``run`` (its reported ones when the run
+    has no record per rule)."""
+    by_rule = run.get("test_by_selection", {})
+    if rule in by_rule:
+        return by_rule[rule]
+    return by_rule[next(iter(by_rule))] if len(by_rule) == 1 else run.get("test", {})
+
+
 def chosen_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The completed run with the best validation selection metric (ties: the other ranking
-    metric, then the run name); None when no run has validation metrics (no anomalies there).
-    The test split plays no part in the choice."""
-    metric = selection_metric(runs)
-    ranked = [run for run in runs
-              if run.get("status") == "completed" and run.get("validation", {}).get(metric)
-              is not None]
+    """The completed run that ranks best under :func:`selection_rule` (ties: the other ranking
+    metric, then the run name); None when no run has metrics on that rule's set. The test split
+    plays no part in the choice."""
+    metric, rule = selection_metric(runs), selection_rule(runs)
+    ranked = [run for run in runs if run.get("status") == "completed"
+              and ranking_key(run, metric, rule)[0] > -np.inf]
     if not ranked:
         return None
     return max(sorted(ranked, key=lambda r: r.get("run", "")),
-               key=lambda r: ranking_key(r, metric))
+               key=lambda r: ranking_key(r, metric, rule))
 
 
 def choice_summary(runs: list[dict[str, Any]]) -> str:
-    """One line: which run validation chose, its validation metric and its test AUROC."""
+    """One line: which run the rule chose among which runs, its ranking metric and its test
+    AUROC."""
     chosen = chosen_run(runs)
+    names = ", ".join(run["run"] for run in runs if "run" in run)
     if chosen is None:
-        return "No run was chosen: no completed run has validation anomalies to rank on."
-    metric = selection_metric(runs)
-    return (f"chosen on validation: run {chosen['run']} (validation {metric} "
-            f"{chosen['validation'][metric]:.4f}); its test auroc {chosen['test']['auroc']:.4f}")
+        return (f"No run was chosen among {names}: no completed run has metrics to rank on.")
+    metric, rule = selection_metric(runs), selection_rule(runs)
+    value = ranking_key(chosen, metric, rule)[0]
+    return (f"chosen by {rule} ({ranked_set(rule)} {metric} {value:.4f}) among "
+            f"{len(runs)} runs ({names}): run {chosen['run']}; its test auroc "
+            f"{rule_test(chosen, rule)['auroc']:.4f}")
 
 
-def markdown_table(runs: list[dict[str, Any]]) -> str:
-    """One row per run, best validation first: name, status, whether validation chose it, the hps
-    that differ between runs, validation then test metrics, and training time."""
+def markdown_table(runs: list[dict[str, Any]], compared: list[str] | None = None) -> str:
+    """One row per run, best first under the ranking rule: name, status, whether it was compared
+    and chosen, the hps that differ between runs, the rule that chose its model, the ranking
+    metric, validation then test metrics of its model, its test AUROC under every selection
+    rule, and training time. ``compared``: the names of the runs the choice is among (every
+    run when None)."""
+    names = {run.get("run") for run in runs} if compared is None else set(compared)
+    pool = [run for run in runs if run.get("run") in names]
     varying = sorted({key for run in runs for key in run.get("hps", {})
                       if len({json.dumps(r.get("hps", {}).get(key)) for r in runs}) > 1})
-    header = ["run", "status", "chosen", *varying, "validation auroc", "validation auprc",
-              *(f"test {m}" for m in TABLE_METRICS), "train s"]
+    metric, rule, chosen = selection_metric(pool), selection_rule(pool), chosen_run(pool)
+    header = ["run", "status", "compared", "chosen", *varying, "chosen by",
+              f"rank: {ranked_set(rule)} {metric}", "validation auroc", "validation auprc",
+              *(f"test {m}" for m in TABLE_METRICS),
+              *(f"test auroc [{name}]" for name in RULES), "train s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    metric, chosen = selection_metric(runs), chosen_run(runs)
     ordered = sorted(sorted(runs, key=lambda r: r.get("run", "")),
-                     key=lambda r: ranking_key(r, metric), reverse=True)
+                     key=lambda r: (r.get("run") in names, ranking_key(r, metric, rule)),
+                     reverse=True)
     for run in ordered:
         test, validation = run.get("test", {}), run.get("validation", {})
+        by_rule = run.get("test_by_selection", {})
+        rank = ranking_key(run, metric, rule)[0]
         cells = [run.get("run", "?"), run.get("status", "?"),
+                 "yes" if run.get("run") in names else "no",
                  "**chosen**" if chosen is not None and run is chosen else "",
                  *(str(run.get("hps", {}).get(key, "")) for key in varying),
+                 run.get("selection_rule", ""), f"{rank:.4f}" if rank > -np.inf else "",
                  *(f"{validation[m]:.4f}" if m in validation else "" for m in ("auroc", "auprc")),
                  *(f"{test[m]:.4f}" if m in test else "" for m in TABLE_METRICS),
+                 *(f"{by_rule[name]['auroc']:.4f}" if name in by_rule else "" for name in RULES),
                  f"{run['timings']['train_seconds']:.0f}" if "timings" in run else ""]
         lines.append("| " + " | ".join(cells) + " |")
-    rule = (f"Ranked on validation {metric} (ties: the other validation metric, then the run "
-            f"name); the test columns play no part in the choice.")
-    return "\n".join(lines) + "\n\n" + (choice_summary(runs) if runs else "") + "\n\n" + rule + "\n"
+    note = (f"Compared: the {len(pool)} runs of the last command in this directory; runs marked "
+            f"'no' were trained by other commands and take no part in the choice. Ranked by "
+            f"{rule} on {ranked_set(rule)} {metric} of the model that rule chose in each run "
+            f"(ties: the other metric, then the run name); the test columns play no part in "
+            f"the choice. 'chosen by' is the rule that chose each run's reported model "
+            f"(validation: labelled validation anomalies; synthetic: synthetic anomalies made "
+            f"from normal validation images; last: the weights at the end of the budget).")
+    return ("\n".join(lines) + "\n\n" + (choice_summary(pool) if pool else "") + "\n\n" + note
+            + "\n")
 
 
-def write_results_table(experiment_dir: Path) -> Path:
-    """Regenerate ``results.md`` from every run's results under ``experiment_dir``."""
+def write_results_table(experiment_dir: Path, compared: list[str] | None = None) -> Path:
+    """Regenerate ``results.md`` from every run's results under ``experiment_dir``;
+    ``compared``: the runs of the command that writes it, stored so that later rewrites choose
+    among the same runs (else the stored list, else every run)."""
     runs = [r for r in (read_results(p) for p in sorted(experiment_dir.glob(f"*/{RESULTS_FILE}")))
             if r is not None]
+    stored = experiment_dir / COMPARISON_FILE
+    if compared is not None:
+        write_json_atomically(stored, {"runs": compared})
+    else:
+        previous = read_results(stored)
+        compared = previous.get("runs") if isinstance(previous, dict) else None
     first = runs[0] if runs else {}
     title = (f"# {first.get('experiment', '')} on {first.get('dataset', '')}: "
              f"{first.get('protocol', '')} label {first.get('label', '')}, "
              f"contamination {first.get('contamination', '')}, seed {first.get('seed', '')}\n\n"
              f"Data used: {first.get('data_source', '')}\n\n")
     path = experiment_dir / TABLE_FILE
-    write_text_atomically(path, title + markdown_table(runs))
+    write_text_atomically(path, title + markdown_table(runs, compared))
     return path
 
 

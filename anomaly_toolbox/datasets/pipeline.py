@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
+from anomaly_toolbox.datasets.synthetic import split_digest, synthetic_split
 
 
 def to_model_range(images: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -84,12 +85,34 @@ class PreparedData:
     train_samples: tf.Tensor | None = None
     #: One raw sample's shape as the data came (``(H, W, C)`` before resizing, ``(F,)``).
     sample_shape: tuple[int, ...] = ()
+    #: Label-free selection set (:mod:`~anomaly_toolbox.datasets.synthetic`): held-out normal
+    #: validation samples against synthetic anomalies made from other ones; None with fewer
+    #: than two normal validation samples.
+    synthetic: tf.data.Dataset | None = None
+    synthetic_labels: np.ndarray | None = None
+    #: Sizes and a digest of the synthetic set, for results files.
+    synthetic_description: dict | None = None
+
+    @property
+    def has_validation_anomalies(self) -> bool:
+        """Whether validation holds labelled anomalies to rank models on."""
+        return bool(np.any(self.validation_labels == 1))
 
     @classmethod
     def from_splits(cls, splits: OneClassSplits, image_size: int,
-                    top_share: float | None = None) -> PreparedData:
+                    top_share: float | None = None, seed: int = 0) -> PreparedData:
+        """The splits at ``image_size``; ``seed`` draws the synthetic selection set from the
+        normal validation samples alone."""
         train = tf.constant(preprocess(splits.train.x, image_size))
+        validation = splits.validation
+        synthetic = synthetic_split(validation.x[validation.y == 0], seed)
         return cls(tf.data.Dataset.from_tensor_slices((train, splits.train.y)), len(splits.train),
-                   cached_dataset(splits.validation, image_size), splits.validation.y,
+                   cached_dataset(validation, image_size), validation.y,
                    cached_dataset(splits.test, image_size), splits.test.y, top_share, train,
-                   tuple(int(d) for d in splits.train.x.shape[1:]))
+                   tuple(int(d) for d in splits.train.x.shape[1:]),
+                   None if synthetic is None else cached_dataset(synthetic, image_size),
+                   None if synthetic is None else synthetic.y,
+                   None if synthetic is None else {
+                       "normals": int(np.sum(synthetic.y == 0)),
+                       "anomalies": int(synthetic.y.sum()), "digest": split_digest(synthetic),
+                       "seed": seed})

@@ -4,7 +4,7 @@ Directory layout under ``log_dir`` (each run resumes when the same command is ru
 
     <experiment>/<data>-<digest>-<protocol><label>-v<val share>-c<contamination>-s<seed>/
         results.md (every run, ranked on validation), HParams config
-        <run name>/   TensorBoard events, checkpoints/, best_auroc/, best_auprc/, model/,
+        <run name>/   TensorBoard events, checkpoints/, best_validation/, best_synthetic/, model/,
                       results.json (with the run's fingerprint), error.log if it failed
 
 ``<data>`` names what was really loaded (``mnist-5k`` when ``mnist`` fell back to it) and
@@ -42,14 +42,15 @@ from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments import trainer_class
-from anomaly_toolbox.hps import (HpsError, check_batch_fits, exact_epochs_when_given, expand,
-                                 load_grid)
+from anomaly_toolbox.hps import (SELECTION_RULES, HpsError, check_batch_fits,
+                                 exact_epochs_when_given, expand, load_grid)
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
 from anomaly_toolbox.runtime import apply_determinism, distribution_strategy, resolve_jit
-from anomaly_toolbox.results import (RESULTS_FILE, TABLE_FILE, TABLE_METRICS, choice_summary,
-                                     describe_code, read_results, write_json_atomically,
-                                     write_results_table, write_text_atomically)
+from anomaly_toolbox.results import (RESULTS_FILE, RULES, TABLE_FILE, TABLE_METRICS,
+                                     choice_summary, describe_code, read_results,
+                                     write_json_atomically, write_results_table,
+                                     write_text_atomically)
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.timing import run_clock_start
 from anomaly_toolbox.trainers import MethodTrainer
@@ -188,10 +189,10 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
         if config.ray is not None and len(sets) > 1:
             results = _sets_on_ray(config, raw, sets)  # each task prepares its own data
             if root.is_dir():
-                write_results_table(root)
+                write_results_table(root, compared=[r["run"] for r in results if "run" in r])
         else:
             data = PreparedData.from_splits(splits, trainer_cls.side_for(splits.train.x.shape[1:]),
-                                           raw.top_share)
+                                           raw.top_share, seed=config.seed)
             in_grid = len(sets) > 1 or config.set_index is not None
             for index, hps in enumerate(sets):
                 if config.set_index not in (None, index):
@@ -201,7 +202,7 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
                 run = RunContext(config, raw, splits, data, deterministic, in_grid=in_grid,
                                  started=run_clock_start(), table=table)
                 results.append(_run_one(trainer_cls, hps, run, root))
-                write_results_table(root)
+                write_results_table(root, compared=[r["run"] for r in results if "run" in r])
     finally:
         if root.is_dir():
             _write_hparams_config(root, trainer_cls, sets)
@@ -250,6 +251,8 @@ def _write_hparams_config(root: Path, trainer_cls: TrainerClass,
     metrics = [hp.Metric(f"validation/{m}", display_name=f"validation {m}")
                for m in ("auroc", "auprc")]
     metrics += [hp.Metric(f"test/{m}", display_name=f"test {m}") for m in TABLE_METRICS]
+    metrics += [hp.Metric(f"test_{rule}/{m}", display_name=f"test {m}, chosen by {rule}")
+                for rule in SELECTION_RULES for m in ("auroc", "auprc")]
     hparams = []
     for name in trainer_cls.schema():
         values = sorted({hparam_value(hps[name]) for hps in sets}, key=repr)
@@ -372,8 +375,15 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
             results["selection_note"] = note
         with clock.measure("final_scoring"):
             evaluated = trainer.evaluate(data, validation_scores)
+            by_rule = trainer.by_selection(run_dir, data, evaluated["test"])
         results["validation"].update(evaluated["validation"])
         test = evaluated["test"]
+        results.update(selection_rule=trainer.selection_rule,
+                       test_by_selection={rule: report["test"] for rule, report in by_rule.items()},
+                       selection_checks={rule: {key: report[key]
+                                                for key in ("epoch", "validation", "synthetic")}
+                                         for rule, report in by_rule.items()},
+                       synthetic_set=data.synthetic_description)
         test_seconds = time.perf_counter() - started
     except KeyboardInterrupt:
         results.update(status="interrupted")
@@ -394,6 +404,10 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
     with writer.as_default():
         for metric, value in test.items():
             tf.summary.scalar(f"test/{metric}", value, step=summary["epochs_trained"])
+        for rule, rule_test in results["test_by_selection"].items():
+            for metric in ("auroc", "auprc"):
+                tf.summary.scalar(f"test_{rule}/{metric}", rule_test[metric],
+                                  step=summary["epochs_trained"])
     results.update(
         status="completed", test=test, **summary,
         timings={"train_seconds": finished.train_seconds, "test_seconds": test_seconds,
@@ -402,8 +416,24 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
     write_json_atomically(results_path, results)
     _write_session_end(writer, "completed")
     print(f"Test: {json.dumps({k: round(v, 4) for k, v in test.items()})} "
-          f"({results['selected_model']})")
+          f"(chosen by {results['selected_model']})")
+    print(rules_line(results))
     return results
+
+
+def rules_line(results: dict[str, Any]) -> str:
+    """The console's line of test AUROC under every selection rule, the reported one marked,
+    and what labelled validation anomalies bought over the label-free rules."""
+    by_rule, reported = results["test_by_selection"], results["selection_rule"]
+    epochs = results["selection_checks"]
+    parts = [f"{rule} {by_rule[rule]['auroc']:.4f} (epoch {epochs[rule]['epoch']}"
+             f"{', reported' if rule == reported else ''})" for rule in RULES if rule in by_rule]
+    line = "Test auroc by selection rule: " + " | ".join(parts)
+    if reported == "validation" and len(by_rule) > 1:
+        line += "\n  what the labelled validation anomalies bought: " + ", ".join(
+            f"{by_rule['validation']['auroc'] - by_rule[rule]['auroc']:+.4f} over {rule}"
+            for rule in by_rule if rule != "validation")
+    return line
 
 
 def _failed(run_dir: Path, results: dict[str, Any], writer: tf.summary.SummaryWriter,

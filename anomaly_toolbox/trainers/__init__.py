@@ -30,6 +30,8 @@ class MethodTrainer(Protocol):
     stopwatch: Stopwatch
     #: Whether final scoring prints its progress.
     show_scoring_progress: bool
+    #: The rule that chose the final model: 'validation', 'synthetic' or 'last'.
+    selection_rule: str
 
     def fit(self, data: PreparedData, run_dir: Path, writer: tf.summary.SummaryWriter,
             progress_bar: bool = True) -> None:
@@ -47,6 +49,11 @@ class MethodTrainer(Protocol):
                  validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
         """``{"test": ..., "validation": ...}``: test metrics with the threshold chosen on
         validation, and validation metrics of the method's other scores (if any)."""
+
+    def by_selection(self, run_dir: Path, data: PreparedData,
+                     chosen_test: dict[str, float]) -> dict[str, dict[str, Any]]:
+        """Per selection rule the run can report: the chosen epoch, that model's validation and
+        synthetic metrics and its test metrics (``chosen_test`` for the final model's rule)."""
 
     def training_summary(self) -> dict[str, Any]:
         """Epochs and steps trained and the best validation metrics, for results files."""

@@ -302,10 +302,11 @@ class AMATrainer(EncoderGeneratorTrainer):
         self.fit_gaussian(data)
         return super().validation_metrics(data)
 
-    def calibrate(self, data: PreparedData, model_dir: Path) -> None:
-        """Fit the A-score's Gaussian for the selected weights and store it with the model."""
+    def calibrate(self, data: PreparedData, model_dir: Path | None) -> None:
+        """Fit the A-score's Gaussian for the loaded weights and store it with the model."""
         mean, std = self.fit_gaussian(data)
-        (model_dir / GAUSSIAN_FILE).write_text(json.dumps({"mean": mean, "std": std}) + "\n")
+        if model_dir is not None:
+            (model_dir / GAUSSIAN_FILE).write_text(json.dumps({"mean": mean, "std": std}) + "\n")
 
     def load_model(self, model_dir: Path) -> None:
         """Load the networks and the A-score's Gaussian of a saved model."""

@@ -27,8 +27,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.datasets.pipeline import PreparedData
-from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.anogan import build_anogan
 from anomaly_toolbox.trainers.base import Trainer, adam
@@ -62,7 +60,7 @@ class AnoGANTrainer(Trainer):
                positive=True),
         HParam("validation_search_steps", int, 100, "search steps of per-epoch validation",
                positive=True),
-        HParam("validation_subset", int, 256, "validation images scored each epoch",
+        HParam("validation_subset", int, 256, "validation (and synthetic) images scored each epoch",
                positive=True),
     )
 
@@ -139,14 +137,13 @@ class AnoGANTrainer(Trainer):
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
         return self.scoring_networks["generator"](self._search(images)[1], training=False)
 
-    def validation_metrics(self, data: PreparedData) -> dict[str, float]:
-        subset = self.hps["validation_subset"]
-        scores = self.score_dataset(data.validation.take(subset))
-        return ranking_metrics(data.validation_labels[:subset], scores)
+    def check_subset(self) -> int:
+        return self.hps["validation_subset"]
 
     def selection_note(self) -> str:
         return (f"per-epoch model selection scored the first {self.hps['validation_subset']} "
-                f"validation images with {self.hps['validation_search_steps']} search steps; "
+                f"validation (and synthetic) images with "
+                f"{self.hps['validation_search_steps']} search steps; "
                 f"the threshold and test used every image and {self.hps['search_steps']} steps")
 
     @contextlib.contextmanager

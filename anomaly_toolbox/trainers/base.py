@@ -28,13 +28,35 @@ from tensorboard.plugins.scalar import metadata as scalar_plugin
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches, train_batches
 from anomaly_toolbox.evaluation import ranking_metrics, test_metrics
 from anomaly_toolbox.experiments import registered_name
-from anomaly_toolbox.hps import SELECTION_METRICS, HParam, Schema, check_batch_fits, schema_of
+from anomaly_toolbox.hps import HParam, Schema, check_batch_fits, schema_of
 from anomaly_toolbox.timing import Stopwatch, eta_text
 from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
 
 IMAGES_IN_STRIP = 8
 SCORING_BATCH_SIZE = 256
 CHECKPOINT_DIR, MODEL_DIR = "checkpoints", "model"
+#: Selection rules that rank the checks of a run (``last`` needs no check), each on its own set:
+#: the labelled validation split, or the synthetic set made from its normal images.
+CHECKED_RULES = ("validation", "synthetic")
+
+
+def resolve_selection(requested: str, data: PreparedData, label_free: str) -> str:
+    """The rule that chooses a run's final weights: ``requested`` (an hps ``selection`` value),
+    with 'auto' read as 'validation' when validation holds labelled anomalies, else
+    ``label_free`` (and 'last' when there are too few normal validation images for a synthetic
+    set). ``ValueError`` when the requested rule cannot work on this data."""
+    if requested == "auto":
+        if data.has_validation_anomalies:
+            return "validation"
+        return "last" if label_free == "synthetic" and data.synthetic is None else label_free
+    if requested == "validation" and not data.has_validation_anomalies:
+        raise ValueError("selection 'validation' needs labelled anomalies in the validation "
+                         "split and this one has none; use selection 'synthetic' or 'last' "
+                         "(or 'auto')")
+    if requested == "synthetic" and data.synthetic is None:
+        raise ValueError("selection 'synthetic' needs at least two normal validation samples "
+                         "to build its set from; raise --val-share or use selection 'last'")
+    return requested
 
 
 def adam(learning_rate: float | keras.optimizers.schedules.LearningRateSchedule, beta_1: float,
@@ -67,7 +89,7 @@ class EpochMilestones(keras.optimizers.schedules.LearningRateSchedule):
         return self.initial * tf.pow(self.rate, reached)
 
 
-def _other(metric: str) -> str:
+def other_metric(metric: str) -> str:
     """The other ranking metric: AUPRC for AUROC and the reverse."""
     return "auprc" if metric == "auroc" else "auroc"
 
@@ -166,6 +188,10 @@ class Trainer(ImageSides, abc.ABC):
     cpu_jit_off_reason: ClassVar[str] = ("XLA train steps measured no faster than plain graphs "
                                          "for whole runs on a 2-core CPU, and compiling adds "
                                          "2-20 s (benchmarks/RESULTS.md)")
+    #: The rule ``selection`` 'auto' uses when validation has no labelled anomalies: the
+    #: label-free rule that measured best for the method (benchmarks/RESULTS.md, "Numbers
+    #: without labels").
+    label_free_selection: ClassVar[str] = "synthetic"
 
     def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int) -> None:
         """``sample_shape``: one raw sample's shape, ``(H, W, C)`` for images (resized to
@@ -218,12 +244,19 @@ class Trainer(ImageSides, abc.ABC):
             self.optimizers[name] = optimizer
             self._updated_variables[name] = variables
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.best = {metric: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
-                                         name=f"best_{metric}") for metric in SELECTION_METRICS}
-        #: The other ranking metric at each best epoch, which breaks ties (see :meth:`_improves`).
-        self.best_tiebreak = {metric: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
-                                                  name=f"best_{metric}_tiebreak")
-                              for metric in SELECTION_METRICS}
+        #: Per checked rule: the best ``selection_metric`` so far, the other ranking metric at
+        #: that check (which breaks ties, see :meth:`_improves`) and the check's epoch.
+        self.best = {rule: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
+                                       name=f"best_{rule}") for rule in CHECKED_RULES}
+        self.best_tiebreak = {rule: tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
+                                                name=f"best_{rule}_tiebreak")
+                              for rule in CHECKED_RULES}
+        self.best_epoch = {rule: tf.Variable(0, dtype=tf.int64, trainable=False,
+                                             name=f"best_{rule}_epoch") for rule in CHECKED_RULES}
+        #: The rule that chooses the final weights, resolved by :meth:`fit` from the data.
+        self.selection_rule = hps.get("selection", "validation")
+        #: The scoring weights training ended with, kept when another rule's are loaded.
+        self._last_weights: dict[str, list[np.ndarray]] | None = None
         self.stopwatch = Stopwatch()
         #: Whether the train step has run once (its first call traces and compiles it).
         self._traced = False
@@ -402,9 +435,9 @@ class Trainer(ImageSides, abc.ABC):
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(
             epoch=self.epoch, step=self.step,
-            **{f"best_{metric}": variable for metric, variable in self.best.items()},
-            **{f"best_{metric}_tiebreak": variable
-               for metric, variable in self.best_tiebreak.items()},
+            **{f"best_{rule}": variable for rule, variable in self.best.items()},
+            **{f"best_{rule}_tiebreak": variable for rule, variable in self.best_tiebreak.items()},
+            **{f"best_{rule}_epoch": variable for rule, variable in self.best_epoch.items()},
             **{f"network_{name}": net for name, net in self.networks.items()},
             **{f"scoring_{name}": net for name, net in self.scoring_networks.items()
                if net is not self.networks[name]},
@@ -441,6 +474,9 @@ class Trainer(ImageSides, abc.ABC):
             progress_bar: bool = True) -> None:
         """Train for :meth:`planned_epochs` epochs, resuming from ``run_dir/checkpoints`` if
         present."""
+        self.selection_rule = resolve_selection(self.hps["selection"], data,
+                                                self.label_free_selection)
+        self._last_weights = None
         checkpoint = self.checkpoint()
         self._held_best: dict[str, dict[str, list[np.ndarray]]] = {}
         checkpoints = EpochCheckpoints(checkpoint, run_dir / CHECKPOINT_DIR,
@@ -486,21 +522,27 @@ class Trainer(ImageSides, abc.ABC):
                 raise
 
     def _validate_and_hold_best(self, data: PreparedData, strip: tf.Tensor, epoch: int) -> str:
-        """Validation metrics and TensorBoard summaries after ``epoch`` (1-based) epochs; the
-        weights are held as the best model of every metric they improve, when
-        :meth:`selectable_after` allows. Returns the metrics as text for the console."""
+        """Validation and synthetic-set metrics and TensorBoard summaries after ``epoch``
+        (1-based) epochs; the weights are held as the best model of every checked rule they
+        improve, when :meth:`selectable_after` allows. Returns the metrics as text for the
+        console."""
         clock = self.stopwatch.measure
         with clock("validation"):
-            metrics = self.validation_metrics(data)
-            logged = {**metrics, **self.variant_validation_metrics(data)}
+            checks = {"validation": self.validation_metrics(data),
+                      "synthetic": self.synthetic_metrics(data)}
+            logged = {**checks["validation"], **self.variant_validation_metrics(data)}
         selectable = epoch == self.epochs_planned or self.selectable_after(epoch)
-        improved = [metric for metric in metrics
-                    if selectable and self._improves(metric, metrics)]
+        improved = [rule for rule, metrics in checks.items()
+                    if metrics and selectable and self._improves(rule, metrics)]
         for metric, value in logged.items():
             tf.summary.scalar(f"validation/{metric}", value, step=epoch)
-        for metric in improved:
-            self.best[metric].assign(metrics[metric])
-            self.best_tiebreak[metric].assign(metrics[_other(metric)])
+        for metric, value in checks["synthetic"].items():
+            tf.summary.scalar(f"synthetic/{metric}", value, step=epoch)
+        metric = self.hps["selection_metric"]
+        for rule in improved:
+            self.best[rule].assign(checks[rule][metric])
+            self.best_tiebreak[rule].assign(checks[rule][other_metric(metric)])
+            self.best_epoch[rule].assign(epoch)
         with clock("checkpoints_and_saves"):
             self._hold_best(improved)
         with clock("tensorboard"):
@@ -511,6 +553,9 @@ class Trainer(ImageSides, abc.ABC):
                                  max_outputs=IMAGES_IN_STRIP)
             self.epoch_summaries(epoch)
         shown = ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) or "no anomalies"
+        if checks["synthetic"]:
+            shown += "; synthetic " + ", ".join(f"{k} {v:.4f}"
+                                                for k, v in checks["synthetic"].items())
         return shown if selectable else f"{shown} (not yet selectable)"
 
     def selectable_after(self, epoch: int) -> bool:
@@ -576,22 +621,22 @@ class Trainer(ImageSides, abc.ABC):
                 self._write_step_scalars(history, first_step)
 
     def _hold_best(self, improved: list[str]) -> None:
-        """Keep in memory this epoch's scoring weights for every metric that improved; they are
-        written to ``best_<metric>/`` with the next checkpoint (:meth:`_write_held_best`)."""
+        """Keep in memory this epoch's scoring weights for every rule that improved; they are
+        written to ``best_<rule>/`` with the next checkpoint (:meth:`_write_held_best`)."""
         if improved:
             weights = {name: net.get_weights() for name, net in self.scoring_networks.items()}
             self._held_best.update(dict.fromkeys(improved, weights))
 
     def _write_held_best(self, run_dir: Path) -> None:
-        """Save each held set of weights to ``best_<metric>/`` once, as ``.keras`` files, and copy
-        them for every other metric that holds the same set (a copy costs far less than a save);
+        """Save each held set of weights to ``best_<rule>/`` once, as ``.keras`` files, and copy
+        them for every other rule that holds the same set (a copy costs far less than a save);
         the networks keep their current weights."""
         if not self._held_best:
             return
         current = {name: net.get_weights() for name, net in self.scoring_networks.items()}
         written: dict[int, Path] = {}
-        for metric, weights in self._held_best.items():
-            target = run_dir / f"best_{metric}"
+        for rule, weights in self._held_best.items():
+            target = run_dir / f"best_{rule}"
             if id(weights) not in written:
                 for name, net in self.scoring_networks.items():
                     net.set_weights(weights[name])
@@ -607,17 +652,39 @@ class Trainer(ImageSides, abc.ABC):
             net.set_weights(current[name])
         self._held_best = {}
 
-    def _improves(self, metric: str, metrics: dict[str, float]) -> bool:
-        """Whether this epoch beats the best so far on ``metric``: a higher value, or the same
-        value with the other ranking metric at least as high (so on a full tie, the later epoch
-        wins: a small validation split often reaches 1.0 early, and later weights trained more)."""
-        candidate = (metrics[metric], metrics[_other(metric)])
-        best = (self.best[metric].numpy(), self.best_tiebreak[metric].numpy())
+    def _improves(self, rule: str, metrics: dict[str, float]) -> bool:
+        """Whether this check beats ``rule``'s best so far on ``selection_metric``: a higher
+        value, or the same value with the other ranking metric at least as high (so on a full
+        tie, the later epoch wins: a small validation split often reaches 1.0 early, and later
+        weights trained more)."""
+        metric = self.hps["selection_metric"]
+        candidate = (metrics[metric], metrics[other_metric(metric)])
+        best = (self.best[rule].numpy(), self.best_tiebreak[rule].numpy())
         return candidate[0] > best[0] or (candidate[0] == best[0] and candidate[1] >= best[1])
 
+    def check_subset(self) -> int | None:
+        """How many samples of each set a per-epoch check scores (None: all of them)."""
+        return None
+
+    def _check_metrics(self, cached: tf.data.Dataset, labels: np.ndarray) -> dict[str, float]:
+        """AUROC/AUPRC of the first :meth:`check_subset` samples of a cached set."""
+        subset = self.check_subset()
+        if subset is not None:
+            cached, labels = cached.take(subset), labels[:subset]
+        return ranking_metrics(labels, self.score_dataset(cached))
+
     def validation_metrics(self, data: PreparedData) -> dict[str, float]:
-        """Per-epoch validation AUROC/AUPRC that drive model selection (all images by default)."""
-        return ranking_metrics(data.validation_labels, self.score_dataset(data.validation))
+        """Per-epoch validation AUROC/AUPRC of the labelled validation split (empty without
+        anomalies). Called before :meth:`synthetic_metrics` at every check, so a method can
+        refit per-check scoring state here (AMA's Gaussian)."""
+        return self._check_metrics(data.validation, data.validation_labels)
+
+    def synthetic_metrics(self, data: PreparedData) -> dict[str, float]:
+        """Per-epoch AUROC/AUPRC on the synthetic set (normal validation images against
+        synthetic anomalies; no validation label, no real anomaly); empty without a set."""
+        if data.synthetic is None:
+            return {}
+        return self._check_metrics(data.synthetic, data.synthetic_labels)
 
     def variant_validation_metrics(self, data: PreparedData) -> dict[str, float]:
         """Validation AUROC/AUPRC of each of :meth:`score_variants` as ``<name>_<metric>``,
@@ -650,37 +717,80 @@ class Trainer(ImageSides, abc.ABC):
         """Load a final model saved by :meth:`select_final_model` for scoring."""
         self.load_networks(model_dir)
 
-    def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
-        """Load the best weights under ``selection_metric`` (validation), let the method
-        :meth:`calibrate` on them, and save them to ``model/``.
+    def available_rules(self, run_dir: Path) -> list[str]:
+        """The selection rules this run can report: every checked rule that held a best check
+        (saved under ``best_<rule>/``), and ``last``."""
+        return [rule for rule in CHECKED_RULES if (run_dir / f"best_{rule}").is_dir()] + ["last"]
 
-        Returns which weights were selected. Without validation anomalies there is no ranking
-        metric, and the last epoch's weights are used.
-        """
+    def use_rule(self, rule: str, run_dir: Path) -> str:
+        """Load the weights ``rule`` chooses into the scoring networks (``last``: the weights
+        the training ended with, kept in memory the first time another rule is loaded); returns
+        how they were chosen."""
+        if self._last_weights is None:
+            self._last_weights = {name: net.get_weights()
+                                  for name, net in self.scoring_networks.items()}
+        if rule == "last":
+            for name, net in self.scoring_networks.items():
+                net.set_weights(self._last_weights[name])
+            return f"last: the weights after epoch {int(self.epoch.numpy())}"
+        self.load_networks(run_dir / f"best_{rule}")
         metric = self.hps["selection_metric"]
-        best_dir = run_dir / f"best_{metric}"
-        if best_dir.is_dir():
-            self.load_networks(best_dir)
-            chosen = f"best validation {metric} ({self.best[metric].numpy():.4f})"
-        else:
-            chosen = "last epoch (validation has no anomalies to rank)"
+        return (f"{rule}: best {rule} {metric} ({self.best[rule].numpy():.4f}) after epoch "
+                f"{int(self.best_epoch[rule].numpy())}")
+
+    def rule_epoch(self, rule: str) -> int:
+        """The epoch (1-based) whose weights ``rule`` chose."""
+        return int((self.epoch if rule == "last" else self.best_epoch[rule]).numpy())
+
+    def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
+        """Load the weights :attr:`selection_rule` chooses, let the method :meth:`calibrate` on
+        them, and save them to ``model/``. Returns which weights were selected (and how)."""
+        if self.selection_rule != "last" and not (run_dir / f"best_{self.selection_rule}").is_dir():
+            raise ValueError(f"selection '{self.selection_rule}' found no check to choose from")
+        chosen = self.use_rule(self.selection_rule, run_dir)
         self.save_networks(run_dir / MODEL_DIR)
         self.calibrate(data, run_dir / MODEL_DIR)
         return chosen
 
-    def calibrate(self, data: PreparedData, model_dir: Path) -> None:
+    def calibrate(self, data: PreparedData, model_dir: Path | None) -> None:
         """Fit what scoring needs beyond the weights on training data and store it in
-        ``model_dir`` (nothing by default)."""
+        ``model_dir`` when one is given (nothing by default)."""
+
+    def by_selection(self, run_dir: Path, data: PreparedData,
+                     chosen_test: dict[str, float]) -> dict[str, dict[str, Any]]:
+        """For every available rule: the epoch it chose, that model's validation and synthetic
+        metrics, and its test metrics (``chosen_test`` for :attr:`selection_rule`, whose model
+        is loaded again at the end). Label-free rules get the label-free threshold."""
+        report, shown = {}, self.show_scoring_progress
+        self.show_scoring_progress = False
+        for rule in sorted(self.available_rules(run_dir), key=lambda r: r == self.selection_rule):
+            self.use_rule(rule, run_dir)
+            self.calibrate(data, None)
+            validation_scores = self.final_scores(data.validation)
+            report[rule] = {
+                "epoch": self.rule_epoch(rule),
+                "validation": ranking_metrics(data.validation_labels, validation_scores),
+                "synthetic": ({} if data.synthetic is None else ranking_metrics(
+                    data.synthetic_labels, self.final_scores(data.synthetic))),
+                "test": chosen_test if rule == self.selection_rule else test_metrics(
+                    data, validation_scores, self.final_scores(data.test),
+                    label_free=rule != "validation")}
+        self.load_model(run_dir / MODEL_DIR)
+        self.show_scoring_progress = shown
+        return {rule: report[rule] for rule in self.available_rules(run_dir)}
 
     def training_summary(self) -> dict[str, Any]:
         """Epochs and steps trained, the epochs the budget asked for (``epochs`` or more, see
-        :meth:`planned_epochs`) and the best validation metrics, for results files."""
+        :meth:`planned_epochs`) and the best check of each checked rule (``<rule>_best``: the
+        selection metric and the other ranking metric at that check), for results files."""
+        metric = self.hps["selection_metric"]
         return {"epochs_trained": int(self.epoch.numpy()), "steps_trained": int(self.step.numpy()),
                 "replicas": self.replicas,
                 "epochs_planned": self.epochs_planned,
-                "validation_best": {metric: float(value.numpy())
-                                    for metric, value in self.best.items()
-                                    if value.numpy() > float("-inf")}}
+                **{f"{rule}_best": {metric: float(self.best[rule].numpy()),
+                                    other_metric(metric): float(self.best_tiebreak[rule].numpy())}
+                   if self.best[rule].numpy() > float("-inf") else {}
+                   for rule in CHECKED_RULES}}
 
     def full_scoring(self) -> contextlib.AbstractContextManager:
         """Context in which :meth:`score` runs at its final-model settings (a method that
@@ -716,14 +826,15 @@ class Trainer(ImageSides, abc.ABC):
         """
         if validation_scores is None:
             validation_scores = self.final_scores(data.validation)
-        test = test_metrics(data, validation_scores, self.final_scores(data.test))
+        label_free = self.selection_rule != "validation"
+        test = test_metrics(data, validation_scores, self.final_scores(data.test), label_free)
         validation: dict[str, float] = {}
         for name, scorer in self.compiled_variants().items():
             with self.full_scoring():
                 variant_validation, variant_test = [self.score_dataset(split, scorer)
                                                     for split in (data.validation, data.test)]
-            test.update({f"{name}_{key}": value for key, value in
-                         test_metrics(data, variant_validation, variant_test).items()})
+            test.update({f"{name}_{key}": value for key, value in test_metrics(
+                data, variant_validation, variant_test, label_free).items()})
             validation.update({f"{name}_{key}": value for key, value in ranking_metrics(
                 data.validation_labels, variant_validation).items()})
         return {"test": test, "validation": validation}

@@ -82,6 +82,9 @@ class ShallowTrainer(ImageSides, abc.ABC):
         self.chosen = ""
         self.validation_best: dict[str, float] = {}
         self.stopwatch = Stopwatch()
+        #: 'validation' when labelled validation chose among several settings, else 'last'
+        #: (the one fitted detector: no labels used); set by :meth:`fit`.
+        self.selection_rule = "last"
 
     @property
     def name(self) -> str:
@@ -135,6 +138,8 @@ class ShallowTrainer(ImageSides, abc.ABC):
                 self.validation_best = metrics
             if not metrics:
                 break
+            if index:
+                self.selection_rule = "validation"
         if projection is not None:
             self.detector = Pipeline([("pca", projection), ("detector", self.detector)])
         writer.flush()
@@ -156,6 +161,18 @@ class ShallowTrainer(ImageSides, abc.ABC):
     def selection_note(self) -> str | None:
         return None
 
+    def by_selection(self, run_dir: Path, data: PreparedData,
+                     chosen_test: dict[str, float]) -> dict[str, dict[str, Any]]:
+        """The one detector under its own rule: validation and synthetic metrics and
+        ``chosen_test``."""
+        return {self.selection_rule: {
+            "epoch": 1,
+            "validation": ranking_metrics(data.validation_labels,
+                                          self.final_scores(data.validation)),
+            "synthetic": ({} if data.synthetic is None else ranking_metrics(
+                data.synthetic_labels, self.final_scores(data.synthetic))),
+            "test": chosen_test}}
+
     def final_scores(self, cached: tf.data.Dataset) -> np.ndarray:
         """Scores ``[N]`` of every sample of a cached split by the chosen detector."""
         return self.score(self.detector, flat_images(cached))
@@ -173,7 +190,8 @@ class ShallowTrainer(ImageSides, abc.ABC):
                  validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
         if validation_scores is None:
             validation_scores = self.final_scores(data.validation)
-        return {"test": test_metrics(data, validation_scores, self.final_scores(data.test)),
+        return {"test": test_metrics(data, validation_scores, self.final_scores(data.test),
+                                     label_free=self.selection_rule != "validation"),
                 "validation": {}}
 
 
