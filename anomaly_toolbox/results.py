@@ -222,48 +222,85 @@ def mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
-def benchmark_table(runs: list[dict[str, Any]], metric: str, methods: list[str],
-                    labels: list[int],
-                    published: dict[str, list[tuple[str, Anchor]]] | None = None) -> str:
-    """Markdown table of test ``metric``: one row per class label, one column per method.
+def _column(by_cell: dict[tuple[str, int], list[dict[str, Any]]], method: str,
+            labels: list[int], value: Callable[[dict[str, Any]], float | None]) -> list[str]:
+    """One method's cells, a row per label and the average last. A cell is mean ± std over the
+    seeds whose run completed and has a value; "failed" when every run of the cell failed, "-"
+    when there is none yet. The average: per seed the mean over all labels (only seeds complete
+    for every label), then mean ± std over those seeds."""
+    def completed(label: int) -> dict[int, float]:
+        return {run["seed"]: value(run) for run in by_cell.get((method, label), [])
+                if run.get("status") == "completed" and value(run) is not None}
 
-    A cell is mean ± std over the seeds whose run completed; "failed" when every run of the cell
-    failed, "-" when there is none yet. The last row averages over classes: per seed the mean over
-    all labels (only seeds complete for every label), then mean ± std over those seeds.
-    ``published``: per method, ``(reference mark, anchor)`` pairs, each shown as a column beside
-    the method's ("-" where the paper has no number for that class).
-    """
-    published = published or {}
+    per_label = [completed(label) for label in labels]
+    cells = [mean_std(list(values.values())) if values
+             else "failed" if by_cell.get((method, label)) else "-"
+             for label, values in zip(labels, per_label)]
+    seeds = set.intersection(*(set(values) for values in per_label)) if per_label else set()
+    cells.append(mean_std([float(np.mean([values[seed] for values in per_label]))
+                           for seed in sorted(seeds)]) if seeds else "-")
+    return cells
+
+
+def _published_column(anchor: Anchor, labels: list[int]) -> list[str]:
+    """A paper's numbers per label and its average ("-" where it gives none)."""
+    return [f"{v:.3f}" if v is not None else "-"
+            for v in [anchor.per_class.get(label) for label in labels] + [anchor.average]]
+
+
+def _table(labels: list[int], columns: list[tuple[str, list[str]]]) -> str:
+    """Markdown rows of labels and the average row from ``(header, cells)`` columns."""
+    lines = ["| class | " + " | ".join(header for header, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for row, label in enumerate([*labels, "**average**"]):
+        lines.append(f"| {label} | " + " | ".join(cells[row] for _, cells in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _by_cell(runs: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
     by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for run in runs:
         by_cell.setdefault((run["experiment"], run["label"]), []).append(run)
+    return by_cell
 
-    def completed(method: str, label: int) -> dict[int, float]:
-        return {run["seed"]: run["test"][metric] for run in by_cell.get((method, label), [])
-                if run.get("status") == "completed"}
 
-    def published_cells(method: str, value: Callable[[Anchor], float | None]) -> list[str]:
-        return [f"{value(anchor):.3f}" if value(anchor) is not None else "-"
-                for _, anchor in published.get(method, [])]
-
-    header = [column for method in methods
-              for column in [method] + [f"{method} paper{mark}"
-                                        for mark, _ in published.get(method, [])]]
-    lines = ["| class | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
-    for label in labels:
-        cells = []
-        for method in methods:
-            values = completed(method, label)
-            cells.append(mean_std(list(values.values())) if values
-                         else "failed" if by_cell.get((method, label)) else "-")
-            cells += published_cells(method, lambda anchor: anchor.per_class.get(label))
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    averages = []
+def benchmark_table(runs: list[dict[str, Any]], metric: str, methods: list[str],
+                    labels: list[int],
+                    published: dict[str, list[tuple[str, Anchor]]] | None = None) -> str:
+    """Markdown table of test ``metric`` of each run's reported model: one row per class label,
+    one column per method (cells as :func:`_column`), and the average row. ``published``: per
+    method, ``(reference mark, anchor)`` pairs, each shown as a column beside the method's."""
+    published = published or {}
+    by_cell = _by_cell(runs)
+    columns = []
     for method in methods:
-        per_label = [completed(method, label) for label in labels]
-        seeds = set.intersection(*(set(values) for values in per_label)) if per_label else set()
-        averages.append(mean_std([float(np.mean([values[seed] for values in per_label]))
-                                  for seed in sorted(seeds)]) if seeds else "-")
-        averages += published_cells(method, lambda anchor: anchor.average)
-    lines.append("| **average** | " + " | ".join(averages) + " |")
-    return "\n".join(lines) + "\n"
+        columns.append((method, _column(by_cell, method, labels,
+                                        lambda run: run["test"].get(metric))))
+        columns += [(f"{method} paper{mark}", _published_column(anchor, labels))
+                    for mark, anchor in published.get(method, [])]
+    return _table(labels, columns)
+
+
+def rules_table(runs: list[dict[str, Any]], metric: str, methods: list[str], labels: list[int],
+                published: dict[str, list[tuple[str, Anchor]]] | None = None) -> str:
+    """Markdown table of test ``metric`` under every selection rule a method's runs report
+    (``method [rule]``; a scikit-learn baseline has one model, under its own rule), each paper
+    column right after ours of the rule that paper used (``paper[k] (rule)``)."""
+    published = published or {}
+    by_cell = _by_cell(runs)
+    columns = []
+    for method in methods:
+        reported = [run for run in runs if run["experiment"] == method]
+        present = [rule for rule in RULES
+                   if any(rule in run.get("test_by_selection", {}) for run in reported)]
+        anchors = published.get(method, [])
+        for rule in present:
+            columns.append((f"{method} [{rule}]", _column(
+                by_cell, method, labels,
+                lambda run, rule=rule: run.get("test_by_selection", {}).get(rule, {}).get(metric))))
+            columns += [(f"{method} paper{mark} ({rule})", _published_column(anchor, labels))
+                        for mark, anchor in anchors if anchor.selection == rule]
+        columns += [(f"{method} paper{mark} ({anchor.selection or 'rule not stated'})",
+                     _published_column(anchor, labels))
+                    for mark, anchor in anchors if anchor.selection not in present]
+    return _table(labels, columns)

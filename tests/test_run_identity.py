@@ -231,8 +231,9 @@ def test_a_grid_is_ranked_and_chosen_on_validation(tmp_path):
     runs = [read_results(path) for path in results_files(tmp_path / "logs")]
     best = max(runs, key=lambda r: (r["validation"]["auroc"], r["validation"]["auprc"]))
     assert chosen_run(runs)["run"] == best["run"]
-    assert (f"chosen on validation: run {best['run']} (validation auroc "
-            f"{best['validation']['auroc']:.4f}); its test auroc {best['test']['auroc']:.4f}"
+    names = ", ".join(run["run"] for run in sorted(runs, key=lambda r: r["hps"]["learning_rate"]))
+    assert (f"chosen by validation (validation auroc {best['validation']['auroc']:.4f}) among "
+            f"3 runs ({names}): run {best['run']}; its test auroc {best['test']['auroc']:.4f}"
             in result.output)
     table = (results_files(tmp_path / "logs")[0].parent.parent / "results.md").read_text()
     header = next(line for line in table.splitlines() if line.startswith("| run"))
@@ -252,8 +253,9 @@ def test_best_epoch_ties_go_to_the_other_metric_then_the_later_epoch(tmp_path, m
     monkeypatch.setattr(AutoencoderTrainer, "_hold_best",
                         lambda self, improved: saved.append((int(self.epoch), improved)))
     train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3)
-    assert saved == [(0, ["auroc", "auprc"]), (1, ["auroc", "auprc"]), (2, ["auroc", "auprc"]),
-                     (3, [])]
+    assert [(epoch, [rule for rule in improved if rule == "validation"])
+            for epoch, improved in saved] == [(0, ["validation"]), (1, ["validation"]),
+                                              (2, ["validation"]), (3, [])]
 
 
 def test_a_best_model_held_in_memory_is_written_with_its_own_epochs_weights(tmp_path,
@@ -275,7 +277,7 @@ def test_a_best_model_held_in_memory_is_written_with_its_own_epochs_weights(tmp_
     monkeypatch.setattr(Trainer, "_train_epoch", record_weights)
     assert train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3).exit_code == 0
     run_dir = results_files(tmp_path / "logs")[0].parent
-    best = tf.keras.models.load_model(run_dir / "best_auroc" / "decoder.keras",
+    best = tf.keras.models.load_model(run_dir / "best_validation" / "decoder.keras",
                                       compile=False).get_weights()
     for saved, expected in zip(best, weights_after[1], strict=True):
         np.testing.assert_array_equal(saved, expected)

@@ -22,7 +22,7 @@ from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments.runner import RunConfig, data_label, run_experiment
 from anomaly_toolbox.hps import load_grid
-from anomaly_toolbox.results import (benchmark_table, chosen_run, describe_code,
+from anomaly_toolbox.results import (benchmark_table, chosen_run, describe_code, rules_table,
                                      write_text_atomically)
 
 PROTOCOL_NAMES = {"anomalous": "P1: the class is the anomaly, the other classes are normal",
@@ -148,7 +148,9 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
     metrics = ["auroc", "auprc"]
     if any("top_f1" in run.get("test", {}) for run in runs):
         metrics += ["top_precision", "top_recall", "top_f1"]
+    lines.append(f"- Reported models chosen by: {reported_rules(runs, config.methods)}")
     sources: list[str] = []
+    rules_of_sources: dict[str, str | None] = {}
     for metric in metrics:
         published = {}
         for method in config.methods:
@@ -156,11 +158,17 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
                                       config.category):
                 if anchor.source not in sources:
                     sources.append(anchor.source)
+                rules_of_sources.setdefault(anchor.source, anchor.selection)
                 published.setdefault(method, []).append(
                     (f"[{sources.index(anchor.source) + 1}]", anchor))
-        lines += ["", f"Test {metric.upper().replace('TOP_', '').replace('_', ' ')}"
-                      f"{' (top-scoring share called anomalous)' if 'top' in metric else ''}:",
-                  "", benchmark_table(runs, metric, config.methods, labels, published)]
+        name = (f"Test {metric.upper().replace('TOP_', '').replace('_', ' ')}"
+                f"{' (top-scoring share called anomalous)' if 'top' in metric else ''}")
+        lines += ["", f"{name}, reported models:", "",
+                  benchmark_table(runs, metric, config.methods, labels, published)]
+        if metric in ("auroc", "auprc") and any("test_by_selection" in run for run in runs):
+            lines += ["", f"{name} of the model each selection rule chose in the same runs "
+                          f"(each paper column beside ours of the rule that paper used):", "",
+                      rules_table(runs, metric, config.methods, labels, published)]
     if sources:
         loaded = runs[0]["dataset"] if runs else config.dataset
         subset = (", a 5,000-image subset, so the two are not directly comparable"
@@ -168,9 +176,12 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
         lines += ["", "Published numbers (\"paper\" columns), measured on the full "
                       f"{FAMILY_DATA.get(config.dataset, config.dataset)}; ours on {loaded}"
                       f"{subset}. Sources:", ""]
-        lines += [f"{index}. {source}" for index, source in enumerate(sources, 1)]
+        lines += [f"{index}. {source}; its model chosen by: "
+                  f"{RULE_WORDS.get(rules_of_sources[source], 'not stated in the paper')}"
+                  for index, source in enumerate(sources, 1)]
     if config.tuning:
-        lines += ["", "Configurations chosen on validation (selection metric of each method):",
+        lines += ["", "Configurations chosen in each cell (by the rule that chose its runs' models, "
+                      "on its selection metric, as results.md ranks them):",
                   "", "| method | class | seed | run | validation | hps |", "|---|---|---|---|---|---|"]
         for run in runs:
             validation = ", ".join(f"{k} {v:.4f}" for k, v in run.get("validation", {}).items())
@@ -181,6 +192,30 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
             lines.append(f"| {run['experiment']} | {run['label']} | {run['seed']} | "
                          f"{run['run']} | {validation} | {tuned} |")
     return "\n".join(lines)
+
+
+#: What each selection rule means, for the reports' notes.
+RULE_WORDS = {
+    "validation": "validation (the best check on labelled validation anomalies)",
+    "synthetic": "synthetic (the best check on synthetic anomalies made from normal "
+                 "validation images; no labels)",
+    "last": "last (the weights at the end of a fixed budget; no labels)",
+}
+
+
+def reported_rules(runs: list[dict[str, Any]], methods: list[str]) -> str:
+    """Per method, the rules that chose its reported models (with cell counts when mixed)."""
+    parts = []
+    for method in methods:
+        counts = Counter(run.get("selection_rule", "validation") for run in runs
+                         if run["experiment"] == method and run.get("status") == "completed")
+        if counts:
+            parts.append(f"{method}: " + ", ".join(
+                rule if len(counts) == 1 else f"{rule} ({count})"
+                for rule, count in sorted(counts.items())))
+    return "; ".join(parts) + (". " if parts else "") + "; ".join(
+        RULE_WORDS.values()) + "; a scikit-learn baseline's one model counts as 'last' unless " \
+        "labelled validation chose its kernel width"
 
 
 def describe_machine() -> str:

@@ -79,6 +79,8 @@ class ShallowTrainer(ImageSides, abc.ABC):
         self.seed = seed
         self.image_size = self.side_for(sample_shape)
         self.detector: Any = None
+        #: The default setting's detector (the first candidate): the label-free 'last' model.
+        self.default_detector: Any = None
         self.chosen = ""
         self.validation_best: dict[str, float] = {}
         self.stopwatch = Stopwatch()
@@ -133,6 +135,8 @@ class ShallowTrainer(ImageSides, abc.ABC):
                 for name, value in metrics.items():
                     tf.summary.scalar(f"validation/{name}", value, step=index)
             value = metrics.get(metric, -np.inf)
+            if self.detector is None:
+                self.default_detector = detector
             if self.detector is None or value > best:
                 best, self.detector, self.chosen = value, detector, setting
                 self.validation_best = metrics
@@ -142,6 +146,8 @@ class ShallowTrainer(ImageSides, abc.ABC):
                 self.selection_rule = "validation"
         if projection is not None:
             self.detector = Pipeline([("pca", projection), ("detector", self.detector)])
+            self.default_detector = Pipeline([("pca", projection),
+                                              ("detector", self.default_detector)])
         writer.flush()
 
     def _projection(self, train: np.ndarray) -> PCA | None:
@@ -163,15 +169,28 @@ class ShallowTrainer(ImageSides, abc.ABC):
 
     def by_selection(self, run_dir: Path, data: PreparedData,
                      chosen_test: dict[str, float]) -> dict[str, dict[str, Any]]:
-        """The one detector under its own rule: validation and synthetic metrics and
-        ``chosen_test``."""
-        return {self.selection_rule: {
-            "epoch": 1,
-            "validation": ranking_metrics(data.validation_labels,
-                                          self.final_scores(data.validation)),
-            "synthetic": ({} if data.synthetic is None else ranking_metrics(
-                data.synthetic_labels, self.final_scores(data.synthetic))),
-            "test": chosen_test}}
+        """The chosen detector under its own rule (validation and synthetic metrics and
+        ``chosen_test``); when labelled validation chose it among several settings, also the
+        default setting's detector as 'last', the label-free model, with a label-free
+        threshold."""
+        reports = {self.selection_rule: self._report(self.detector, data, chosen_test)}
+        if self.selection_rule == "validation":
+            reports["last"] = self._report(self.default_detector, data, None)
+        return reports
+
+    def _report(self, detector: Any, data: PreparedData,
+                test: dict[str, float] | None) -> dict[str, Any]:
+        """Validation and synthetic metrics of one detector, and its test metrics (``test``,
+        or measured with a label-free threshold)."""
+        validation_scores = self.score(detector, flat_images(data.validation))
+        if test is None:
+            test = test_metrics(data, validation_scores,
+                                self.score(detector, flat_images(data.test)), label_free=True)
+        return {"epoch": 1,
+                "validation": ranking_metrics(data.validation_labels, validation_scores),
+                "synthetic": ({} if data.synthetic is None else ranking_metrics(
+                    data.synthetic_labels, self.score(detector, flat_images(data.synthetic)))),
+                "test": test}
 
     def final_scores(self, cached: tf.data.Dataset) -> np.ndarray:
         """Scores ``[N]`` of every sample of a cached split by the chosen detector."""
