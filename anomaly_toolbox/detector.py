@@ -142,8 +142,10 @@ class Detector:
         With ``progress_bar`` False nothing is printed.
 
         ``x_val``/``y_val`` (1 = anomalous) pick the best epoch and the max-F1 threshold; without
-        them, ``val_share`` of ``x`` is held out and the threshold is the 95th percentile of its
-        scores (no model selection without anomalies: the last epoch is used).
+        them, ``val_share`` of ``x`` is held out, the method's label-free rule chooses the weights
+        (hps ``selection`` 'auto': synthetic anomalies made from the held-out normals, or the
+        last epoch, as measured per method) and the threshold is the 95th percentile of its
+        scores.
         """
         apply_determinism(self.deterministic)
         if x_val is None:

@@ -283,24 +283,28 @@ def benchmark_table(runs: list[dict[str, Any]], metric: str, methods: list[str],
 
 def rules_table(runs: list[dict[str, Any]], metric: str, methods: list[str], labels: list[int],
                 published: dict[str, list[tuple[str, Anchor]]] | None = None) -> str:
-    """Markdown table of test ``metric`` under every selection rule a method's runs report
-    (``method [rule]``; a scikit-learn baseline has one model, under its own rule), each paper
-    column right after ours of the rule that paper used (``paper[k] (rule)``)."""
+    """Markdown table of test ``metric`` under every selection rule a method's runs report: one
+    row per method and rule (a scikit-learn baseline: its own rule, and 'last' for its default
+    setting when labels chose another), one column per class label and the average; each
+    paper's row right after ours of the rule that paper used."""
     published = published or {}
     by_cell = _by_cell(runs)
-    columns = []
+    lines = ["| method | model chosen by | " + " | ".join(map(str, labels)) + " | average |",
+             "|---|---|" + "---|" * (len(labels) + 1)]
     for method in methods:
         reported = [run for run in runs if run["experiment"] == method]
         present = [rule for rule in RULES
                    if any(rule in run.get("test_by_selection", {}) for run in reported)]
         anchors = published.get(method, [])
+        rows = []
         for rule in present:
-            columns.append((f"{method} [{rule}]", _column(
+            rows.append((rule, _column(
                 by_cell, method, labels,
                 lambda run, rule=rule: run.get("test_by_selection", {}).get(rule, {}).get(metric))))
-            columns += [(f"{method} paper{mark} ({rule})", _published_column(anchor, labels))
-                        for mark, anchor in anchors if anchor.selection == rule]
-        columns += [(f"{method} paper{mark} ({anchor.selection or 'rule not stated'})",
-                     _published_column(anchor, labels))
-                    for mark, anchor in anchors if anchor.selection not in present]
-    return _table(labels, columns)
+            rows += [(f"paper{mark}, {rule}", _published_column(anchor, labels))
+                     for mark, anchor in anchors if anchor.selection == rule]
+        rows += [(f"paper{mark}, {anchor.selection or 'rule not stated'}",
+                  _published_column(anchor, labels))
+                 for mark, anchor in anchors if anchor.selection not in present]
+        lines += [f"| {method} | {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    return "\n".join(lines) + "\n"

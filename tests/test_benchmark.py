@@ -89,12 +89,21 @@ def test_two_classes_one_seed_of_tiny_models_fill_the_table(tmp_path, capsys):
     report, path = run_benchmark(config)
     assert path.read_text() == report
     assert "mnist-5k: bundled real MNIST subset" in report and "epochs=1" in report
-    auroc_table = report.split("Test AUROC:")[1].split("Test AUPRC:")[0]
+    auroc_table, by_rule = report.split("Test AUROC:")[1].split("Test AUPRC:")[0].split(
+        "Test AUROC by selection rule")
     rows = [line for line in auroc_table.splitlines() if line.startswith("| ")][1:]
     assert [row.split("|")[1].strip() for row in rows] == ["0", "1", "**average**"]
     for row in rows:
         values = [float(cell) for cell in re.findall(r"\d\.\d{3}", row)]
         assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)
+    rule_rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line
+                 for line in by_rule.splitlines() if line.startswith("| ")}
+    assert {key for key in rule_rows if key[0] != "method"} == {
+        ("deepsvdd", "validation"), ("deepsvdd", "synthetic"), ("deepsvdd", "last"),
+        ("iforest", "last")}
+    reported = [re.findall(r"\d\.\d{3}", row)[0] for row in rows]
+    assert re.findall(r"\d\.\d{3}", rule_rows[("deepsvdd", "validation")]) == reported
+    assert "- Reported models chosen by: deepsvdd: validation; iforest: last." in report
     first = capsys.readouterr().out
     assert first.count("Test: ") == 4
     assert run_benchmark(config)[0] == report

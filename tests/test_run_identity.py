@@ -415,8 +415,8 @@ def test_min_steps_stretches_a_small_dataset_and_validates_about_once_per_publis
     assert "Training 3 epochs, not 1: min_steps 25 at 11 steps per epoch" in result.output
     assert "epoch 3/3: validation" in result.output and "epoch 1/3: validation" not in result.output
     assert re.search(r"epoch 1/3: trained \(0:\d\d elapsed, about 0:\d\d left\)", result.output)
-    assert re.search(r"epoch 3/3: validation auroc [0-9.]+, auprc [0-9.]+ \(0:\d\d elapsed\)\n",
-                     result.output)
+    assert re.search(r"epoch 3/3: validation auroc [0-9.]+, auprc [0-9.]+; synthetic auroc "
+                     r"[0-9.]+, auprc [0-9.]+ \(0:\d\d elapsed\)\n", result.output)
     assert "\x1b[" not in result.output  # not a terminal: plain lines, no progress bar codes
     results = read_results(results_files(tmp_path / "logs")[0])
     assert (results["epochs_trained"], results["epochs_planned"]) == (3, 3)

@@ -163,11 +163,11 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
                     (f"[{sources.index(anchor.source) + 1}]", anchor))
         name = (f"Test {metric.upper().replace('TOP_', '').replace('_', ' ')}"
                 f"{' (top-scoring share called anomalous)' if 'top' in metric else ''}")
-        lines += ["", f"{name}, reported models:", "",
+        lines += ["", f"{name}:", "",
                   benchmark_table(runs, metric, config.methods, labels, published)]
         if metric in ("auroc", "auprc") and any("test_by_selection" in run for run in runs):
-            lines += ["", f"{name} of the model each selection rule chose in the same runs "
-                          f"(each paper column beside ours of the rule that paper used):", "",
+            lines += ["", f"{name} by selection rule: the model each rule chose in the same runs "
+                          f"(each paper's row under ours of the rule that paper used):", "",
                       rules_table(runs, metric, config.methods, labels, published)]
     if sources:
         loaded = runs[0]["dataset"] if runs else config.dataset
