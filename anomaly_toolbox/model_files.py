@@ -158,8 +158,8 @@ def check_metadata(metadata: Any, source: Path) -> None:
 
 @dataclass
 class FinishedModel:
-    """What :func:`train_select_finish` leaves: the final model's name (``last``, ``best_auroc``,
-    ...), its validation scores ``[N]``, its metadata, and the seconds spent in ``fit``."""
+    """What :func:`train_select_finish` leaves: how the final model was chosen (its
+    selection rule and epoch), its validation scores ``[N]``, its metadata, and the seconds spent in ``fit``."""
 
     selected: str
     validation_scores: np.ndarray

@@ -20,37 +20,15 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.cli import int_list  # noqa: E402
-
-PREFIX = "validation/"
-
-
-def written_at(path: Path) -> tuple[int, str]:
-    """Sort key of an event file: the creation time TensorBoard puts in its name
-    (``events.out.tfevents.<seconds>.<host>...``), then the name."""
-    stamp = path.name.split(".")[3]
-    return (int(stamp) if stamp.isdigit() else 0, path.name)
+from anomaly_toolbox.curves import check_curves  # noqa: E402
 
 
 def validation_curves(run_dir: Path) -> dict[str, dict[int, float]]:
-    """``{metric: {epoch: value}}`` of every ``validation/<metric>`` scalar in the run's event
-    files; files are read oldest first, so a value written again after a resume wins. A file
-    that ends in a partial record (a run writing it now, or killed mid-write) is read up to it."""
-    curves: dict[str, dict[int, float]] = {}
-    for path in sorted(run_dir.glob("events.out.tfevents.*"), key=written_at):
-        try:
-            for record in tf.data.TFRecordDataset(str(path)):
-                event = tf.compat.v1.Event.FromString(record.numpy())
-                for value in event.summary.value:
-                    if value.tag.startswith(PREFIX) and value.HasField("tensor") \
-                            and not value.tensor.tensor_shape.dim:
-                        curves.setdefault(value.tag[len(PREFIX):], {})[event.step] = float(
-                            tf.make_ndarray(value.tensor))
-        except tf.errors.DataLossError:
-            continue
-    return curves
+    """``{metric: {epoch: value}}`` of every ``validation/<metric>`` scalar of the run (see
+    :func:`anomaly_toolbox.curves.check_curves`)."""
+    return check_curves(run_dir, "validation/")
 
 
 def best_check(curve: dict[int, float]) -> str:

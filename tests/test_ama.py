@@ -219,21 +219,28 @@ def test_model_selection_skips_the_checks_before_the_selection_epoch(tmp_path, m
     sequence = iter({"auroc": value, "auprc": value} for value in (0.9, 0.8, 0.7, 0.6))
     held = []
     monkeypatch.setattr(AMATrainer, "validation_metrics", lambda self, data: next(sequence))
-    monkeypatch.setattr(AMATrainer, "_hold_best",
-                        lambda self, improved: held.append((int(self.epoch) + 1, improved)))
+    hold_best = AMATrainer._hold_best
+
+    def spy(self, improved):
+        held.append((int(self.epoch) + 1, improved))
+        hold_best(self, improved)
+
+    monkeypatch.setattr(AMATrainer, "_hold_best", spy)
     grid = write_grid(tmp_path / "grid.json", {**TINY, "n_critic": 1, "epochs": 4,
                                                "select_after_epoch": 2})
     result = CliRunner().invoke(main, ["-e", "ama", "-d", "mnist-5k", "--normal-label", "3",
                                        "--hps-path", str(grid), "--log-dir",
                                        str(tmp_path / "logs")])
     assert result.exit_code == 0, result.output
-    assert held == [(1, []), (2, []), (3, ["auroc", "auprc"]), (4, [])]
+    assert [(epoch, [rule for rule in improved if rule == "validation"])
+            for epoch, improved in held] == [(1, []), (2, []), (3, ["validation"]), (4, [])]
     shown = {line.split(":")[0]: line for line in result.output.splitlines()
              if line.startswith("epoch ")}
     assert "(not yet selectable)" in shown["epoch 2/4"]
     assert "(not yet selectable)" not in shown["epoch 3/4"]
     results = read_results(next((tmp_path / "logs").glob("*/*/*/results.json")))
     assert results["validation_best"]["auroc"] == pytest.approx(0.7)
+    assert results["selection_checks"]["validation"]["epoch"] == 3
     assert "after epoch 2 of 4" in results["selection_note"]
 
 

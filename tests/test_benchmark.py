@@ -323,3 +323,38 @@ def test_benchmark_scripts_refuse_bad_lists_before_any_work(tmp_path):
         result = CliRunner().invoke(throughput.main, args)
         assert result.exit_code == 2 and message in result.output, result.output
         assert "Machine:" not in result.output
+
+
+def test_selection_rules_script_tables_each_rule_what_labels_bought_and_rank_agreement(
+        tmp_path):
+    """benchmarks/selection_rules.py: per run, each rule's test AUROC and epoch, the labels' gain
+    over the best label-free rule, Spearman's rho of the validation and synthetic checks; per
+    method, the averages and the better label-free rule; a folder without such runs is refused."""
+    script = benchmark_script("selection_rules")
+    for label, (validation, synthetic, last) in enumerate(((0.9, 0.7, 0.6), (0.8, 0.75, 0.7))):
+        run_dir = tmp_path / "egbad" / f"data{label}" / "run"
+        run_dir.mkdir(parents=True)
+        with tf.summary.create_file_writer(str(run_dir)).as_default():
+            for epoch, value in enumerate((0.5, 0.6, 0.7, 0.8), start=1):
+                tf.summary.scalar("validation/auroc", value, step=epoch)
+                tf.summary.scalar("synthetic/auroc", value - 0.1 * (label == 1) * epoch ** 2,
+                                  step=epoch)
+        (run_dir / "results.json").write_text(json.dumps({
+            "experiment": "egbad", "label": label, "seed": 42, "status": "completed",
+            "selection_rule": "validation",
+            "test_by_selection": {"validation": {"auroc": validation},
+                                  "synthetic": {"auroc": synthetic}, "last": {"auroc": last}},
+            "selection_checks": {"validation": {"epoch": 2}, "synthetic": {"epoch": 3},
+                                 "last": {"epoch": 4}}}))
+    result = CliRunner().invoke(script.main, [str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "| egbad | 0 | 42 | validation | 0.900 (2) | 0.700 (3) | 0.600 (4) | +0.200 | +1.000 |" \
+        in lines
+    assert "| egbad | 1 | 42 | validation | 0.800 (2) | 0.750 (3) | 0.700 (4) | +0.050 | -1.000 |" \
+        in lines
+    assert "| egbad | 2 | 0.8500 | 0.7250 | 0.6500 | +0.1250 | +0.000 | synthetic |" in lines
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = CliRunner().invoke(script.main, [str(empty)])
+    assert refused.exit_code == 2 and "holds no completed run" in refused.output

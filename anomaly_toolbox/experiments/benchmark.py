@@ -46,7 +46,7 @@ class BenchmarkConfig:
     dataset_options: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     #: Grid file per method (else its defaults); with ``tuning`` every combination is run and
-    #: each cell reports the run chosen on validation.
+    #: each cell reports the run chosen by the rule that chose its runs' models.
     hps_paths: dict[str, Path] = field(default_factory=dict)
     tuning: bool = False
     jit_compile: bool | None = None
@@ -125,7 +125,7 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
     grids = ", ".join(f"{m}: {p}" for m, p in config.hps_paths.items())
     hyperparameters = ("each method's defaults" if not grids else
                        f"grid files ({grids}), "
-                       + ("every combination, each cell the run chosen on validation"
+                       + ("every combination, each cell the run its selection rule chose"
                           if config.tuning else "their first values") + ", else defaults")
     code = describe_code()
     lines = [

@@ -39,8 +39,8 @@ class MethodTrainer(Protocol):
         ``run_dir`` when it holds a checkpoint."""
 
     def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
-        """Load the model chosen on validation into the scoring state, save it under
-        ``run_dir/model``; returns its name."""
+        """Load the model :attr:`selection_rule` chose into the scoring state, save it under
+        ``run_dir/model``; returns how it was chosen."""
 
     def final_scores(self, cached: tf.data.Dataset) -> np.ndarray:
         """Anomaly scores ``[N]`` of a cached split, by the final model."""

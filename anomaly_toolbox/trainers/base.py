@@ -2,9 +2,10 @@
 
 A method subclasses :class:`Trainer` and supplies only its networks, optimizers, train step, anomaly
 score and reconstruction. The base owns the epoch loop (progress bar, TensorBoard scalars and image
-strips), per-epoch validation AUROC/AUPRC, best-model saving per metric (``.keras``), checkpoints
-that let an interrupted run resume, the XLA switch, and the final test evaluation with a threshold
-chosen on validation data.
+strips), per-epoch checks on the labelled validation split and on the synthetic set, the best
+model of each selection rule (``best_<rule>/``, ``.keras``), checkpoints that let an interrupted
+run resume, the XLA switch, and the final test evaluation with a threshold chosen on validation
+data (from its normal scores alone when a label-free rule chose the model).
 """
 
 from __future__ import annotations
