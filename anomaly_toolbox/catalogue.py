@@ -31,6 +31,10 @@ def render() -> str:
             if key == "jit_compile" and cls.cpu_jit_off_reason:
                 lines.append(f"      {'':20s} {'':5s} {'':10s} (off without a GPU: "
                              f"{cls.cpu_jit_off_reason})")
+            if key == "selection":
+                lines.append(f"      {'':20s} {'':5s} {'':10s} (auto without labelled "
+                             f"validation anomalies: {cls.label_free_selection}, the better "
+                             f"label-free rule for {name} in benchmarks/RESULTS.md)")
     return "\n".join(lines) + "\n"
 
 

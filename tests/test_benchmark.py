@@ -358,3 +358,32 @@ def test_selection_rules_script_tables_each_rule_what_labels_bought_and_rank_agr
     empty.mkdir()
     refused = CliRunner().invoke(script.main, [str(empty)])
     assert refused.exit_code == 2 and "holds no completed run" in refused.output
+
+
+def test_each_paper_number_stands_under_our_row_of_the_rule_that_paper_used():
+    """MEMGAN's paper reports its last model, AMA's paper a validation-chosen one: with runs that
+    report every rule, the paper rows follow ours of that rule, the reported table holds ours
+    only, and the sources say each paper's rule."""
+    runs = [{**run(method, label, 42, 0.9), "dataset": "mnist-5k", "selection_rule": "validation",
+             "test": {"auroc": 0.9, "auprc": 0.9},
+             "test_by_selection": {rule: {"auroc": value, "auprc": value}
+                                   for rule, value in (("validation", 0.9), ("synthetic", 0.8),
+                                                       ("last", 0.7))}}
+            for method in ("memgan", "deepsvdd") for label in (0, 1)]
+    config = BenchmarkConfig(methods=["memgan", "deepsvdd"], dataset="mnist-5k",
+                             protocol="normal", labels=[0, 1])
+    report = benchmark_report(runs, config, [0, 1], "bundled")
+    reported = report.split("Test AUROC:")[1].split("Test AUROC by selection rule")[0]
+    assert "| class | memgan | deepsvdd |" in reported and "paper" not in reported
+    rows = [line for line in report.split("Test AUROC by selection rule")[1].split(
+        "Test AUPRC")[0].splitlines() if line.startswith("| ")]
+    assert rows[0] == "| method | model chosen by | 0 | 1 | average |"
+    assert rows[1:5] == ["| memgan | validation | 0.900 | 0.900 | 0.900 |",
+                         "| memgan | synthetic | 0.800 | 0.800 | 0.800 |",
+                         "| memgan | last | 0.700 | 0.700 | 0.700 |",
+                         "| memgan | paper[1], last | 0.993 | 0.999 | 0.965 |"]
+    assert rows[5:7] == ["| deepsvdd | validation | 0.900 | 0.900 | 0.900 |",
+                         "| deepsvdd | paper[2], validation | - | - | 0.921 |"]
+    assert "| deepsvdd | paper[1], last | - | - | 0.948 |" in rows
+    assert "- Reported models chosen by: memgan: validation; deepsvdd: validation." in report
+    assert "table 1; its model chosen by: last (the weights at the end of a fixed budget" in report

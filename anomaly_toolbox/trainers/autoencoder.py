@@ -18,6 +18,10 @@ from anomaly_toolbox.trainers.losses import per_sample_squared_error
 class AutoencoderTrainer(Trainer):
     """Convolutional autoencoder on 32x32 images."""
 
+    #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
+    #: last 0.9272, synthetic 0.9269.
+    label_free_selection = "last"
+
     image_size = 32
     hparams = common_hparams(epochs=20, batch_size=64, learning_rate=1e-3, beta_1=0.9,
                              latent_dim=32, filters=32)

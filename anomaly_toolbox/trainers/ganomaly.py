@@ -28,6 +28,10 @@ GENERATOR_NETWORKS = ("encoder_in", "decoder", "encoder_out")
 class GANomalyTrainer(Trainer):
     """GANomaly on 32x32 images, or dense networks on tabular data (hps/ganomaly_kdd99.json)."""
 
+    #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
+    #: last 0.9390, synthetic 0.9386.
+    label_free_selection = "last"
+
     image_size = 32
     supports_tabular = True
     hparams = (

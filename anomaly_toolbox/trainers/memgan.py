@@ -51,6 +51,10 @@ def per_sample_l2(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 class MEMGANTrainer(Trainer):
     """MEMGAN on 32x32 images (MNIST is resized), defaults of the paper's MNIST setting."""
 
+    #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
+    #: last 0.8814, synthetic 0.8811.
+    label_free_selection = "last"
+
     image_size = 32
     hparams = (
         *common_hparams(epochs=7, batch_size=64, learning_rate=1e-4, beta_1=0.5, latent_dim=64,
