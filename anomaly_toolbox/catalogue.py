@@ -33,8 +33,8 @@ def render() -> str:
                              f"{cls.cpu_jit_off_reason})")
             if key == "selection":
                 lines.append(f"      {'':20s} {'':5s} {'':10s} (auto without labelled "
-                             f"validation anomalies: {cls.label_free_selection}, the better "
-                             f"label-free rule for {name} in benchmarks/RESULTS.md)")
+                             f"validation anomalies: {cls.label_free_selection}; why: "
+                             f"benchmarks/RESULTS.md, 'Numbers without labels')")
     return "\n".join(lines) + "\n"
 
 

@@ -42,7 +42,8 @@ def test_anogan_end_to_end_says_how_validation_was_cheapened(tmp_path):
                                                "validation_search_steps": 5,
                                                "validation_subset": 64}, "--normal-label", 1)
     assert results["status"] == "completed" and math.isfinite(results["test"]["auroc"])
-    assert "first 64 validation images with 5 search steps" in results["selection_note"]
+    assert ("first 64 validation (and synthetic) images with 5 search steps"
+            in results["selection_note"])
     assert "20 steps" in results["selection_note"]
 
 

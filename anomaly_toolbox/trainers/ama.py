@@ -103,6 +103,10 @@ def negative_log_gaussian(values: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) ->
 class AMATrainer(EncoderGeneratorTrainer):
     """AMA on 32x32 images; optimisers, schedule and weights as in the paper."""
 
+    #: Not measured yet (a P3 class takes about 1.5 hours here; benchmarks/RESULTS.md): the
+    #: base default, synthetic, which guards against a late collapse as jointgan's showed.
+    label_free_selection = "synthetic"
+
     distribution_off_reason = ("its interpolations mix each image's code with partners indexed "
                                "in the whole batch, which one replica's slice does not hold")
 

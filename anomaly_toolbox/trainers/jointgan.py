@@ -65,6 +65,10 @@ def latent_norm_score(codes: tf.Tensor) -> tf.Tensor:
 class JointGANTrainer(EncoderGeneratorTrainer):
     """Joint encoder + WGAN-GP on 32x32 images; WGAN-GP's published optimiser settings."""
 
+    #: Test AUROC without labels, P3 class 0 of the bundled data (benchmarks/RESULTS.md; classes
+    #: 2 and 8 not yet measured): synthetic 0.719, last 0.619 (the latent-norm part collapses).
+    label_free_selection = "synthetic"
+
     image_size = 32
     hparams = (
         *common_hparams(epochs=32, batch_size=64, learning_rate=1e-4, beta_1=0.0,
