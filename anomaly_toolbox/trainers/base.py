@@ -199,6 +199,8 @@ class Trainer(ImageSides, abc.ABC):
         ``image_size``) or ``(F,)`` for tabular data (only where ``supports_tabular``). XLA is
         on when the hps key ``jit_compile`` is true (callers resolve its "auto", None)."""
         self.hps = hps
+        #: Each checked rule's best scoring weights found by :meth:`fit` in this process.
+        self._rule_weights: dict[str, dict[str, list[np.ndarray]]] = {}
         jit_compile = bool(hps.get("jit_compile"))
         #: The tf.distribute strategy whose scope the trainer was built in (the default one
         #: outside any): its networks, optimizers and EMA live on all its replicas.
@@ -480,6 +482,7 @@ class Trainer(ImageSides, abc.ABC):
         self._last_weights = None
         checkpoint = self.checkpoint()
         self._held_best: dict[str, dict[str, list[np.ndarray]]] = {}
+        self._rule_weights: dict[str, dict[str, list[np.ndarray]]] = {}
         checkpoints = EpochCheckpoints(checkpoint, run_dir / CHECKPOINT_DIR,
                                        before_write=lambda: self._write_held_best(run_dir))
         check_batch_fits(self.hps, data.train_size)
@@ -623,10 +626,12 @@ class Trainer(ImageSides, abc.ABC):
 
     def _hold_best(self, improved: list[str]) -> None:
         """Keep in memory this epoch's scoring weights for every rule that improved; they are
-        written to ``best_<rule>/`` with the next checkpoint (:meth:`_write_held_best`)."""
+        written to ``best_<rule>/`` with the next checkpoint (:meth:`_write_held_best`) and
+        stay in memory for :meth:`use_rule`."""
         if improved:
             weights = {name: net.get_weights() for name, net in self.scoring_networks.items()}
             self._held_best.update(dict.fromkeys(improved, weights))
+            self._rule_weights.update(dict.fromkeys(improved, weights))
 
     def _write_held_best(self, run_dir: Path) -> None:
         """Save each held set of weights to ``best_<rule>/`` once, as ``.keras`` files, and copy
@@ -725,8 +730,10 @@ class Trainer(ImageSides, abc.ABC):
 
     def use_rule(self, rule: str, run_dir: Path) -> str:
         """Load the weights ``rule`` chooses into the scoring networks (``last``: the weights
-        the training ended with, kept in memory the first time another rule is loaded); returns
-        how they were chosen."""
+        the training ended with, kept in memory the first time another rule is loaded; a best
+        check held in memory since it was found, else read from ``best_<rule>/``, as after a
+        resume: repeated Keras file loads in one process were seen to corrupt TensorFlow's
+        AutoGraph conversions of later trainers); returns how they were chosen."""
         if self._last_weights is None:
             self._last_weights = {name: net.get_weights()
                                   for name, net in self.scoring_networks.items()}
@@ -734,7 +741,12 @@ class Trainer(ImageSides, abc.ABC):
             for name, net in self.scoring_networks.items():
                 net.set_weights(self._last_weights[name])
             return f"last: the weights after epoch {int(self.epoch.numpy())}"
-        self.load_networks(run_dir / f"best_{rule}")
+        held = self._rule_weights.get(rule)
+        if held is None:
+            self.load_networks(run_dir / f"best_{rule}")
+        else:
+            for name, net in self.scoring_networks.items():
+                net.set_weights(held[name])
         metric = self.hps["selection_metric"]
         return (f"{rule}: best {rule} {metric} ({self.best[rule].numpy():.4f}) after epoch "
                 f"{int(self.best_epoch[rule].numpy())}")
@@ -761,7 +773,8 @@ class Trainer(ImageSides, abc.ABC):
                      chosen_test: dict[str, float]) -> dict[str, dict[str, Any]]:
         """For every available rule: the epoch it chose, that model's validation and synthetic
         metrics, and its test metrics (``chosen_test`` for :attr:`selection_rule`, whose model
-        is loaded again at the end). Label-free rules get the label-free threshold."""
+        comes last, so that it is the one loaded and calibrated at the end). Label-free rules
+        get the label-free threshold."""
         report, shown = {}, self.show_scoring_progress
         self.show_scoring_progress = False
         for rule in sorted(self.available_rules(run_dir), key=lambda r: r == self.selection_rule):
@@ -776,7 +789,6 @@ class Trainer(ImageSides, abc.ABC):
                 "test": chosen_test if rule == self.selection_rule else test_metrics(
                     data, validation_scores, self.final_scores(data.test),
                     label_free=rule != "validation")}
-        self.load_model(run_dir / MODEL_DIR)
         self.show_scoring_progress = shown
         return {rule: report[rule] for rule in self.available_rules(run_dir)}
 
