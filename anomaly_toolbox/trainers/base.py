@@ -482,7 +482,7 @@ class Trainer(ImageSides, abc.ABC):
         self._last_weights = None
         checkpoint = self.checkpoint()
         self._held_best: dict[str, dict[str, list[np.ndarray]]] = {}
-        self._rule_weights: dict[str, dict[str, list[np.ndarray]]] = {}
+        self._rule_weights = {}
         checkpoints = EpochCheckpoints(checkpoint, run_dir / CHECKPOINT_DIR,
                                        before_write=lambda: self._write_held_best(run_dir))
         check_batch_fits(self.hps, data.train_size)
