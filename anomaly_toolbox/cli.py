@@ -26,6 +26,8 @@ import click
 
 from anomaly_toolbox.datasets import DATASETS, DATASET_HELP
 from anomaly_toolbox.experiments import EXPERIMENTS
+from anomaly_toolbox.faults import MachineFault, describe_fault
+from anomaly_toolbox.hps import JsonError, strict_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,22 +99,30 @@ def name_list(kind: str, text: str, known: list[str]) -> list[str]:
         raise BadInput(f"no {kind} given; give comma-separated names like {','.join(known[:2])}")
     for name in names:
         check_name(kind, name, known)
+    _refuse_repeats(kind, names)
     return names
+
+
+def _refuse_repeats(kind: str, values: list[Any]) -> None:
+    """A value given twice would double a benchmark's rows: refuse it."""
+    repeated = sorted({str(value) for value in values if values.count(value) > 1})
+    if repeated:
+        raise BadInput(f"{kind} {', '.join(repeated)} given twice; give each once")
 
 
 @contextlib.contextmanager
 def _bad_input_as_exit_2() -> Iterator[None]:
     """Errors that mean bad input (hps, labels, data that is missing or malformed), a run that
-    another process is writing, or a full disk -> one line and exit 2; Ctrl-C -> one line with
-    the command that resumes, exit 130."""
+    another process is writing, or a fault of the machine (full disk, no permission, no
+    memory) -> one line and exit 2; Ctrl-C -> one line with the command that resumes, exit
+    130."""
     from anomaly_toolbox.datasets import DatasetUnavailable
     from anomaly_toolbox.experiments.ray_sweep import RayUnavailable
-    from anomaly_toolbox.experiments.runner import DiskFull
     from anomaly_toolbox.locks import RunLocked
 
     try:
         yield
-    except (ValueError, DatasetUnavailable, RunLocked, DiskFull, RayUnavailable) as error:
+    except (ValueError, DatasetUnavailable, RunLocked, MachineFault, RayUnavailable) as error:
         raise BadInput(str(error)) from None
     except KeyboardInterrupt:
         args = [arg for arg in click.get_current_context().find_root().meta.get("argv", [])
@@ -161,9 +171,11 @@ def _overrides(experiments: list[str], epochs: int | None, batch_size: int | Non
         if not separator or not key.strip():
             raise BadInput(f"--set takes KEY=VALUE, e.g. --set learning_rate=1e-4; got '{entry}'")
         try:
-            value = json.loads(text)
+            value = strict_json(text)
         except json.JSONDecodeError:
             value = text
+        except JsonError as error:
+            raise BadInput(f"--set {key.strip()}: {error}") from None
         given.append((f"--set {key.strip()}", key.strip(), value))
     if not given:
         return {}
@@ -197,6 +209,7 @@ def int_list(option: str, text: str) -> list[int]:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise BadInput(f"{option} takes comma-separated integers like 0,1,2; got '{text}'") from None
+    _refuse_repeats(option, values)
     if not values:
         raise BadInput(f"{option} is empty; give comma-separated integers like 0,1,2")
     return values
@@ -227,8 +240,46 @@ class TrainByDefault(click.Group):
         ctx.meta["argv"] = list(args)
         return super().parse_args(ctx, args)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """SIGTERM (a scheduler's stop) ends any command like Ctrl-C, from the first moment."""
+        signal.signal(signal.SIGTERM, _interrupt)
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; Ctrl-C or SIGTERM outside a run -> "Interrupted." and exit 130, a
+        fault of the machine (full disk, no permission, no memory) -> one line and exit 2."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            raise click.exceptions.Exit(130) from None
+        except Exception as error:  # noqa: BLE001 - only machine faults are turned into a line
+            fault = describe_fault(error)
+            if fault is None:
+                raise
+            raise BadInput(fault) from None
+
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+#: Grid runs that start without --yes.
+MAX_RUNS_UNASKED = 100
+
+
+class GivenPath(click.Path):
+    """A path option that refuses the empty string (which would mean the current directory)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty; give a path (write . for the current directory)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PATH = GivenPath(path_type=Path)
+TRUST_MODEL = click.option(
+    "--trust-model", is_flag=True,
+    help="Also load model files that can run code when loaded (a scikit-learn baseline's pickle "
+         "written by earlier versions): only for a model directory you made yourself.")
 SEED = click.IntRange(0, 2**32 - 1)
 
 
@@ -237,7 +288,7 @@ def data_options(command: Callable) -> Callable:
     for option in reversed([
         click.option("--dataset", "-d", default="mnist", show_default=True,
                      help=f"Dataset: {', '.join(DATASETS)}."),
-        click.option("--data-dir", type=click.Path(path_type=Path),
+        click.option("--data-dir", type=PATH,
                      help="tfds data directory (default: tfds' own); for kdd99 the folder with "
                           "the raw KDD file or scikit-learn's cache; for folder/mvtec the image "
                           "folder; for csv the CSV file."),
@@ -289,7 +340,6 @@ def main() -> None:
     Without a command, the arguments go to `train`: anomaly-box -e egbad -d mnist
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -321,6 +371,9 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None,
                            f"{'' if data_dir is None else f' ({data_dir} is not a file)'}")
     elif data_dir is not None and not data_dir.is_dir():
         raise BadInput(f"--data-dir {data_dir} is not a directory")
+    if data_dir is not None and dataset == "mnist-5k":
+        raise BadInput("--data-dir does not apply to mnist-5k, which is bundled with the "
+                       "toolbox; drop --data-dir (or use -d mnist or -d folder for your data)")
     if DATASETS[dataset].needs_category and not category:
         raise BadInput(f"dataset '{dataset}' needs --category, e.g. --category bottle")
     if category and not DATASETS[dataset].needs_category:
@@ -340,7 +393,7 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None,
 @click.option("--experiment", "-e",
               help=f"Experiment (the method) to train: {', '.join(EXPERIMENTS)}.")
 @data_options
-@click.option("--hps-path", type=click.Path(path_type=Path),
+@click.option("--hps-path", type=PATH,
               help="JSON grid of hyperparameters: a file, or a shipped grid's name "
                    "(ganomaly_kdd99; see --list). Default: the method's defaults.")
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
@@ -362,7 +415,7 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None,
               help="Share of training normals (and spare anomalies) held out for validation.")
 @click.option("--seed", type=SEED, default=42, show_default=True,
               help="Seed of splits and training.")
-@click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
+@click.option("--log-dir", type=PATH, default=Path("logs"),
               show_default=True, help="Where TensorBoard logs, checkpoints, models, results go.")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile train and score steps (default: hps key jit_compile, else on "
@@ -377,6 +430,8 @@ def _check_data(dataset: str, data_dir: Path | None, category: str | None,
               help="mirrored: train each run data-parallel over all visible GPUs "
                    "(tf.distribute.MirroredStrategy; the global batch is split over them).")
 @ray_options
+@click.option("--yes", is_flag=True, help=f"Start a grid of more than {MAX_RUNS_UNASKED} runs "
+                                          f"(without it such a grid is refused with its size).")
 @click.option("--list", "list_all", is_flag=True, help="List experiments, hps keys and datasets.")
 def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: bool,
           epochs: int | None, batch_size: int | None, settings: tuple[str, ...],
@@ -386,7 +441,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
           jit_compile: bool | None, deterministic: bool | None,
           restart: bool, quiet: bool, distribute: str | None, ray_address: str | None,
           cpus_per_run: float,
-          gpus_per_run: float | None, list_all: bool) -> None:
+          gpus_per_run: float | None, yes: bool, list_all: bool) -> None:
     """Train, select on validation and test GAN-based anomaly detectors.
 
     Example: anomaly-box --experiment egbad --dataset mnist --anomalous-label 3
@@ -406,6 +461,11 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
     _check_output_dir("--log-dir", log_dir)
     overrides = _overrides([experiment], epochs, batch_size, settings)
     ray = _ray_settings(ray_address, cpus_per_run, gpus_per_run)
+    if ray is not None and not tuning:
+        raise BadInput("--ray spreads the runs of a grid; add --tuning (with --hps-path) or "
+                       "drop --ray for a single run")
+    if tuning and hps_path is not None and not yes:
+        _check_grid_size(experiment, hps_path)
 
     _start_tensorflow()
     from anomaly_toolbox.experiments.runner import RunConfig, run_experiment
@@ -425,6 +485,21 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
     if failed:
         raise click.ClickException(f"{len(failed)} run(s) failed: {', '.join(failed)} (the "
                                    f"reason is in each one's results.json and error.log)")
+
+
+def _check_grid_size(experiment: str, hps_path: Path) -> None:
+    """Refuse a grid of more than :data:`MAX_RUNS_UNASKED` combinations unless ``--yes``."""
+    from anomaly_toolbox.experiments import trainer_class
+    from anomaly_toolbox.hps import HpsError, load_grid
+
+    try:
+        grid = load_grid(hps_path, trainer_class(experiment).schema())
+    except HpsError as error:
+        raise BadInput(str(error)) from None
+    runs = math.prod(len(values) for values in grid.values())
+    if runs > MAX_RUNS_UNASKED:
+        raise BadInput(f"{hps_path} makes {runs:,} runs with --tuning; give --yes to start "
+                       f"them all, or shrink the grid")
 
 
 def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]:
@@ -471,11 +546,11 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
 @click.option("--tuning/--no-tuning", default=False, show_default=True,
               help="Run every combination of the grid files; each cell reports the run chosen "
                    "on validation.")
-@click.option("--log-dir", type=click.Path(path_type=Path), default=Path("logs"),
+@click.option("--log-dir", type=PATH, default=Path("logs"),
               show_default=True, help="Where runs and the report go; finished runs are reused.")
 @click.option("--jit/--no-jit", "jit_compile", default=None,
               help="XLA-compile steps (default: each method's, see --list).")
-@click.option("--output", type=click.Path(path_type=Path), help="Also write the report here.")
+@click.option("--output", type=PATH, help="Also write the report here.")
 @click.option("--restart", is_flag=True,
               help="Train every cell from scratch instead of reusing its finished run (after "
                    "changing the code: runs are reused by version, data, seed and hps). An "
@@ -534,20 +609,21 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+@click.option("--model", "model_path", required=True, type=PATH,
               help="A run directory (with results.json and model/) or a model directory.")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=PATH)
+@TRUST_MODEL
 @click.option("--threshold", type=float, help="Call scores >= this anomalous (default: the "
                                               "threshold chosen on validation at training).")
 @click.option("--fpr", type=float, help="Instead, the threshold with this false-positive rate "
                                         "on the normal validation images, in (0, 1).")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write a CSV here.")
-@click.option("--save-maps", type=click.Path(path_type=Path),
+@click.option("--csv", "csv_path", type=PATH, help="Also write a CSV here.")
+@click.option("--save-maps", type=PATH,
               help="Write a PNG per image here: input, reconstruction and the error map "
                    "over the input on one colour scale for all images (the validation "
                    "anomalies' 99th percentile), with score and verdict (reconstructing "
                    "methods).")
-def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
+def score(model_path: Path, images: tuple[Path, ...], trust_model: bool, threshold: float | None,
           fpr: float | None, csv_path: Path | None, save_maps: Path | None) -> None:
     """Score image files (or folders of them), or the rows of CSV files for a model trained on
     a table (--dataset csv), with a trained model.
@@ -574,7 +650,7 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
         if not path.exists():
             raise BadInput(f"{path} is neither an image file (or CSV of rows) nor a folder")
     with _bad_input_as_exit_2():
-        model = load(model_path)
+        model = load(model_path, trusted=trust_model)
         if threshold is not None or fpr is not None:
             model.set_threshold(threshold=threshold, fpr=fpr)
         if save_maps is not None and not model.reconstructs:
@@ -590,6 +666,7 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
                            "the table with --dataset csv to score raw rows here")
         else:
             read, x = _images(images, tuple(model.metadata["sample_shape"]))
+        _check_outputs_spare_inputs(csv_path, save_maps, images, model_path, model.model_dir)
     scores = model.score_samples(x)
     normalised = model.normalise(scores)
     flags = scores >= model.threshold
@@ -608,14 +685,48 @@ def score(model_path: Path, images: tuple[Path, ...], threshold: float | None,
         _save_maps(model, x, read, scores, save_maps)
 
 
+def _check_outputs_spare_inputs(csv_path: Path | None, maps: Path | None,
+                                given_paths: tuple[Path, ...], model_path: Path,
+                                model_dir: Path) -> None:
+    """Refuse a ``--csv`` file or ``--save-maps`` folder that is one of the given files (or in
+    a given folder's files) or lies in the model (its run directory or model folder)."""
+    def real(path: Path) -> Path:
+        return Path(os.path.realpath(path))  # never raises, even on a looping link
+
+    inputs = set()
+    for given in given_paths:
+        files = given.rglob("*") if given.is_dir() else [given]
+        inputs |= {real(file) for file in files}
+    protected = [real(model_dir), real(model_path)]
+    for option, path in (("--csv", csv_path), ("--save-maps", maps)):
+        if path is None:
+            continue
+        target = real(path)
+        if target in inputs:
+            raise BadInput(f"{option} {path} is one of the files being scored; writing there "
+                           f"would destroy it. Choose another {option}")
+        folders = protected + ([real(given) for given in given_paths if given.is_dir()]
+                               if option == "--save-maps" else [])
+        inside = next((folder for folder in folders
+                       if target == folder or folder in target.parents), None)
+        if inside is not None:
+            raise BadInput(f"{option} {path} is inside {inside}, which is read here (the model "
+                           f"or the images); writing there could destroy it. Choose a path "
+                           f"outside it")
+
+
 def _images(paths: tuple[Path, ...], shape: tuple[int, ...]) -> tuple[list[str], np.ndarray]:
     """Image files (folders searched) read for a model of ``shape``: their names and pixels."""
     from anomaly_toolbox.datasets.folder import IMAGE_SUFFIXES, read_images_for_model
 
     files = []
     for path in paths:
-        files += sorted(p for p in path.rglob("*") if p.is_file() and
-                        p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+        named = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                       ) if path.is_dir() else [path]
+        files += [p for p in named if p.is_file()]
+        for skipped in (p for p in named if not p.is_file()):
+            click.echo(f"skipped (not a readable file: a broken or looping link, or a folder): "
+                       f"{skipped}", err=True)
     if not files:
         raise BadInput(f"no image files ({', '.join(IMAGE_SUFFIXES)}) among the given paths")
     x, read, skipped = read_images_for_model(files, shape)
@@ -651,15 +762,16 @@ def _table_rows(paths: tuple[Path, ...], table) -> tuple[list[str], np.ndarray]:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+@click.option("--model", "model_path", required=True, type=PATH,
               help="A run directory (with results.json and model/) or a model directory.")
 @click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite", "onnx"]),
               default="saved_model", show_default=True,
               help="saved_model: a TensorFlow SavedModel; tflite: TensorFlow Lite built-in ops; "
                    "onnx: ONNX via tf2onnx (pip install \"anomaly-toolbox[onnx]\").")
-@click.option("--output", type=click.Path(path_type=Path),
+@click.option("--output", type=PATH,
               help="Directory to write (default: export/ beside the model's model/ folder).")
-def export(model_path: Path, fmt: str, output: Path | None) -> None:
+@TRUST_MODEL
+def export(model_path: Path, fmt: str, output: Path | None, trust_model: bool) -> None:
     """Export a trained model as one function: raw uint8 images (or CSV rows as strings) in,
     anomaly scores and verdicts out, with the threshold and preprocessing in
     anomaly_toolbox_export.json beside it. Loads with plain TensorFlow.
@@ -673,7 +785,7 @@ def export(model_path: Path, fmt: str, output: Path | None) -> None:
     from anomaly_toolbox.export import EXPORT_METADATA, export as export_model
 
     with _bad_input_as_exit_2():
-        model = load(model_path)
+        model = load(model_path, trusted=trust_model)
         output = output or model.model_dir.parent / "export"
         _check_output_dir("--output", output)
         with _stderr_captured(replay_on_error=False):  # the converter's MLIR dump; the
@@ -703,15 +815,23 @@ def _write_scores_csv(path: Path, kind: str, rows: list[tuple[str, float, float,
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([kind, "score", "normalised_score", "is_anomaly"])
-    writer.writerows(rows)
+    writer.writerows((_spreadsheet_safe(name), *values) for name, *values in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, buffer.getvalue())
     click.echo(f"CSV: {path}")
 
 
+def _spreadsheet_safe(cell: str) -> str:
+    """A text cell that a spreadsheet shows as text, never runs as a formula: one that begins
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (OWASP's
+    advice against CSV injection)."""
+    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def _save_maps(model, x, paths: list[str], scores, directory: Path) -> None:
     import tensorflow as tf
 
+    from anomaly_toolbox.results import safe_name
     from anomaly_toolbox.summaries import anomaly_map_pictures, error_scale
 
     inputs, reconstructions = model.model_inputs(x), model.reconstruct(x)
@@ -723,7 +843,7 @@ def _save_maps(model, x, paths: list[str], scores, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     pictures = anomaly_map_pictures(inputs, reconstructions, scores, model.threshold, scale)
     for index, (path, picture) in enumerate(zip(paths, pictures)):
-        tf.io.write_file(str(directory / f"{index:05d}-{Path(path).stem}.png"),
+        tf.io.write_file(str(directory / f"{index:05d}-{safe_name(Path(path).stem)}.png"),
                          tf.io.encode_png(picture))
     click.echo(f"Maps: {directory} ({len(paths)} PNGs: input, reconstruction, |x - x_hat| over "
                f"the input on one colour scale, 0 to {scale:.3g}; score and verdict)")

@@ -31,13 +31,15 @@ from anomaly_toolbox.datasets.pipeline import PreparedData, cached_dataset
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
 from anomaly_toolbox.experiments import EXPERIMENTS, api_names, trainer_class
-from anomaly_toolbox.hps import full_hps
+from anomaly_toolbox.hps import JsonError, full_hps, json_file_text, strict_json
 from anomaly_toolbox.model_files import (METADATA_FILE, ModelError, check_metadata,
                                          threshold_for_fpr, train_select_finish,
                                          trainer_reconstructs)
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.runtime import apply_determinism, resolve_jit
 from anomaly_toolbox.trainers.base import MODEL_DIR
+from anomaly_toolbox.trainers.shallow import (PICKLED_DETECTOR_FILE, ShallowTrainer,
+                                              UntrustedModel)
 
 
 class Detector:
@@ -242,10 +244,18 @@ class Detector:
 
     # ------------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Copy the model (weights and metadata, with the current threshold) to ``path``."""
+        """Copy the model (weights and metadata, with the current threshold) to ``path`` (its own
+        directory: only the metadata is rewritten). A baseline loaded from an older pickle is
+        stored in the safe skops format there, without the pickle."""
         self._fitted()
         path = Path(path)
-        shutil.copytree(self.model_dir, path, dirs_exist_ok=True)
+        if path.exists() and not path.is_dir():
+            raise ModelError(f"{path} is a file; save a model to a directory")
+        if not (path.is_dir() and path.samefile(self.model_dir)):
+            shutil.copytree(self.model_dir, path, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(PICKLED_DETECTOR_FILE))
+        if isinstance(self.trainer, ShallowTrainer):
+            self.trainer.save_detector(path)
         write_json_atomically(path / METADATA_FILE, self.metadata)
         return path
 
@@ -321,11 +331,15 @@ def _as_samples(x: np.ndarray, name: str, table: TableEncoder | None = None) -> 
     return x
 
 
-def load(path: str | Path) -> Detector:
+def load(path: str | Path, trusted: bool = False) -> Detector:
     """A fitted :class:`Detector` from a model directory, or a run directory holding ``model/``.
 
-    Raises :class:`ModelError` naming the file and the fix when the path, ``metadata.json`` or a
-    saved network is missing, corrupt or does not match the rest.
+    Nothing in the directory runs code by default: networks load as weights only and
+    scikit-learn baselines from skops files. ``trusted=True`` also loads what could run code
+    (a baseline's pickle from older versions, unknown object types): only for directories you
+    made. Raises :class:`ModelError` naming the file and the fix when the path,
+    ``metadata.json`` or a saved network is missing, corrupt, untrusted or does not match the
+    rest.
     """
     path = Path(path)
     if path.is_file():
@@ -337,14 +351,17 @@ def load(path: str | Path) -> Detector:
     model_dir = path / MODEL_DIR if (path / MODEL_DIR / METADATA_FILE).is_file() else path
     metadata_file = model_dir / METADATA_FILE
     try:
-        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+        metadata = strict_json(json_file_text(metadata_file))
     except FileNotFoundError:
         raise ModelError(f"{path} holds no {METADATA_FILE}: pass a run directory (the one with "
                          f"results.json and model/) or its model/ folder") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, JsonError) as error:
         raise ModelError(f"{metadata_file} is not valid JSON ({error}); retrain the run or "
                          f"restore the file") from None
+    except ValueError as error:
+        raise ModelError(str(error)) from None
     check_metadata(metadata, metadata_file)
+    _check_hps_match_method(metadata, metadata_file)
     apply_determinism(None)
     detector = detector_for(metadata["experiment"])(seed=metadata["seed"], **{
         key: value for key, value in metadata["hps"].items() if key != "jit_compile"})
@@ -352,10 +369,12 @@ def load(path: str | Path) -> Detector:
     try:
         detector.trainer = cls(hps, sample_shape=tuple(metadata["sample_shape"]),
                                seed=metadata["seed"])
-        detector.trainer.load_model(model_dir)
+        detector.trainer.load_model(model_dir, trusted=trusted)
     except FileNotFoundError as error:
         raise ModelError(f"{model_dir}: {error.filename or error} is missing; the model is "
                          f"incomplete. Retrain the run (same command with --restart).") from None
+    except UntrustedModel as error:
+        raise ModelError(str(error)) from None
     except Exception as error:  # noqa: BLE001 - Keras reports corrupt files in many ways
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(
             error).__name__
@@ -365,6 +384,21 @@ def load(path: str | Path) -> Detector:
                          f"command with --restart).") from None
     detector.metadata, detector.model_dir = metadata, model_dir
     return detector
+
+
+def _check_hps_match_method(metadata: dict[str, Any], source: Path) -> None:
+    """Refuse metadata whose hps are not those of the method it names (say whose they are)."""
+    experiment = metadata["experiment"]
+    keys = set(metadata["hps"])
+    foreign = sorted(keys - set(trainer_class(experiment).schema()))
+    if not foreign:
+        return
+    owners = [name for name in EXPERIMENTS
+              if name != experiment and keys <= set(trainer_class(name).schema())]
+    fits = f"; they are {' or '.join(owners)}'s" if owners else ""
+    raise ModelError(f"{source} names method '{experiment}', but its hps are not "
+                     f"{experiment}'s ({', '.join(foreign)}{fits}): the method name or the hps "
+                     f"were edited. Restore the file or retrain the run")
 
 
 class EGBAD(Detector):

@@ -133,7 +133,7 @@ def export(detector: Any, output: Path, fmt: str) -> Path:
     if isinstance(detector.trainer, ShallowTrainer):
         raise ExportError(f"{detector.experiment} is a scikit-learn model, not a TensorFlow "
                           f"network, so it has no TensorFlow export; use the model directory "
-                          f"with anomaly_toolbox.load (or pickle the scikit-learn estimator)")
+                          f"with anomaly_toolbox.load (or its skops file with skops.io)")
     with detector.trainer.full_scoring():
         score, exported = scoring_function(detector)
         concrete = score.get_concrete_function()

@@ -25,10 +25,57 @@ SELECTION_RULES = ("validation", "synthetic", "last")
 #: Training images per epoch that the methods' published epoch counts refer to: one class of
 #: MNIST (~6,000) or CIFAR-10 (5,000), the one-class-normal protocol of their papers.
 PUBLISHED_IMAGES_PER_EPOCH = 6000
+#: Upper bounds of the budget and widths: far beyond any published setting (epochs <= 1,500,
+#: filters <= 128, latent_dim <= 200), low enough that a typo is refused instead of running for
+#: years or asking for terabytes (filters 4096 already needs tens of GiB for GANomaly).
+MAX_EPOCHS = 100_000
+MAX_STEPS = 100_000_000
+MAX_BATCH = 65_536
+MAX_FILTERS = 4096
+MAX_LATENT_DIM = 65_536
+
+
+#: Largest JSON file the toolbox reads (grids, model metadata): far above any real one.
+MAX_JSON_BYTES = 64 * 2**20
 
 
 class HpsError(ValueError):
     """A hyperparameter file or value is invalid; the message names file, key and problem."""
+
+
+class JsonError(ValueError):
+    """JSON that parses but is refused: a key given twice, or nesting too deep to read."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise JsonError(f"key '{key}' appears twice in one object (JSON keeps only the "
+                            f"last); give it once")
+    return dict(pairs)
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as JSON; :class:`JsonError` for a duplicate key or too deep nesting,
+    ``json.JSONDecodeError`` for malformed text."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise JsonError("JSON nested too deeply to read; no hyperparameter or model file "
+                        "nests more than a few levels") from None
+
+
+def json_file_text(path: Path) -> str:
+    """The text of a JSON file; ``ValueError`` for something that is not a regular file or is
+    larger than :data:`MAX_JSON_BYTES` (``FileNotFoundError`` and other ``OSError`` pass)."""
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a device, pipe or folder); give a "
+                         f"JSON file")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"{path} is {path.stat().st_size / 2**20:.0f} MiB; a JSON file here "
+                         f"is at most {MAX_JSON_BYTES // 2**20} MiB. Is it the right file?")
+    return path.read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -151,7 +198,7 @@ def load_grid(path: str | Path, schema: Schema) -> dict[str, list[Any]]:
     :func:`grid_path`); :class:`HpsError` says what is wrong and where."""
     path = grid_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = json_file_text(path)
     except FileNotFoundError:
         names = sorted(shipped_grids())
         close = difflib.get_close_matches(path.name.removesuffix(".json"), names, n=1)
@@ -163,11 +210,15 @@ def load_grid(path: str | Path, schema: Schema) -> dict[str, list[Any]]:
                        f"{{\"epochs\": {{\"type\": \"Discrete\", \"values\": [10]}}}}") from None
     except OSError as error:
         raise HpsError(f"{path}: cannot read hyperparameter file ({error.strerror})") from None
+    except ValueError as error:
+        raise HpsError(str(error)) from None
     try:
-        raw = json.loads(text)
+        raw = strict_json(text)
     except json.JSONDecodeError as error:
         raise HpsError(f"{path}: malformed JSON at line {error.lineno}, column {error.colno}: "
                        f"{error.msg}") from None
+    except JsonError as error:
+        raise HpsError(f"{path}: {error}") from None
     return parse_grid(raw, schema, str(path))
 
 
@@ -215,15 +266,19 @@ def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: f
     """
     return (
         HParam("epochs", int, epochs, "training epochs (given alone, trained exactly: "
-               "min_steps becomes 0)", positive=True),
+               "min_steps becomes 0)", positive=True, maximum=MAX_EPOCHS),
         HParam("min_steps", int, epochs * math.ceil(PUBLISHED_IMAGES_PER_EPOCH / batch_size),
                "train at least this many steps: more epochs on small datasets (0 = epochs "
-               "only; default: what the published epochs give on 6,000 images)", minimum=0),
-        HParam("batch_size", int, batch_size, "images per training batch", positive=True),
+               "only; default: what the published epochs give on 6,000 images)", minimum=0,
+               maximum=MAX_STEPS),
+        HParam("batch_size", int, batch_size, "images per training batch", positive=True,
+               maximum=MAX_BATCH),
         HParam("learning_rate", float, learning_rate, "Adam learning rate", positive=True),
         HParam("beta_1", float, beta_1, "Adam beta_1", minimum=0.0, maximum=0.999),
-        HParam("latent_dim", int, latent_dim, "size of the latent code z", positive=True),
-        HParam("filters", int, filters, "filters of the first conv stage (width)", positive=True),
+        HParam("latent_dim", int, latent_dim, "size of the latent code z", positive=True,
+               maximum=MAX_LATENT_DIM),
+        HParam("filters", int, filters, "filters of the first conv stage (width)", positive=True,
+               maximum=MAX_FILTERS),
         HParam("ema_decay", float, ema_decay, "decay of the weight EMA used for scoring and "
                "saved models (0 = off)", minimum=0.0, maximum=0.9999),
         HParam("jit_compile", bool, None, "XLA-compile train and score steps (default: on with "

@@ -1,22 +1,22 @@
 """A lock file per run directory, so that two processes never write one run at once.
 
-The lock file holds the owner's host name and PID. A lock whose owner is a dead process on this
-host (a run killed with SIGKILL, a crashed machine's leftover) is stale and taken over; a live
-owner's lock makes the second process stop with :class:`RunLocked`.
+The owner holds an exclusive ``flock`` on the lock file for as long as it writes the run, and
+writes its host name and PID into it for people to read. The kernel drops the lock when its
+owner exits, however it ends (SIGKILL, a crash), so a leftover file is taken over and a PID
+reused by another program never blocks a run. A lock file that names another host is refused
+(locks do not reach across hosts on every shared file system).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 LOCK_FILE = ".lock"
-#: A lock file younger than this without a readable owner is being written, not stale.
-FRESH_SECONDS = 5.0
 
 
 class RunLocked(RuntimeError):
@@ -32,53 +32,56 @@ def _owner(lock: Path) -> tuple[str, int] | None:
         return None
 
 
-def _age_seconds(path: Path) -> float:
+def _command(pid: int) -> str:
+    """The command line of process ``pid`` (Linux), or '' when it cannot be read."""
     try:
-        return time.time() - path.stat().st_mtime
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return float("inf")
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:120]
 
 
-def _alive(pid: int) -> bool:
+def _same_file(descriptor: int, path: Path) -> bool:
+    """Whether ``path`` still names the open file ``descriptor`` (not unlinked or replaced)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return os.path.samestat(os.fstat(descriptor), os.stat(path))
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True  # another user's live process
-    return True
 
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir``'s lock for the body; raise :class:`RunLocked` if a live process does."""
+    """Hold ``run_dir``'s lock for the body; raise :class:`RunLocked` if another process does."""
     lock = run_dir / LOCK_FILE
-    me = f"{socket.gethostname()} {os.getpid()}\n"
+    here = socket.gethostname()
     for _ in range(3):
+        descriptor = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
             owner = _owner(lock)
-            if owner is not None and owner[0] != socket.gethostname():
-                raise RunLocked(
-                    f"{run_dir} is locked by process {owner[1]} on host {owner[0]}; wait for it "
-                    f"to finish, or delete {lock} if that process is gone") from None
-            if owner is None and _age_seconds(lock) < FRESH_SECONDS:
-                owner = ("", -1)  # its owner is still writing it
-            if owner is not None and (owner[1] < 0 or _alive(owner[1])):
-                raise RunLocked(
-                    f"another anomaly-box process (PID {owner[1]}) is writing {run_dir}; wait "
-                    f"for it to finish or use another --log-dir") from None
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()  # stale: its owner is dead (or never finished writing it)
+            pid = owner[1] if owner else None
+            command = _command(pid) if pid else ""
+            raise RunLocked(
+                f"another process{f' (PID {pid}: {command})' if command else ''} is writing "
+                f"{run_dir}; wait for it to finish or use another --log-dir") from None
+        if not _same_file(descriptor, lock):
+            os.close(descriptor)  # its owner finished and removed it meanwhile: take a new one
             continue
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(me)
+        owner = _owner(lock)
+        if owner is not None and owner[0] != here:
+            os.close(descriptor)
+            raise RunLocked(f"{run_dir} is locked by process {owner[1]} on host {owner[0]}; "
+                            f"wait for it to finish, or delete {lock} if that process is gone")
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{here} {os.getpid()}\n".encode())
         break
     else:
         raise RunLocked(f"could not take the lock {lock}; another process keeps replacing it")
     try:
         yield
     finally:
-        if _owner(lock) == (socket.gethostname(), os.getpid()):
+        with contextlib.suppress(FileNotFoundError):
             lock.unlink()
+        os.close(descriptor)

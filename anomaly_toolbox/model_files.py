@@ -1,8 +1,8 @@
 """Model files: what ``model/metadata.json`` holds, how a run finishes its model, and the checks
 that ``anomaly_toolbox.load`` applies to a model directory.
 
-A model directory holds the networks (``<name>.keras``; scikit-learn baselines a pickle) and
-``metadata.json``: method, sample shape, image size, hps, the threshold (chosen on validation:
+A model directory holds the networks (``<name>.keras``; scikit-learn baselines
+``detector.skops``) and ``metadata.json``: method, sample shape, image size, hps, the threshold (chosen on validation:
 max F1, or the 95th percentile of normal scores when validation has no anomalies), the
 validation scores behind it (min/max for normalised scores; normal scores for ``--fpr``), the
 colour scale of anomaly maps, and for tables the encoder of raw rows.
@@ -39,6 +39,10 @@ def threshold_for_fpr(normal_scores: np.ndarray, fpr: float) -> float:
     ``normal_scores`` (exactly ``floor(fpr * n)`` of them when scores are distinct)."""
     if not 0.0 < fpr < 1.0:
         raise ModelError(f"the false-positive rate must be in (0, 1), got {fpr}")
+    if not np.all(np.isfinite(normal_scores)):
+        raise ModelError("the normal validation scores hold NaN or infinite values (the model "
+                         "diverged), so no false-positive rate can be set from them; retrain "
+                         "the run or give --threshold")
     descending = np.sort(np.asarray(normal_scores, np.float64))[::-1]
     allowed = int(np.floor(fpr * len(descending)))
     return float(np.nextafter(descending[allowed], np.inf))
@@ -137,6 +141,8 @@ def check_metadata(metadata: Any, source: Path) -> None:
         raise bad("seed", "an integer")
     if not isinstance(metadata.get("hps"), dict):
         raise bad("hps", "an object of hyperparameters")
+    if not isinstance(metadata.get("threshold_rule"), str):
+        raise bad("threshold_rule", "the text naming how the threshold was chosen")
     for field in ("threshold", "score_min", "score_max"):
         if not _finite_number(metadata.get(field)):
             raise bad(field, "a finite number")
@@ -144,9 +150,8 @@ def check_metadata(metadata: Any, source: Path) -> None:
     if scale is not None and not (_finite_number(scale) and scale > 0):
         raise bad("map_scale", "a positive number or null")
     scores = metadata.get("validation_normal_scores")
-    if not isinstance(scores, list) or not scores or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
-        raise bad("validation_normal_scores", "a non-empty list of numbers")
+    if not isinstance(scores, list) or not scores or not all(map(_finite_number, scores)):
+        raise bad("validation_normal_scores", "a non-empty list of finite numbers")
     if metadata.get("table") is not None:
         try:
             width = TableEncoder.from_dict(metadata["table"]).width

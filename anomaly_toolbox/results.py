@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,11 +29,36 @@ TABLE_METRICS = ("auroc", "auprc", "f1", "precision", "recall")
 RULES = ("validation", "synthetic", "last")
 
 
+def safe_name(text: str, limit: int = 80) -> str:
+    """``text`` as one file name that stays in its folder: characters other than letters,
+    digits, ``.``, ``_`` and ``-`` become ``_``, no leading dot, and a name over ``limit``
+    characters is cut and ends with a digest of the whole (names stay distinct)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".") or "_"
+    if len(name) > limit:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        name = f"{name[:limit - 9]}-{digest}"
+    return name
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` always holds either the old or the new complete file:
+    through a temporary file of unpredictable name in the same folder (created exclusively, so
+    a link planted there is never followed), then renamed over ``path``."""
+    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                           suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
 def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` always holds either the old or the new complete file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    """:func:`write_bytes_atomically` of ``text`` in UTF-8."""
+    write_bytes_atomically(path, text.encode("utf-8"))
 
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:

@@ -1,6 +1,5 @@
 """The classic baselines: conv autoencoder, Deep SVDD and the scikit-learn detectors."""
 
-import pickle
 
 import numpy as np
 import pytest
@@ -192,15 +191,24 @@ def test_shallow_baselines_detect_other_digits_and_save_what_they_chose(
     test = trainer.evaluate(digit_one_normal)["test"]
     assert test["auroc"] > 0.9, test
     assert chosen and trainer.training_summary()["validation_best"]["auroc"] > 0.9
-    with open(tmp_path / "model" / DETECTOR_FILE, "rb") as file:
-        restored = pickle.load(file)
+    restored = restored_detector(cls, trainer, tmp_path)
     images = flat_images(digit_one_normal.test)[:50]
     np.testing.assert_allclose(cls.score(restored, images), cls.score(trainer.detector, images))
 
 
+def restored_detector(cls, trainer, run_dir):
+    """The detector a fresh trainer loads from ``run_dir/model`` (skops, never a pickle)."""
+    assert (run_dir / "model" / DETECTOR_FILE).is_file()
+    assert not (run_dir / "model" / "detector.pkl").exists()
+    fresh = cls(trainer.hps, sample_shape=(28, 28, 1), seed=0)
+    fresh.load_model(run_dir / "model")
+    return fresh.detector
+
+
 def test_pca_variance_projects_before_the_detector_and_saves_the_projection(
         tmp_path, digit_one_normal, capsys):
-    """The PCA is fitted on the training images only; the pickle holds projection + detector."""
+    """The PCA is fitted on the training images only; the model file holds projection +
+    detector."""
     cls = trainer_class("iforest")
     trainer = cls({**defaults(cls.schema()), "pca_variance": 0.9}, sample_shape=(28, 28, 1),
                   seed=0)
@@ -213,8 +221,7 @@ def test_pca_variance_projects_before_the_detector_and_saves_the_projection(
     assert projection.explained_variance_ratio_.sum() >= 0.9
     assert f"PCA keeps {projection.n_components_} of 784 dimensions (90%" in capsys.readouterr().out
     assert trainer.evaluate(digit_one_normal)["test"]["auroc"] > 0.9
-    with open(tmp_path / "model" / DETECTOR_FILE, "rb") as file:
-        restored = pickle.load(file)
+    restored = restored_detector(cls, trainer, tmp_path)
     images = flat_images(digit_one_normal.test)[:50]
     np.testing.assert_allclose(cls.score(restored, images), cls.score(trainer.detector, images))
     for bad, message in ((-0.1, "must be >= 0.0"), (1.5, "must be <= 1.0")):

@@ -158,16 +158,21 @@ def test_a_second_process_on_the_same_run_is_refused_and_a_dead_ones_lock_taken_
     assert train(tmp_path, AE, "--normal-label", 3).exit_code == 0
     [path] = results_files(tmp_path / "logs")
     lock = path.parent / ".lock"
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from anomaly_toolbox.locks import run_lock\n"
+        f"with run_lock(Path({str(path.parent)!r})):\n"
+        "    print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
     try:
-        lock.write_text(f"{os.uname().nodename} {sleeper.pid}\n")
+        assert holder.stdout.readline().strip() == "held"
         refused = train(tmp_path, AE, "--normal-label", 3, "--restart")
         assert refused.exit_code == 2, refused.output
-        assert f"another anomaly-box process (PID {sleeper.pid}) is writing" in refused.output
+        assert f"another process (PID {holder.pid}: " in refused.output
+        assert "is writing" in refused.output
         assert read_results(path)["status"] == "completed"  # untouched
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        holder.kill()  # SIGKILL: its lock file stays behind, naming it
+        holder.wait()
+    assert lock.exists()
     taken_over = train(tmp_path, AE, "--normal-label", 3, "--restart")  # its owner is dead now
     assert taken_over.exit_code == 0, taken_over.output
     assert read_results(path)["status"] == "completed" and not lock.exists()
@@ -300,12 +305,12 @@ def test_benchmark_with_a_grid_reports_the_configuration_chosen_on_validation(tm
 
 # ------------------------------------------------------------------------- how runs end
 def test_a_grid_goes_on_past_a_bad_combination(tmp_path):
-    result = train(tmp_path, {**AE, "batch_size": [100_000, 32]}, "--tuning", "--normal-label", 3)
+    result = train(tmp_path, {**AE, "batch_size": [10_000, 32]}, "--tuning", "--normal-label", 3)
     assert result.exit_code == 1 and "1 run(s) failed" in result.output
     runs = {r["hps"]["batch_size"]: r for r in map(read_results, results_files(tmp_path / "logs"))}
     assert runs[32]["status"] == "completed"
-    assert runs[100_000]["status"] == "failed"
-    assert "batch_size 100000 is larger than the 360 training samples" in runs[100_000]["error"]
+    assert runs[10_000]["status"] == "failed"
+    assert "batch_size 10000 is larger than the 360 training samples" in runs[10_000]["error"]
     table = (results_files(tmp_path / "logs")[0].parent.parent / "results.md").read_text()
     assert "| failed |" in table and "| completed |" in table and "Traceback" not in result.output
 

@@ -84,6 +84,10 @@ def load_raw(name: str, data_dir: str | Path | None = None, category: str | None
     unknown = sorted(set(options) - set(DATASETS[name].options))
     if unknown:
         raise ValueError(f"dataset '{name}' takes no option {', '.join(unknown)}")
+    if category is not None and (category in ("", ".", "..") or Path(category).name != category
+                                 or "\\" in category):
+        raise ValueError(f"--category {category!r} is not a folder name: give the name of one "
+                         f"category folder (e.g. bottle), without path separators or '..'")
     raw = DATASETS[name].loader(data_dir, category, **options)
     loaded = raw.name or name
     return dataclasses.replace(raw, name=f"{loaded}-{category}" if category else loaded)

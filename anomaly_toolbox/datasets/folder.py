@@ -34,16 +34,25 @@ MVTEC_CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", 
 
 
 def image_files(directory: Path) -> list[Path]:
-    """Image files directly in ``directory``, sorted by name."""
-    return sorted(p for p in directory.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files directly in ``directory``, sorted by name; names with an image suffix that
+    are no readable file (a broken or looping link, a folder) are logged as skipped."""
+    named = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [p for p in named if p.is_file()]
+    for path in sorted(set(named) - set(files)):
+        log.warning("skipped (not a readable file: a broken or looping link, or a folder): %s",
+                    path)
+    return files
 
 
 def _decode(path: Path, size: tuple[int, int]) -> tf.Tensor:
-    """uint8 ``[height, width, 1 or 3]`` resized to ``size``; alpha is dropped."""
+    """uint8 ``[height, width, 1 or 3]`` resized to ``size``; alpha is dropped. GIFs always
+    decode as RGB: one whose three channels are equal is grayscale and keeps one channel."""
     image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
     if image.shape[-1] in (2, 4):
         image = image[..., :-1]
+    if (path.suffix.lower() == ".gif" and image.shape[-1] == 3
+            and bool(tf.reduce_all(image == image[..., :1]))):
+        image = image[..., :1]
     resized = tf.image.resize(image, size, antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 

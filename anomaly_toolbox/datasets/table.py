@@ -97,6 +97,14 @@ class Column:
     def width(self) -> int:
         return 1 if self.kind == "numeric" else len(self.categories)
 
+    def scaled(self, numbers: np.ndarray) -> np.ndarray:
+        """``(x - low) / (high - low)`` of finite float64 ``numbers``, computed on halves so that
+        a column spanning most of the float64 range (1e308 and -1e308) does not overflow, and
+        kept within float32's range."""
+        span = (self.high / 2 - self.low / 2) or 0.5
+        limit = float(np.finfo(np.float32).max)
+        return np.clip((numbers / 2 - self.low / 2) / span, -limit, limit)
+
 
 @dataclasses.dataclass(frozen=True)
 class TableEncoder:
@@ -147,8 +155,7 @@ class TableEncoder:
                 if len(invalid):
                     raise TableError(f"column '{column.name}', row {invalid[0] + 1}: "
                                      f"{values[invalid[0]]!r} is not a finite number")
-                span = column.high - column.low or 1.0
-                parts.append(((numbers - column.low) / span)[:, None])
+                parts.append(column.scaled(numbers)[:, None])
             else:
                 text = values.astype(str)
                 parts.append((text[:, None] == np.array(column.categories)[None, :]))

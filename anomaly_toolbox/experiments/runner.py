@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
 import itertools
 import json
@@ -42,19 +41,20 @@ from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.faults import MachineFault, memory_fault, storage_fault
 from anomaly_toolbox.hps import (SELECTION_RULES, HpsError, check_batch_fits,
                                  exact_epochs_when_given, expand, load_grid)
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
 from anomaly_toolbox.runtime import apply_determinism, distribution_strategy, resolve_jit
 from anomaly_toolbox.results import (RESULTS_FILE, RULES, TABLE_FILE, TABLE_METRICS,
-                                     choice_summary, describe_code, read_results,
+                                     choice_summary, describe_code, read_results, safe_name,
                                      write_json_atomically, write_results_table,
                                      write_text_atomically)
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.timing import run_clock_start
 from anomaly_toolbox.trainers import MethodTrainer
-from anomaly_toolbox.trainers.base import CHECKPOINT_DIR, TrainingDiverged
+from anomaly_toolbox.trainers.base import CHECKPOINT_DIR, Trainer, TrainingDiverged
 
 TrainerClass = type[MethodTrainer]
 ERROR_LOG = "error.log"
@@ -96,9 +96,10 @@ class RunConfig:
 def data_label(raw: RawData) -> str:
     """The data's name in log paths: what was loaded (``mnist-5k`` for the fallback), and for
     ``folder`` and ``csv`` the folder's or file's name."""
+    label = raw.name
     if raw.name in ("folder", "csv") and raw.location:
-        return f"{raw.name}-{Path(raw.location).stem}"
-    return raw.name
+        label = f"{raw.name}-{Path(raw.location).stem}"
+    return safe_name(label)
 
 
 def experiment_dir(config: RunConfig, raw: RawData) -> Path:
@@ -164,10 +165,6 @@ def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
     return sets
 
 
-class DiskFull(OSError):
-    """The disk filled up during a run; the last good checkpoint and results are kept."""
-
-
 def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[str, Any]]:
     """Train and test every hyperparameter set of ``config``; returns each run's results.
 
@@ -176,12 +173,21 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     is written; inside a grid that run is recorded as ``failed`` and the grid goes on.
     """
     trainer_cls = trainer_class(config.experiment)
+    if config.distribute and (not issubclass(trainer_cls, Trainer)
+                              or trainer_cls.distribution_off_reason):
+        reason = getattr(trainer_cls, "distribution_off_reason", "") or (
+            "a scikit-learn baseline fits on the CPU, with no replicas to spread over")
+        raise ValueError(f"{config.experiment} does not train with --distribute: {reason}; "
+                         f"drop --distribute")
     sets = hyperparameter_sets(config)
     deterministic = apply_determinism(config.deterministic)
     raw = raw if raw is not None else load_raw(config.dataset, config.data_dir, config.category,
                                                config.dataset_options)
     splits, table = encode_splits(raw, one_class_splits(
         raw, config.protocol, config.label, config.contamination, config.val_share, config.seed))
+    if splits.train.x.ndim == 2 and not getattr(trainer_cls, "supports_tabular", True):
+        raise ValueError(f"{config.experiment} works on images only and {raw.name} is a table; "
+                         f"choose a method that takes tables (see anomaly-box --list)")
     root = experiment_dir(config, raw)
     print(f"Data: {raw.source}\nSplits: {json.dumps(splits.describe())}\nLogs: {root}")
     results = []
@@ -327,9 +333,10 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
         check_batch_fits(hps, len(splits.train))
         with distribution_strategy(config.distribute).scope():
             trainer = trainer_cls(hps, sample_shape=splits.train.x.shape[1:], seed=config.seed)
-    except ValueError as error:
+    except (ValueError, MemoryError, tf.errors.ResourceExhaustedError) as error:
+        fault = memory_fault(error)
         if not run.in_grid:
-            raise
+            raise MachineFault(f"building the networks: {fault}") if fault else error
         _record_failure(run_dir, results, error)
         return results
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -353,7 +360,13 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
     config, data = run.config, run.data
     results_path = run_dir / RESULTS_FILE
     write_json_atomically(results_path, results)
-    writer = tf.summary.create_file_writer(str(run_dir))
+    try:
+        writer = tf.summary.create_file_writer(str(run_dir))
+    except tf.errors.OpError as error:
+        with contextlib.suppress(Exception):
+            _record_failure(run_dir, results, error)
+        fault = storage_fault(error)
+        raise (MachineFault(f"{run_dir}: {fault}") if fault else error) from None
     trial_id = run_dir.relative_to(config.log_dir).as_posix()
     with writer.as_default():
         hp.hparams({key: hparam_value(value) for key, value in results["hps"].items()},
@@ -390,16 +403,13 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
         write_json_atomically(results_path, results)
         _write_session_end(writer, "interrupted")
         raise
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
-            return _failed(run_dir, results, writer, error)
-        with contextlib.suppress(OSError):
-            _failed(run_dir, results, writer, error)
-        raise DiskFull(errno.ENOSPC, f"the disk is full (writing {error.filename or run_dir}); "
-                                     f"free some space and run the same command again to "
-                                     f"resume from the last good checkpoint") from None
     except Exception as error:  # noqa: BLE001 - recorded as failed; a grid goes on
-        return _failed(run_dir, results, writer, error)
+        fault = storage_fault(error) or (None if run.in_grid else memory_fault(error))
+        if fault is None:
+            return _failed(run_dir, results, writer, error)
+        with contextlib.suppress(Exception):
+            _failed(run_dir, results, writer, error)
+        raise MachineFault(f"{run_dir}: {fault}") from None
     summary = trainer.training_summary()
     with writer.as_default():
         for metric, value in test.items():

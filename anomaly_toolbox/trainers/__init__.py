@@ -61,5 +61,6 @@ class MethodTrainer(Protocol):
     def selection_note(self) -> str | None:
         """A caveat about how the final model was selected, if any."""
 
-    def load_model(self, model_dir: Path) -> None:
-        """Load a saved final model for scoring."""
+    def load_model(self, model_dir: Path, trusted: bool = False) -> None:
+        """Load a saved final model for scoring; files that could run code only when
+        ``trusted``."""

@@ -312,9 +312,9 @@ class AMATrainer(EncoderGeneratorTrainer):
         if model_dir is not None:
             (model_dir / GAUSSIAN_FILE).write_text(json.dumps({"mean": mean, "std": std}) + "\n")
 
-    def load_model(self, model_dir: Path) -> None:
+    def load_model(self, model_dir: Path, trusted: bool = False) -> None:
         """Load the networks and the A-score's Gaussian of a saved model."""
-        super().load_model(model_dir)
+        super().load_model(model_dir, trusted)
         path = model_dir / GAUSSIAN_FILE
         try:
             stored = json.loads(path.read_text())

@@ -145,6 +145,20 @@ def step_scalar_writer() -> Callable[[list[dict[str, float]], int], None]:
     return write
 
 
+#: A run whose first epoch predicts more than this many hours says so.
+LONG_RUN_HOURS = 24.0
+
+
+def _warn_if_long(started: float, epochs_left: int) -> None:
+    """After the first epoch: say so when the rest of the run will take over
+    :data:`LONG_RUN_HOURS` at this pace (a typo in --epochs, or a budget for a faster machine)."""
+    hours = (time.perf_counter() - started) * epochs_left / 3600
+    if hours > LONG_RUN_HOURS:
+        print(f"Note: at this pace the remaining {epochs_left:,} epochs take about "
+              f"{hours:,.0f} hours. Ctrl-C stops the run (the same command resumes it); "
+              f"--epochs N sets a smaller budget.")
+
+
 def _save_keras_atomically(model: keras.Model, path: Path) -> None:
     partial = path.with_name(path.stem + ".partial.keras")
     model.save(partial)
@@ -520,6 +534,8 @@ class Trainer(ImageSides, abc.ABC):
                         writer.flush()
                     print(f"epoch {epoch + 1}/{epochs}: {shown} ("
                           f"{eta_text(started, epoch + 1 - first_epoch, epochs - epoch - 1)})")
+                    if epoch == first_epoch:
+                        _warn_if_long(started, epochs - epoch - 1)
             except BaseException:
                 with clock("checkpoints_and_saves"):
                     checkpoints.write_held()
@@ -719,8 +735,10 @@ class Trainer(ImageSides, abc.ABC):
         for name, net in self.scoring_networks.items():
             net.load_weights(directory / f"{name}.keras")
 
-    def load_model(self, model_dir: Path) -> None:
-        """Load a final model saved by :meth:`select_final_model` for scoring."""
+    def load_model(self, model_dir: Path, trusted: bool = False) -> None:
+        """Load a final model saved by :meth:`select_final_model` for scoring. Only the weights
+        are read from the ``.keras`` files, never their configuration (no layer, Lambda or
+        other, is rebuilt from a file), so nothing in them runs, ``trusted`` or not."""
         self.load_networks(model_dir)
 
     def available_rules(self, run_dir: Path) -> list[str]:

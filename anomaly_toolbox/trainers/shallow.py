@@ -16,11 +16,19 @@ mnist-5k P3 it lifts Isolation Forest from 0.868 to 0.935 AUROC (benchmarks/RESU
 
 Scores, higher = more anomalous: OC-SVM -decision_function; Isolation Forest -score_samples
 (the average path length, negated); KDE -log density.
+
+The chosen detector is stored in skops' format (``model/detector.skops``), which loads without
+running code from the file. Two kinds of object in it index arrays without bounds checks when
+used (the trees of Isolation Forest, the KD tree of KDE), so skops does not trust them by default:
+here a tree's node indices are checked before use and KDE's tree is rebuilt from its data. Older
+model directories hold a pickle (``detector.pkl``), which can run any code when loaded: it loads
+only when the caller says the directory is trusted.
 """
 
 from __future__ import annotations
 
 import abc
+import io
 import pickle
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,15 +41,27 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import Pipeline
 from sklearn.svm import OneClassSVM
+from sklearn.tree._tree import Tree
+from skops import io as skops_io
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.evaluation import ranking_metrics, test_metrics
 from anomaly_toolbox.experiments import registered_name
 from anomaly_toolbox.hps import SELECTION_METRICS, HParam, Schema, schema_of
+from anomaly_toolbox.results import write_bytes_atomically
 from anomaly_toolbox.timing import Stopwatch
 from anomaly_toolbox.trainers.base import MODEL_DIR, ImageSides
 
-DETECTOR_FILE = "detector.pkl"
+DETECTOR_FILE = "detector.skops"
+#: Where models saved before the skops format kept the detector (a pickle).
+PICKLED_DETECTOR_FILE = "detector.pkl"
+#: Types that skops does not trust by default and that this module checks or rebuilds on load.
+CHECKED_TYPES = ("sklearn.tree._tree.Tree", "sklearn.neighbors._kd_tree.KDTree",
+                 "sklearn.metrics._dist_metrics.EuclideanDistance64")
+
+
+class UntrustedModel(ValueError):
+    """A model file that could run code, or holds objects a baseline never holds, was refused."""
 
 
 def flat_images(cached: tf.data.Dataset) -> np.ndarray:
@@ -71,6 +91,8 @@ class ShallowTrainer(ImageSides, abc.ABC):
 
     image_size: ClassVar[int] = 28
     hparams: ClassVar[tuple[HParam, ...]]
+    #: The scikit-learn class of the fitted detector (checked when a model is loaded).
+    estimator: ClassVar[type]
     #: Scoring is one scikit-learn call: there is no progress to show.
     show_scoring_progress = False
 
@@ -158,11 +180,16 @@ class ShallowTrainer(ImageSides, abc.ABC):
         return PCA(n_components=None if share == 1.0 else share, svd_solver="full").fit(train)
 
     def select_final_model(self, run_dir: Path, data: PreparedData) -> str:
-        """Pickle the chosen detector to ``model/detector.pkl``; say which setting it is."""
+        """Store the chosen detector in ``model/``; say which setting it is."""
         (run_dir / MODEL_DIR).mkdir(parents=True, exist_ok=True)
-        with open(run_dir / MODEL_DIR / DETECTOR_FILE, "wb") as file:
-            pickle.dump(self.detector, file)
+        self.save_detector(run_dir / MODEL_DIR)
         return self.chosen
+
+    def save_detector(self, model_dir: Path) -> None:
+        """Store the detector as ``detector.skops`` (loads without running code); an older
+        model's pickle there is removed."""
+        write_bytes_atomically(model_dir / DETECTOR_FILE, skops_io.dumps(self.detector))
+        (model_dir / PICKLED_DETECTOR_FILE).unlink(missing_ok=True)
 
     def selection_note(self) -> str | None:
         return None
@@ -196,10 +223,54 @@ class ShallowTrainer(ImageSides, abc.ABC):
         """Scores ``[N]`` of every sample of a cached split by the chosen detector."""
         return self.score(self.detector, flat_images(cached))
 
-    def load_model(self, model_dir: Path) -> None:
-        """Load the detector that :meth:`select_final_model` pickled."""
-        with open(model_dir / DETECTOR_FILE, "rb") as file:
-            self.detector = pickle.load(file)
+    def load_model(self, model_dir: Path, trusted: bool = False) -> None:
+        """Load the detector that :meth:`select_final_model` stored, without running code from
+        the file; an older model's pickle only when ``trusted``. Raises :class:`UntrustedModel`
+        for a pickle (not ``trusted``), unknown object types, or a detector of another kind."""
+        stored = model_dir / DETECTOR_FILE
+        if not stored.is_file() and (model_dir / PICKLED_DETECTOR_FILE).is_file():
+            if not trusted:
+                raise UntrustedModel(
+                    f"{model_dir / PICKLED_DETECTOR_FILE} is a pickle, which runs whatever code "
+                    f"it holds when loaded; it was not loaded. If you made this model yourself, "
+                    f"load it once as trusted (anomaly-box ... --trust-model, or "
+                    f"anomaly_toolbox.load(path, trusted=True)) and save it again "
+                    f"(Detector.save) to store it in the safe format")
+            with open(model_dir / PICKLED_DETECTOR_FILE, "rb") as file:
+                detector = pickle.load(file)  # noqa: S301 - the caller trusts this directory
+        else:
+            data = stored.read_bytes()
+            try:
+                unknown = [name for name in skops_io.get_untrusted_types(data=data)
+                           if name not in CHECKED_TYPES]
+                if unknown and not trusted:
+                    raise UntrustedModel(
+                        f"{stored} holds object types that no {self.name} model holds "
+                        f"({', '.join(unknown)}); it was not loaded. Load it as trusted "
+                        f"(--trust-model, or anomaly_toolbox.load(path, trusted=True)) only if "
+                        f"you made it")
+                detector = skops_io.load(io.BytesIO(data), trusted=[*CHECKED_TYPES, *unknown])
+            except UntrustedModel:
+                raise
+            except Exception as error:  # noqa: BLE001 - skops reports damage in many ways
+                raise UntrustedModel(f"{stored} is not a readable skops file ({error}); "
+                                     f"retrain the run") from None
+        self.detector = self._checked(detector, model_dir)
+
+    def _checked(self, detector: Any, model_dir: Path) -> Any:
+        """``detector`` after checking that it is this method's kind (alone or after a PCA) with
+        tree node indices in bounds; a KDE's tree is rebuilt from its data."""
+        final = detector.steps[-1][1] if isinstance(detector, Pipeline) else detector
+        expected = self.estimator
+        if type(final) is not expected or (isinstance(detector, Pipeline) and (
+                len(detector.steps) != 2 or not isinstance(detector.steps[0][1], PCA))):
+            raise UntrustedModel(f"{model_dir} holds a {type(final).__name__}, not the "
+                                 f"{expected.__name__} of a {self.name} model; retrain the run")
+        for tree in _trees(final):
+            _check_tree(tree, final.n_features_in_, model_dir)
+        if isinstance(final, KernelDensity):
+            final.fit(np.asarray(final.tree_.data))
+        return detector
 
     def training_summary(self) -> dict[str, Any]:
         return {"epochs_trained": 1, "steps_trained": 0, "epochs_planned": 1,
@@ -214,6 +285,26 @@ class ShallowTrainer(ImageSides, abc.ABC):
                 "validation": {}}
 
 
+def _trees(detector: Any) -> list[Tree]:
+    """The fitted trees inside ``detector`` (Isolation Forest's), else none."""
+    return [estimator.tree_ for estimator in getattr(detector, "estimators_", [])]
+
+
+def _check_tree(tree: Any, features: int, model_dir: Path) -> None:
+    """Refuse a tree whose node arrays index outside themselves or the features, which
+    scikit-learn would follow without bounds checks."""
+    nodes = tree.node_count
+    children = np.concatenate([tree.children_left, tree.children_right])
+    leaves = tree.children_left == -1
+    if (not isinstance(tree, Tree) or len(tree.children_left) != nodes
+            or len(tree.children_right) != nodes or len(tree.feature) != nodes
+            or children.min(initial=-1) < -1 or children.max(initial=-1) >= nodes
+            or np.any(tree.children_right[leaves] != -1)
+            or np.any((tree.feature[~leaves] < 0) | (tree.feature[~leaves] >= features))):
+        raise UntrustedModel(f"{model_dir}: a tree of the stored detector has node indices out "
+                             f"of bounds; the file is damaged or was crafted. Retrain the run")
+
+
 def _median_distance(train: np.ndarray, seed: int, pairs: int = 2_000) -> float:
     """Median Euclidean distance between random pairs of training images."""
     rng = np.random.default_rng(seed)
@@ -224,6 +315,7 @@ def _median_distance(train: np.ndarray, seed: int, pairs: int = 2_000) -> float:
 class OCSVMTrainer(ShallowTrainer):
     """One-class SVM with an RBF kernel."""
 
+    estimator = OneClassSVM
     hparams = (
         *shallow_hparams(),
         HParam("nu", float, 0.1, "upper bound on the share of training outliers", minimum=1e-4,
@@ -254,6 +346,7 @@ class OCSVMTrainer(ShallowTrainer):
 class IsolationForestTrainer(ShallowTrainer):
     """Isolation Forest (Liu et al. 2008)."""
 
+    estimator = IsolationForest
     hparams = (
         *shallow_hparams(),
         HParam("n_estimators", int, 100, "trees in the forest", positive=True),
@@ -271,6 +364,7 @@ class IsolationForestTrainer(ShallowTrainer):
 class KDETrainer(ShallowTrainer):
     """Gaussian kernel density estimate."""
 
+    estimator = KernelDensity
     hparams = (
         *shallow_hparams(),
         HParam("bandwidth", float, None, "Gaussian kernel bandwidth (default: set by "
