@@ -413,3 +413,16 @@ def test_a_grayscale_gif_scores_with_a_grayscale_model(trained, tmp_path, bundle
     picture[..., 0] = 255
     Image.fromarray(picture).save(colour)
     assert_bad_input(invoke("score", "--model", run, colour), "is a colour image")
+
+
+def test_a_data_folder_without_permission_is_one_line(tmp_path, monkeypatch):
+    def denied(directory):
+        raise PermissionError(errno.EACCES, "Permission denied", str(directory))
+
+    (tmp_path / "data" / "normal").mkdir(parents=True)
+    (tmp_path / "data" / "abnormal").mkdir()
+    monkeypatch.setattr("anomaly_toolbox.datasets.folder.image_files", denied)
+    result = invoke("-e", "ae", "-d", "folder", "--data-dir", tmp_path / "data", "--log-dir",
+                    tmp_path / "logs")
+    assert_bad_input(result, f"permission denied ({tmp_path / 'data' / 'normal'}): make it "
+                             f"readable/writable", tmp_path / "logs")
