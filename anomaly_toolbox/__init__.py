@@ -1,7 +1,9 @@
 """anomaly-toolbox: GAN-based anomaly detection methods in TensorFlow/Keras.
 
 The scikit-learn-style classes (``EGBAD``, ``GANomaly``, ...) and ``load`` are imported on first
-use, so that importing the package (and ``anomaly-box --help``) does not load TensorFlow.
+use, so that importing the package (and ``anomaly-box --help``) does not load TensorFlow. Importing
+it first turns TensorFlow's oneDNN kernels on where TensorFlow would leave them off on a CPU that
+has what they need (:mod:`anomaly_toolbox.cpu`; a ``TF_ENABLE_ONEDNN_OPTS`` you set stands).
 """
 
 from __future__ import annotations
@@ -9,8 +11,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from anomaly_toolbox import timing  # noqa: F401 - its clock starts with the package
-from anomaly_toolbox.experiments import api_names
+from anomaly_toolbox.cpu import enable_onednn_where_off
+
+enable_onednn_where_off()
+
+from anomaly_toolbox import timing  # noqa: E402,F401 - its clock starts with the package
+from anomaly_toolbox.experiments import api_names  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import anomaly_toolbox  # noqa: E402,F401 - before TensorFlow: it may turn oneDNN on
 import tensorflow as tf
 
 from anomaly_toolbox.datasets import load_raw

@@ -14,6 +14,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click  # noqa: E402
+import anomaly_toolbox  # noqa: E402,F401 - before TensorFlow: it may turn oneDNN on
 import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.hps import defaults  # noqa: E402

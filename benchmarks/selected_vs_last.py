@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click  # noqa: E402
 import numpy as np  # noqa: E402
+import anomaly_toolbox  # noqa: E402,F401 - before TensorFlow: it may turn oneDNN on
 import tensorflow as tf  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 

@@ -30,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click  # noqa: E402
+import anomaly_toolbox  # noqa: E402,F401 - before TensorFlow: it may turn oneDNN on
 import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.cli import int_list  # noqa: E402

@@ -387,3 +387,25 @@ def test_each_paper_number_stands_under_our_row_of_the_rule_that_paper_used():
     assert "| deepsvdd | paper[1], last | - | - | 0.948 |" in rows
     assert "- Reported models chosen by: memgan: validation; deepsvdd: validation." in report
     assert "table 1; its model chosen by: last (the weights at the end of a fixed budget" in report
+
+
+def test_flop_counts_match_the_formulas_of_a_small_step():
+    """benchmarks/flops.py counts 2 x multiply-adds of a conv, both its gradients and a matmul
+    from the step graph's static shapes."""
+    flops = benchmark_script("flops")
+    kernel = tf.Variable(tf.ones((3, 3, 2, 4)))
+    weights = tf.Variable(tf.ones((4 * 6 * 6, 5)))
+
+    def step(images):
+        with tf.GradientTape() as tape:
+            features = tf.nn.conv2d(images, kernel, strides=1, padding="VALID")  # [8, 6, 6, 4]
+            loss = tf.reduce_sum(tf.reshape(features, (8, -1)) @ weights)
+        return loss, tape.gradient(loss, [kernel, weights])
+
+    graph = tf.function(step).get_concrete_function(tf.zeros((8, 8, 8, 2))).graph
+    conv = 2 * 8 * 6 * 6 * 4 * 3 * 3 * 2
+    matmul = 2 * 8 * 5 * 144
+    # forward conv + filter gradient (the input gradient is built but pruned: nothing reads
+    # it); matmul (the loss is returned) + its weight gradient + its input gradient (which the
+    # filter gradient reads)
+    assert flops.graph_flops(graph) == 2 * conv + 3 * matmul

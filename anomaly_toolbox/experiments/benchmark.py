@@ -7,7 +7,6 @@ interrupted resumes: completed runs are read back, not retrained.
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections import Counter
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anomaly_toolbox.cpu import describe_cpu, onednn_state
 from anomaly_toolbox.datasets import DATASETS, load_raw
 from anomaly_toolbox.datasets.splits import check_label
 from anomaly_toolbox.experiments import trainer_class
@@ -222,12 +222,14 @@ def reported_rules(runs: list[dict[str, Any]], methods: list[str]) -> str:
 
 
 def describe_machine() -> str:
-    """CPU, core count, GPUs (as TensorFlow sees them) and library versions."""
+    """CPU model, instruction sets and core count, oneDNN's state, GPUs (as TensorFlow sees
+    them) and library versions."""
     import keras
     import tensorflow as tf
 
     gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
             for gpu in tf.config.list_physical_devices("GPU")]
-    return (f"{platform.processor() or platform.machine()} with {os.cpu_count()} CPU cores, "
-            f"GPU: {', '.join(gpus) or 'none'}; TensorFlow {tf.__version__}, Keras "
-            f"{keras.__version__}, Python {platform.python_version()}")
+    onednn = onednn_state()
+    return (f"{describe_cpu()}, oneDNN {'on' if onednn['enabled'] else 'off'} "
+            f"({onednn['decided_by']}), GPU: {', '.join(gpus) or 'none'}; TensorFlow "
+            f"{tf.__version__}, Keras {keras.__version__}, Python {platform.python_version()}")

@@ -41,6 +41,7 @@ from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.cpu import onednn_state
 from anomaly_toolbox.faults import MachineFault, memory_fault, storage_fault
 from anomaly_toolbox.hps import (SELECTION_RULES, HpsError, check_batch_fits,
                                  exact_epochs_when_given, expand, load_grid)
@@ -326,7 +327,8 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
         "data_source": run.raw.source, "protocol": config.protocol, "label": config.label,
         "contamination": config.contamination, "val_share": config.val_share,
         "seed": config.seed, "splits": splits.describe(), "hps": hps,
-        "deterministic": run.deterministic, "fingerprint": fingerprint, "code": describe_code(),
+        "deterministic": run.deterministic, "onednn": onednn_state(),
+        "fingerprint": fingerprint, "code": describe_code(),
         "status": "running",
     }
     try:

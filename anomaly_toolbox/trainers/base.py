@@ -196,13 +196,16 @@ class Trainer(ImageSides, abc.ABC):
     supports_tabular: ClassVar[bool] = False
     #: Why the method cannot train under a multi-replica strategy (empty: it can).
     distribution_off_reason: ClassVar[str] = ""
-    #: Why XLA stays off by default without a GPU (empty: on everywhere). Measured on this
-    #: project's 2-core CPU (benchmarks/RESULTS.md, "XLA on a CPU"), XLA train steps of whole
-    #: runs were no faster than plain graphs, with or without op determinism, while compiling
-    #: added 2-20 s per run.
+    #: Why XLA stays off by default without a GPU (empty: on everywhere). On both CPUs of our
+    #: machine kind, with oneDNN on (TensorFlow's default on the Intel Xeon, the toolbox's on
+    #: the AVX2-only AMD EPYC: :mod:`anomaly_toolbox.cpu`), XLA train steps were no faster than
+    #: plain graphs: whole runs on the Xeon (benchmarks/RESULTS.md, "XLA on a CPU"); on the EPYC
+    #: GANomaly 329 against 274 ms a step, EGBAD 65 against 57 ms (issue 42). Compiling adds
+    #: 2-20 s per run on top. (Only against plain graphs without oneDNN was XLA faster there,
+    #: 1.3-1.7x: a user who turns oneDNN off may want ``--jit``.)
     cpu_jit_off_reason: ClassVar[str] = ("XLA train steps measured no faster than plain graphs "
-                                         "for whole runs on a 2-core CPU, and compiling adds "
-                                         "2-20 s (benchmarks/RESULTS.md)")
+                                         "with oneDNN on two x86 CPUs (AVX-512 and AVX2-only), "
+                                         "and compiling adds 2-20 s (benchmarks/RESULTS.md)")
     #: The rule ``selection`` 'auto' uses when validation has no labelled anomalies: the
     #: label-free rule that measured best for the method (benchmarks/RESULTS.md, "Numbers
     #: without labels").
