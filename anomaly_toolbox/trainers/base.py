@@ -795,20 +795,29 @@ class Trainer(ImageSides, abc.ABC):
         """For every available rule: the epoch it chose, that model's validation and synthetic
         metrics, and its test metrics (``chosen_test`` for :attr:`selection_rule`, whose model
         comes last, so that it is the one loaded and calibrated at the end). Label-free rules
-        get the label-free threshold."""
+        get the label-free threshold. Rules that chose the same epoch chose the same weights:
+        their splits are scored once (a short run's three rules often share its last epoch)."""
         report, shown = {}, self.show_scoring_progress
         self.show_scoring_progress = False
+        scored: dict[int, dict[str, Any]] = {}
         for rule in sorted(self.available_rules(run_dir), key=lambda r: r == self.selection_rule):
             self.use_rule(rule, run_dir)
             self.calibrate(data, None)
-            validation_scores = self.final_scores(data.validation)
+            epoch = self.rule_epoch(rule)
+            if epoch not in scored:
+                validation_scores = self.final_scores(data.validation)
+                scored[epoch] = {
+                    "validation_scores": validation_scores,
+                    "validation": ranking_metrics(data.validation_labels, validation_scores),
+                    "synthetic": ({} if data.synthetic is None else ranking_metrics(
+                        data.synthetic_labels, self.final_scores(data.synthetic)))}
+            same = scored[epoch]
+            if rule != self.selection_rule and "test_scores" not in same:
+                same["test_scores"] = self.final_scores(data.test)
             report[rule] = {
-                "epoch": self.rule_epoch(rule),
-                "validation": ranking_metrics(data.validation_labels, validation_scores),
-                "synthetic": ({} if data.synthetic is None else ranking_metrics(
-                    data.synthetic_labels, self.final_scores(data.synthetic))),
+                "epoch": epoch, "validation": same["validation"], "synthetic": same["synthetic"],
                 "test": chosen_test if rule == self.selection_rule else test_metrics(
-                    data, validation_scores, self.final_scores(data.test),
+                    data, same["validation_scores"], same["test_scores"],
                     label_free=rule != "validation")}
         self.show_scoring_progress = shown
         return {rule: report[rule] for rule in self.available_rules(run_dir)}
