@@ -65,8 +65,9 @@ def latent_norm_score(codes: tf.Tensor) -> tf.Tensor:
 class JointGANTrainer(EncoderGeneratorTrainer):
     """Joint encoder + WGAN-GP on 32x32 images; WGAN-GP's published optimiser settings."""
 
-    #: Test AUROC without labels, P3 class 0 of the bundled data (benchmarks/RESULTS.md; classes
-    #: 2 and 8 not yet measured): synthetic 0.719, last 0.619 (the latent-norm part collapses).
+    #: Test AUROC without labels, P3 classes 0 and 2 of the bundled data (benchmarks/RESULTS.md;
+    #: class 8 not yet measured): synthetic 0.600, last 0.585 on average (class 0: 0.719 vs
+    #: 0.619, the latent-norm part collapses late; class 2: 0.481 vs 0.552).
     label_free_selection = "synthetic"
 
     image_size = 32
