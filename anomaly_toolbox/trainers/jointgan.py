@@ -65,9 +65,9 @@ def latent_norm_score(codes: tf.Tensor) -> tf.Tensor:
 class JointGANTrainer(EncoderGeneratorTrainer):
     """Joint encoder + WGAN-GP on 32x32 images; WGAN-GP's published optimiser settings."""
 
-    #: Test AUROC without labels, P3 classes 0 and 2 of the bundled data (benchmarks/RESULTS.md;
-    #: class 8 not yet measured): synthetic 0.600, last 0.585 on average (class 0: 0.719 vs
-    #: 0.619, the latent-norm part collapses late; class 2: 0.481 vs 0.552).
+    #: Test AUROC without labels, P3 classes 0, 2 and 8 of the bundled data
+    #: (benchmarks/RESULTS.md): synthetic 0.571, last 0.506 on average (class 0: 0.719 vs 0.619,
+    #: the latent-norm part collapses late; class 2: 0.481 vs 0.552; class 8: 0.514 vs 0.348).
     label_free_selection = "synthetic"
 
     image_size = 32
