@@ -16,9 +16,8 @@ from anomaly_toolbox.cpu import enable_onednn_where_off
 enable_onednn_where_off()
 
 from anomaly_toolbox import timing  # noqa: E402,F401 - its clock starts with the package
-from anomaly_toolbox.experiments import api_names  # noqa: E402
-
-__version__ = "0.1.0"
+from anomaly_toolbox.registry import api_names  # noqa: E402
+from anomaly_toolbox.version import __version__  # noqa: E402,F401
 
 
 def __getattr__(name: str) -> Any:

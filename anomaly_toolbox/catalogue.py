@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anomaly_toolbox.experiments import EXPERIMENTS
+from anomaly_toolbox.registry import EXPERIMENTS
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.txt")
 
 
 def render() -> str:
     """Every experiment with its description, then its hps keys: type, default and help."""
-    from anomaly_toolbox.experiments import trainer_class
+    from anomaly_toolbox.registry import trainer_class
 
     lines = ["Experiments (--experiment) and their hyperparameters (hps keys, defaults):"]
     for name, experiment in EXPERIMENTS.items():

@@ -14,10 +14,12 @@ toolbox: ``score_samples`` is an anomaly score (higher = more anomalous) and ``p
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import math
 import shutil
+import sys
 import tempfile
 import time
 import weakref
@@ -30,14 +32,14 @@ import tensorflow as tf
 from anomaly_toolbox.datasets.pipeline import PreparedData, cached_dataset
 from anomaly_toolbox.datasets.splits import OneClassSplits, Split
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
-from anomaly_toolbox.experiments import EXPERIMENTS, api_names, trainer_class
+from anomaly_toolbox.registry import EXPERIMENTS, api_names, trainer_class
 from anomaly_toolbox.hps import JsonError, full_hps, json_file_text, strict_json
 from anomaly_toolbox.model_files import (METADATA_FILE, ModelError, check_metadata,
                                          threshold_for_fpr, train_select_finish,
                                          trainer_reconstructs)
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.runtime import apply_determinism, resolve_jit
-from anomaly_toolbox.trainers.base import MODEL_DIR
+from anomaly_toolbox.training.evaluation import MODEL_DIR
 from anomaly_toolbox.trainers.shallow import (PICKLED_DETECTOR_FILE, ShallowTrainer,
                                               UntrustedModel)
 
@@ -234,8 +236,7 @@ class Detector:
             return None
         trainer = self.trainer
         images = [x for x, _ in self._cached(x).batch(trainer.hps["batch_size"])]
-        with trainer.full_scoring():
-            parts = [trainer.compiled_reconstruct(batch) for batch in images]
+        parts = [trainer.compiled_reconstruct(batch) for batch in images]
         return np.concatenate([part.numpy() for part in parts])
 
     def model_inputs(self, x: np.ndarray) -> np.ndarray:
@@ -401,95 +402,49 @@ def _check_hps_match_method(metadata: dict[str, Any], source: Path) -> None:
                      f"were edited. Restore the file or retrain the run")
 
 
-class EGBAD(Detector):
-    """EGBAD (Zenati et al. 2018): BiGAN, residual + discriminator score."""
-
-    experiment = "egbad"
+#: API classes made so far, by experiment name: each is made once, from its registration.
+_CLASSES: dict[str, type[Detector]] = {}
 
 
-class AnoGAN(Detector):
-    """AnoGAN (Schlegl et al. 2017): DCGAN scored by a latent search."""
-
-    experiment = "anogan"
-
-
-class GANomaly(Detector):
-    """GANomaly (Akcay et al. 2018): encoder-decoder-encoder GAN, latent distance score."""
-
-    experiment = "ganomaly"
-
-
-class MEMGAN(Detector):
-    """MEMGAN (Yang et al. 2020): memory-augmented BiGAN, memory-projected reconstruction."""
-
-    experiment = "memgan"
-
-
-class AMA(Detector):
-    """AMA (Somepalli et al. 2021): adversarial mirrored autoencoder, A-score."""
-
-    experiment = "ama"
-
-
-class JointGAN(Detector):
-    """Encoder + WGAN-GP trained jointly (Berg et al. 2020), for contaminated training data."""
-
-    experiment = "jointgan"
-
-
-class CBiGAN(Detector):
-    """BiGAN with consistency losses and a projection discriminator."""
-
-    experiment = "cbigan"
-
-
-class Autoencoder(Detector):
-    """Baseline: convolutional autoencoder, squared reconstruction error."""
-
-    experiment = "ae"
-
-
-class DeepSVDD(Detector):
-    """Baseline: one-class Deep SVDD (Ruff et al. 2018)."""
-
-    experiment = "deepsvdd"
-
-
-class OCSVM(Detector):
-    """Baseline: RBF one-class SVM on flattened pixels (scikit-learn)."""
-
-    experiment = "ocsvm"
-
-
-class IsolationForest(Detector):
-    """Baseline: Isolation Forest on flattened pixels (scikit-learn)."""
-
-    experiment = "iforest"
-
-
-class KDE(Detector):
-    """Baseline: Gaussian kernel density on flattened pixels (scikit-learn)."""
-
-    experiment = "kde"
-
-
-#: The built-in experiments' classes, written out so that a reader finds ``class EGBAD``.
-_CLASSES: dict[str, type[Detector]] = {cls.experiment: cls for cls in (
-    EGBAD, AnoGAN, GANomaly, MEMGAN, AMA, JointGAN, CBiGAN, Autoencoder, DeepSVDD, OCSVM,
-    IsolationForest, KDE)}
+def _signature(experiment: str) -> inspect.Signature:
+    """``cls(*, seed=42, ..., <hps key>=<default>, ...)``: the constructor's own arguments and
+    the method's hps keys with their defaults, keyword-only, as ``help()`` and IDEs show them."""
+    schema = trainer_class(experiment).schema()
+    own = {**Detector.OWN_PARAMS}
+    keys = {key: param.default for key, param in schema.items() if key not in own}
+    return inspect.Signature([
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in {**own, **keys}.items()])
 
 
 def detector_for(experiment: str) -> type[Detector]:
-    """The API class of registered ``experiment``: its written class, else one made once from
-    its registration (name and description); ``KeyError`` if unregistered."""
+    """The API class of registered ``experiment`` (``EGBAD`` for 'egbad'), made once from its
+    registration: its API name, its description and the trainer module's paper and deviations
+    as the docstring, its hps keys in the signature; ``KeyError`` if unregistered."""
     if experiment not in _CLASSES:
         registered = EXPERIMENTS[experiment]
-        _CLASSES[experiment] = type(registered.api_name, (Detector,), {
-            "experiment": experiment, "__doc__": registered.description,
-            "__module__": __name__})
+        trainer = trainer_class(experiment)
+        schema = trainer.schema()
+        keys = "\n".join(f"    {key} ({param.kind.__name__}, default {param.default!r}): "
+                         f"{param.help}" for key, param in schema.items())
+        doc = (f"{registered.description}\n\n{(sys.modules[trainer.__module__].__doc__ or '').strip()}"
+               f"\n\nHyperparameters (keyword arguments):\n{keys}\n\n{Detector.__doc__}")
+        cls = type(registered.api_name, (Detector,), {
+            "experiment": experiment, "__doc__": doc, "__module__": __name__,
+            "__qualname__": registered.api_name})
+        cls.__signature__ = _signature(experiment)
+        _CLASSES[experiment] = cls
     return _CLASSES[experiment]
 
 
 def detector_class(api_name: str) -> type[Detector]:
     """The API class named ``api_name`` (``"EGBAD"``); ``KeyError`` if none is registered."""
     return detector_for({api: name for name, api in api_names().items()}[api_name])
+
+
+def __getattr__(name: str) -> type[Detector]:
+    """The API classes by name (``from anomaly_toolbox.detector import EGBAD``; pickle finds
+    them this way too)."""
+    if name in api_names().values():
+        return detector_class(name)
+    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")

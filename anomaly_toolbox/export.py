@@ -134,32 +134,31 @@ def export(detector: Any, output: Path, fmt: str) -> Path:
         raise ExportError(f"{detector.experiment} is a scikit-learn model, not a TensorFlow "
                           f"network, so it has no TensorFlow export; use the model directory "
                           f"with anomaly_toolbox.load (or its skops file with skops.io)")
-    with detector.trainer.full_scoring():
-        score, exported = scoring_function(detector)
-        concrete = score.get_concrete_function()
-        module = tf.Module()
-        module.networks = list(detector.trainer.scoring_networks.values())
-        module.state = list(concrete.variables)
-        module.score = score
-        output.mkdir(parents=True, exist_ok=True)
-        target = output / TARGETS[fmt]
-        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
-        try:
-            if fmt == "onnx":
-                written = staging / TARGETS[fmt]
-                written.write_bytes(_onnx(score, concrete))
-            else:
-                written = staging / "saved_model"
-                tf.saved_model.save(module, str(written),
-                                    signatures={"serving_default": concrete})
-            if fmt == "tflite":
-                (staging / TARGETS[fmt]).write_bytes(_tflite(written))
-                written = staging / TARGETS[fmt]
-            if target.is_dir():
-                shutil.rmtree(target)
-            written.replace(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    score, exported = scoring_function(detector)
+    concrete = score.get_concrete_function()
+    module = tf.Module()
+    module.networks = list(detector.trainer.scoring_networks.values())
+    module.state = list(concrete.variables)
+    module.score = score
+    output.mkdir(parents=True, exist_ok=True)
+    target = output / TARGETS[fmt]
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
+    try:
+        if fmt == "onnx":
+            written = staging / TARGETS[fmt]
+            written.write_bytes(_onnx(score, concrete))
+        else:
+            written = staging / "saved_model"
+            tf.saved_model.save(module, str(written),
+                                signatures={"serving_default": concrete})
+        if fmt == "tflite":
+            (staging / TARGETS[fmt]).write_bytes(_tflite(written))
+            written = staging / TARGETS[fmt]
+        if target.is_dir():
+            shutil.rmtree(target)
+        written.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     exported["format"] = fmt
     write_json_atomically(output / EXPORT_METADATA, exported)
     return target

@@ -33,6 +33,7 @@ MAX_STEPS = 100_000_000
 MAX_BATCH = 65_536
 MAX_FILTERS = 4096
 MAX_LATENT_DIM = 65_536
+MAX_STEPS_PER_EXECUTION = 1000
 
 
 #: Largest JSON file the toolbox reads (grids, model metadata): far above any real one.
@@ -283,6 +284,10 @@ def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: f
                "saved models (0 = off)", minimum=0.0, maximum=0.9999),
         HParam("jit_compile", bool, None, "XLA-compile train and score steps (default: on with "
                "a GPU; see the note below)"),
+        HParam("steps_per_execution", int, 1, "train steps per compiled call of the training "
+               "loop (as Keras' steps_per_execution); when epochs are shorter, one call spans "
+               "epochs up to the next check. Results do not depend on it", positive=True,
+               maximum=MAX_STEPS_PER_EXECUTION),
         HParam("mixed_precision", bool, False, "compute in bfloat16 with float32 weights and "
                "outputs (Keras 'mixed_bfloat16'; speeds up recent GPUs, no loss scaling needed)"),
         HParam("selection_metric", str, "auroc", "validation metric that picks the final model",
@@ -301,3 +306,27 @@ def check_batch_fits(hps: dict[str, Any], train_size: int) -> None:
     if hps.get("batch_size", 0) > train_size:
         raise ValueError(f"batch_size {hps['batch_size']} is larger than the {train_size} "
                          f"training samples, so an epoch has no step; lower batch_size")
+
+
+def checked_overrides(given: list[tuple[str, str, Any]], schemas: dict[str, Schema]
+                      ) -> dict[str, Any]:
+    """Values set over the grid and the defaults (``--epochs``, ``--set KEY=VALUE``), checked
+    once for every run that will use them: ``given`` holds ``(option, key, value)``, and each
+    key must be an hps key of at least one method of ``schemas`` (method name -> schema) and
+    pass the check of every one that has it. :class:`HpsError` names the option."""
+    known = list(dict.fromkeys(key for schema in schemas.values() for key in schema))
+    overrides: dict[str, Any] = {}
+    for option, key, value in given:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise HpsError(f"{option}: '{key}' is not an hps key of {' or '.join(schemas)}."
+                           f"{hint} Known: {', '.join(known)} (see anomaly-box --list).")
+        if key in overrides:
+            raise HpsError(f"{option}: '{key}' is set twice; give it once")
+        try:
+            checked = [schema[key].check(value) for schema in schemas.values() if key in schema]
+        except HpsError as error:
+            raise HpsError(f"{option}: {error}") from None
+        overrides[key] = checked[0]
+    return overrides

@@ -22,10 +22,10 @@ import tensorflow as tf
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
 from anomaly_toolbox.evaluation import choose_threshold, threshold_rule
-from anomaly_toolbox.experiments import EXPERIMENTS
+from anomaly_toolbox.registry import EXPERIMENTS
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.summaries import error_scale, write_score_summaries
-from anomaly_toolbox.trainers.base import MODEL_DIR
+from anomaly_toolbox.training.evaluation import MODEL_DIR
 
 METADATA_FILE = "metadata.json"
 
@@ -107,10 +107,9 @@ def map_scale(trainer: Any, data: PreparedData, images: int = 256) -> float | No
     if data.validation_labels.any():
         subset = subset.filter(lambda image, label: label == 1)
     inputs, reconstructions = [], []
-    with trainer.full_scoring():
-        for batch, _ in eval_batches(subset.take(images), trainer.scoring_batch_size()):
-            inputs.append(batch.numpy())
-            reconstructions.append(trainer.compiled_reconstruct(batch).numpy())
+    for batch, _ in eval_batches(subset.take(images), trainer.scoring_batch_size()):
+        inputs.append(batch.numpy())
+        reconstructions.append(trainer.compiled_reconstruct(batch).numpy())
     return error_scale(np.concatenate(inputs), np.concatenate(reconstructions))
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import anomaly_toolbox
+from anomaly_toolbox.version import __version__
 
 if TYPE_CHECKING:
     from anomaly_toolbox.experiments.anchors import Anchor
@@ -65,12 +65,12 @@ def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def describe_code(package: Path = Path(anomaly_toolbox.__file__).parent) -> str:
+def describe_code(package: Path = Path(__file__).parent) -> str:
     """The toolbox version, plus the git commit when ``package`` is a checkout's tracked source
     (an installed copy, even inside a checkout's ignored venv, has none), marked when the
     package or its grids differ from that commit, with a digest of that difference, so two
     different sets of uncommitted edits read as different code."""
-    version = f"anomaly-toolbox {anomaly_toolbox.__version__}"
+    version = f"anomaly-toolbox {__version__}"
 
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True,

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from anomaly_toolbox.cli import BadInput, check_name, int_list, name_list  # noqa: E402
 from anomaly_toolbox.datasets import DATASETS  # noqa: E402
-from anomaly_toolbox.experiments import EXPERIMENTS  # noqa: E402
+from anomaly_toolbox.registry import EXPERIMENTS  # noqa: E402
 from anomaly_toolbox.experiments.runner import RunConfig, run_experiment  # noqa: E402
 
 LEVELS = (0.0, 0.01, 0.02, 0.05)

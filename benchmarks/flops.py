@@ -21,7 +21,7 @@ import click  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import math  # noqa: E402
 
-from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class  # noqa: E402
+from anomaly_toolbox.registry import EXPERIMENTS, trainer_class  # noqa: E402
 from anomaly_toolbox.experiments.benchmark import describe_machine  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
 from anomaly_toolbox.trainers.base import Trainer  # noqa: E402

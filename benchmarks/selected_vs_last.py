@@ -28,10 +28,11 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from anomaly_toolbox.datasets import load_raw  # noqa: E402
 from anomaly_toolbox.datasets.pipeline import cached_dataset, eval_batches  # noqa: E402
 from anomaly_toolbox.datasets.splits import one_class_splits  # noqa: E402
-from anomaly_toolbox.experiments import trainer_class  # noqa: E402
+from anomaly_toolbox.registry import trainer_class  # noqa: E402
 from anomaly_toolbox.model_files import trainer_reconstructs  # noqa: E402
-from anomaly_toolbox.trainers.base import (  # noqa: E402
-    CHECKPOINT_DIR, MODEL_DIR, EncoderGeneratorTrainer, Trainer)
+from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer, Trainer  # noqa: E402
+from anomaly_toolbox.training.engine import CHECKPOINT_DIR  # noqa: E402
+from anomaly_toolbox.training.evaluation import MODEL_DIR, score_dataset  # noqa: E402
 from anomaly_toolbox.trainers.jointgan import latent_norm_score  # noqa: E402
 from anomaly_toolbox.trainers.losses import per_sample_l1  # noqa: E402
 
@@ -56,7 +57,7 @@ def row(run: str, model: str, trainer: Trainer, cached: tf.data.Dataset,
     """One table row: mean residual of normal and anomalous images and both test AUROCs, then,
     if asked, the mean code norm of each and the AUROC of the negative norm."""
     residual = residuals(trainer, cached)
-    scores = trainer.score_dataset(cached)
+    scores = score_dataset(trainer, cached)
     cells = [run, model, f"{residual[labels == 0].mean():.0f}",
              f"{residual[labels == 1].mean():.0f}", f"{roc_auc_score(labels, residual):.3f}",
              f"{roc_auc_score(labels, scores):.3f}"]
@@ -104,7 +105,7 @@ def main(run_dirs: tuple[Path, ...], data_dir: str | None, with_code_norms: bool
         print(row(name, f"selected ({results['selected_model']})", trainer, cached,
                   splits.test.y, with_code_norms))
         newest = tf.train.latest_checkpoint(run_dir / CHECKPOINT_DIR)
-        trainer.checkpoint().restore(newest).expect_partial()
+        trainer.engine.checkpoint().restore(newest).expect_partial()
         print(row(name, f"last checkpoint (epoch {int(trainer.epoch.numpy())})", trainer,
                   cached, splits.test.y, with_code_norms))
 

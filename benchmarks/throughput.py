@@ -34,7 +34,7 @@ import anomaly_toolbox  # noqa: E402,F401 - before TensorFlow: it may turn oneDN
 import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.cli import int_list  # noqa: E402
-from anomaly_toolbox.experiments import EXPERIMENTS, baselines, trainer_class  # noqa: E402
+from anomaly_toolbox.registry import EXPERIMENTS, baselines, trainer_class  # noqa: E402
 from anomaly_toolbox.experiments.benchmark import describe_machine  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
 from anomaly_toolbox.trainers.base import Trainer  # noqa: E402

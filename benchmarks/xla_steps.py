@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.datasets import load_raw, one_class_splits  # noqa: E402
 from anomaly_toolbox.datasets.pipeline import PreparedData, train_batches  # noqa: E402
-from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class  # noqa: E402
+from anomaly_toolbox.registry import EXPERIMENTS, trainer_class  # noqa: E402
 from anomaly_toolbox.experiments.benchmark import describe_machine  # noqa: E402
 from anomaly_toolbox.hps import defaults  # noqa: E402
 from anomaly_toolbox.trainers.base import Trainer  # noqa: E402
@@ -30,7 +30,7 @@ def images_per_second(method: str, jit: bool, epochs: int) -> float:
     trainer = cls({**hps, "jit_compile": jit}, sample_shape=(28, 28, 1), seed=42)
     splits = one_class_splits(load_raw("mnist-5k"), "anomalous", 2)
     data = PreparedData.from_splits(splits, trainer.image_size)
-    trainer.before_training(data)
+    trainer.engine.callbacks.on_train_begin(data)
 
     def epoch(index: int) -> int:
         steps = 0

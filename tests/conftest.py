@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 
 from anomaly_toolbox.datasets import load_raw  # noqa: E402
 from anomaly_toolbox.datasets.pipeline import to_model_range  # noqa: E402
-from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class  # noqa: E402
+from anomaly_toolbox.registry import EXPERIMENTS, trainer_class  # noqa: E402
 from anomaly_toolbox.hps import defaults, exact_epochs_when_given  # noqa: E402
 from anomaly_toolbox.results import read_results  # noqa: E402
 from anomaly_toolbox.trainers.base import Trainer  # noqa: E402

@@ -246,10 +246,9 @@ def test_model_selection_skips_the_checks_before_the_selection_epoch(tmp_path, m
 
 def test_selection_epoch_counts_published_epochs_in_stretched_runs():
     """A run stretched from 100 to 2,400 epochs selects from trained epoch 504 (published 21)."""
-    trainer = make_trainer("ama", epochs=100)
-    trainer.epochs_planned = 2400
-    assert [trainer.selectable_after(epoch) for epoch in (480, 503, 504)] == [False, False, True]
-    assert make_trainer("ama", epochs=100, select_after_epoch=0).selectable_after(1)
+    hooks = make_trainer("ama", epochs=100).engine.callbacks
+    assert [hooks.selectable(epoch, 2400) for epoch in (480, 503, 504)] == [False, False, True]
+    assert make_trainer("ama", epochs=100, select_after_epoch=0).engine.callbacks.selectable(1, 100)
 
 
 @pytest.mark.parametrize("share, count", [(0.1, 26), (0.5, 128)])

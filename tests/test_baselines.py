@@ -8,148 +8,10 @@ from sklearn.neighbors import KernelDensity
 
 from anomaly_toolbox.datasets import one_class_splits
 from anomaly_toolbox.datasets.pipeline import PreparedData
-from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.hps import HpsError, defaults, parse_grid
 from anomaly_toolbox.trainers.shallow import DETECTOR_FILE, flat_images
 from tests.conftest import NETWORK_METHODS, SEED, images_of, make_trainer
-
-
-def test_deepsvdd_centre_is_the_mean_feature_pushed_away_from_zero(bundled):
-    trainer = make_trainer("deepsvdd")
-    splits = one_class_splits(bundled, "normal", 1, seed=0)
-    data = PreparedData.from_splits(splits, trainer.image_size)
-    trainer.before_training(data)
-    features = trainer.networks["feature_map"](
-        tf.concat([x for x, _ in data.train.batch(512)], axis=0), training=False).numpy()
-    mean = features.mean(axis=0)
-    centre = trainer.networks["centre"].get_layer("centre").centre.numpy()
-    far = np.abs(mean) >= 0.1
-    np.testing.assert_allclose(centre[far], mean[far], rtol=1e-4, atol=1e-5)
-    assert np.all(np.abs(centre[~far]) == pytest.approx(0.1))
-    assert np.all(np.sign(centre[~far]) == np.where(mean[~far] < 0, -1, 1))
-    np.testing.assert_array_equal(
-        trainer.scoring_networks["centre"].get_layer("centre").centre.numpy(), centre)
-
-
-def test_deepsvdd_feature_map_is_the_papers_mnist_lenet():
-    trainer = make_trainer("deepsvdd", filters=8, latent_dim=32)
-    feature_map = trainer.networks["feature_map"]
-    assert [feature_map.get_layer(f"conv{i}").filters for i in range(2)] == [8, 4]
-    assert tuple(feature_map.get_layer("features").kernel.shape) == (4 * 7 * 7, 32)
-
-
-def test_deepsvdd_pretraining_learns_to_reconstruct_and_moves_the_feature_map(bundled):
-    trainer = make_trainer("deepsvdd", epochs=6, learning_rate=1e-3)
-    data = PreparedData.from_splits(one_class_splits(bundled, "normal", 1, seed=0),
-                                    trainer.image_size)
-    feature_map = trainer.networks["feature_map"]
-    before = [w.numpy().copy() for w in feature_map.trainable_weights]
-    losses = trainer.pretrain(data)
-    assert len(losses) == 6 * (data.train_size // 32)
-    assert np.all(np.isfinite(losses))
-    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
-    assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, feature_map.trainable_weights))
-
-
-def test_deepsvdd_without_pretraining_starts_from_its_initial_weights(bundled):
-    trainer = make_trainer("deepsvdd", pretrain=False)
-    data = PreparedData.from_splits(one_class_splits(bundled, "normal", 1, seed=0),
-                                    trainer.image_size)
-    before = [w.numpy().copy() for w in trainer.networks["feature_map"].weights]
-    trainer.before_training(data)
-    for b, w in zip(before, trainer.networks["feature_map"].weights):
-        np.testing.assert_array_equal(b, w.numpy())
-
-
-def test_deepsvdd_is_bias_free_and_training_pulls_features_to_the_centre(bundled):
-    trainer = make_trainer("deepsvdd", filters=8)
-    assert not [w.name for w in trainer.networks["feature_map"].weights if "bias" in w.name]
-    trainer.networks["centre"].get_layer("centre").centre.assign(np.full(8, 0.5, np.float32))
-    x = images_of(bundled, 1, trainer, 32)
-    first = float(trainer.compiled_train_step(x, SEED)["distance_loss"])
-    for _ in range(30):
-        last = float(trainer.compiled_train_step(x, SEED)["distance_loss"])
-    assert last < 0.5 * first
-
-
-def test_deepsvdd_learning_rate_drops_tenfold_from_the_milestone_in_published_epochs():
-    trainer = make_trainer("deepsvdd", epochs=150, lr_milestone=50, learning_rate=1e-4)
-    optimizer = trainer.optimizers["feature_map"]
-    trainer.epoch_scale.assign(0.5)
-    rates = {}
-    for trained in (0, 99, 100, 299):
-        trainer.epoch.assign(trained)
-        rates[trained] = float(optimizer.learning_rate)
-    assert rates[0] == rates[99] == pytest.approx(1e-4)
-    assert rates[100] == rates[299] == pytest.approx(1e-5)
-    unscheduled = make_trainer("deepsvdd", epochs=150, lr_milestone=0, learning_rate=1e-4)
-    unscheduled.epoch.assign(149)
-    assert float(unscheduled.optimizers["feature_map"].learning_rate) == pytest.approx(1e-4)
-
-
-def test_deepsvdd_says_when_its_milestone_lies_past_the_run(digit_one_normal, capsys):
-    for epochs, milestone, said in ((30, 50, True), (50, 50, True), (51, 50, False),
-                                    (30, 0, False)):
-        trainer = make_trainer("deepsvdd", epochs=epochs, lr_milestone=milestone, pretrain=False)
-        trainer.before_training(digit_one_normal)
-        out = capsys.readouterr().out
-        assert ("learning rate never drops" in out) == said, (epochs, milestone, out)
-        if said:
-            assert f"lr_milestone {milestone} is not below epochs {epochs}" in out
-
-
-def test_deepsvdd_loss_adds_half_lambda_times_the_squared_weights_and_shrinks_them(bundled):
-    x = images_of(bundled, 1, make_trainer("deepsvdd"), 32)
-
-    def squared_weights(trainer):
-        return sum(float(tf.reduce_sum(tf.square(w)))
-                   for w in trainer.networks["feature_map"].trainable_weights)
-
-    decayed, plain = (make_trainer("deepsvdd", weight_decay=lam) for lam in (1.0, 0.0))
-    norm = squared_weights(decayed)
-    logs = decayed.compiled_train_step(x, SEED)
-    assert float(logs["loss"]) == pytest.approx(float(logs["distance_loss"]) + 0.5 * norm,
-                                                rel=1e-5)
-    assert float(plain.compiled_train_step(x, SEED)["loss"]) == pytest.approx(
-        float(logs["distance_loss"]), rel=1e-5)
-    for _ in range(10):
-        decayed.compiled_train_step(x, SEED)
-        plain.compiled_train_step(x, SEED)
-    assert squared_weights(decayed) < squared_weights(plain)
-
-
-def test_contrast_normalisation_ignores_pixel_scale_and_maps_the_training_data_onto_0_1(bundled):
-    from anomaly_toolbox.models.deepsvdd import ContrastNormalization
-
-    layer = ContrastNormalization()
-    x = images_of(bundled, 3, make_trainer("deepsvdd"), 40)
-    np.testing.assert_allclose(layer.contrast(x), layer.contrast(0.5 * x + 0.5), atol=1e-5)
-    v = layer.contrast(x).numpy()
-    np.testing.assert_allclose(v.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
-    np.testing.assert_allclose(np.abs(v).mean(axis=(1, 2, 3)), 1.0, rtol=1e-5)
-    low, high = layer.adapt([x[:20], x[20:]])
-    assert (low, high) == pytest.approx((v.min(), v.max()))
-    mapped = layer(x).numpy()
-    assert mapped.min() == pytest.approx(0.0, abs=1e-6)
-    assert mapped.max() == pytest.approx(1.0, abs=1e-6)
-
-
-def test_deepsvdd_with_contrast_norm_adapts_first_pretrains_on_it_and_keeps_it_when_saved(
-        bundled, tmp_path):
-    trainer = make_trainer("deepsvdd", contrast_norm=True, epochs=2)
-    data = PreparedData.from_splits(one_class_splits(bundled, "normal", 1, seed=0),
-                                    trainer.image_size)
-    trainer.before_training(data)
-    contrast = trainer.networks["feature_map"].get_layer("contrast")
-    train = tf.concat([x for x, _ in data.train.batch(512)], axis=0)
-    assert float(tf.reduce_min(contrast(train))) == pytest.approx(0.0, abs=1e-6)
-    assert float(tf.reduce_max(contrast(train))) == pytest.approx(1.0, abs=1e-6)
-    trainer.save_networks(tmp_path)
-    loaded = make_trainer("deepsvdd", contrast_norm=True, epochs=2)
-    loaded.load_networks(tmp_path)
-    assert float(loaded.networks["feature_map"].get_layer("contrast").high) == pytest.approx(
-        float(contrast.high))
-    np.testing.assert_allclose(loaded.score(train[:16]), trainer.score(train[:16]), rtol=1e-5)
 
 
 def test_mixed_precision_computes_in_bfloat16_and_keeps_float32_outputs(bundled):
@@ -244,21 +106,6 @@ def test_unset_kernel_widths_are_chosen_on_validation(digit_one_normal, capsys):
 
     fixed = cls({**defaults(cls.schema()), "gamma": 0.01}, sample_shape=(28, 28, 1), seed=0)
     assert [setting for setting, _ in fixed.candidates(np.zeros((4, 3)))] == ["gamma=0.01"]
-
-
-def test_deepsvdd_pooling_matches_keras_and_compiles_with_xla_under_op_determinism(bundled):
-    """Keras' MaxPooling2D gradient has no deterministic XLA kernel, even on CPU."""
-    import keras
-
-    from anomaly_toolbox.models.deepsvdd import MaxPool2x2
-
-    x = tf.random.stateless_normal([2, 28, 28, 3], [0, 1])
-    np.testing.assert_array_equal(np.asarray(MaxPool2x2()(x)),
-                                  np.asarray(keras.layers.MaxPooling2D(2)(x)))
-    tf.config.experimental.enable_op_determinism()
-    trainer = make_trainer("deepsvdd", jit_compile=True)
-    losses = trainer.compiled_train_step(images_of(bundled, 1, trainer, 32), SEED)
-    assert np.isfinite(float(losses["distance_loss"]))
 
 
 def test_label_free_width_rules_choose_one_setting_without_validation(digit_one_normal, capsys):

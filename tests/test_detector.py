@@ -233,10 +233,19 @@ def test_every_experiment_has_a_detector_class_under_its_registered_name():
 
     import anomaly_toolbox
     from anomaly_toolbox.detector import Detector, detector_for
-    from anomaly_toolbox.experiments import EXPERIMENTS
+    from anomaly_toolbox.registry import EXPERIMENTS, trainer_class
+
+    from anomaly_toolbox import detector
 
     for experiment, registered in EXPERIMENTS.items():
         cls = detector_for(experiment)
         assert cls.__name__ == registered.api_name and issubclass(cls, Detector)
-        assert getattr(anomaly_toolbox, cls.__name__) is cls and cls.__doc__
-        assert f"class {cls.__name__}(Detector)" in inspect.getsource(cls)  # written out
+        assert getattr(anomaly_toolbox, cls.__name__) is cls
+        assert getattr(detector, cls.__name__) is cls  # where pickle looks for it
+        assert cls.__doc__.startswith(registered.description)
+        schema = trainer_class(experiment).schema()
+        parameters = inspect.signature(cls).parameters
+        assert set(schema) | set(Detector.OWN_PARAMS) == set(parameters)
+        assert all(parameters[key].default == param.default for key, param in schema.items()
+                   if key != "jit_compile")
+        assert all(f"    {key} (" in cls.__doc__ for key in schema)

@@ -17,7 +17,7 @@ from PIL import Image
 from skops import io as skops_io
 
 import anomaly_toolbox
-from anomaly_toolbox.cli import _spreadsheet_safe
+from anomaly_toolbox.cli.score import _spreadsheet_safe
 from anomaly_toolbox.datasets import load_raw
 from anomaly_toolbox.datasets.table import TableEncoder
 from anomaly_toolbox.faults import describe_fault
@@ -207,7 +207,7 @@ def no_permission_for_summaries(*args, **kwargs):
 
 
 @pytest.mark.parametrize("target, fault, message", [
-    ("anomaly_toolbox.trainers.checkpoints.EpochCheckpoints.epoch_finished",
+    ("anomaly_toolbox.training.checkpoints.EpochCheckpoints.epoch_finished",
      no_space_for_checkpoints, "the disk is full: free some space"),
     ("anomaly_toolbox.experiments.runner.tf.summary.create_file_writer",
      no_permission_for_summaries, "permission denied: make it readable/writable"),
@@ -378,7 +378,7 @@ def test_a_stop_outside_training_exits_130(trained, tmp_path, monkeypatch, where
         raise KeyboardInterrupt  # what the SIGTERM handler raises
 
     run, image = model_copy(trained, tmp_path)
-    target = ("anomaly_toolbox.cli._start_tensorflow" if where == "start-up"
+    target = ("anomaly_toolbox.cli.common.start_tensorflow" if where == "start-up"
               else "anomaly_toolbox.detector.Detector.score_samples")
     monkeypatch.setattr(target, stopped)
     result = invoke("score", "--model", run, image)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from anomaly_toolbox.experiments import EXPERIMENTS, trainer_class
+from anomaly_toolbox.registry import EXPERIMENTS, trainer_class
 from anomaly_toolbox.hps import (HpsError, defaults, expand, full_hps, load_grid, parse_grid,
                                   shipped_grids)
 

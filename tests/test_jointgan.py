@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.hps import defaults
 from anomaly_toolbox.trainers.jointgan import latent_norm_score, min_max_normalise
 from tests.conftest import images_of, make_trainer

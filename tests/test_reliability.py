@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from anomaly_toolbox.results import read_results
-from anomaly_toolbox.trainers.checkpoints import EpochCheckpoints
+from anomaly_toolbox.training.checkpoints import EpochCheckpoints
 from tests.conftest import TINY, invoke, run_dirs, train_tiny, write_grid
 
 EPOCHS = 10

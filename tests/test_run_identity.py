@@ -4,7 +4,6 @@ grids chosen on validation, and every way a run can end recorded in its results.
 import errno
 import gc
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from anomaly_toolbox.cli import main
 from anomaly_toolbox.experiments import runner
 from anomaly_toolbox.results import chosen_run, read_results
 from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.training.engine import Engine
+from anomaly_toolbox.training.selection import BestChecks
 from tests.conftest import TINY, write_grid
 
 AE = {**TINY, "filters": 2}
@@ -249,14 +250,17 @@ def test_a_grid_is_ranked_and_chosen_on_validation(tmp_path):
 
 
 def test_best_epoch_ties_go_to_the_other_metric_then_the_later_epoch(tmp_path, monkeypatch):
-    from anomaly_toolbox.trainers.autoencoder import AutoencoderTrainer
-
     sequence = iter([{"auroc": 1.0, "auprc": 0.8}, {"auroc": 1.0, "auprc": 0.9},
                      {"auroc": 1.0, "auprc": 0.9}, {"auroc": 1.0, "auprc": 0.85}])
     saved = []
-    monkeypatch.setattr(AutoencoderTrainer, "validation_metrics", lambda self, data: next(sequence))
-    monkeypatch.setattr(AutoencoderTrainer, "_hold_best",
-                        lambda self, improved: saved.append((int(self.epoch), improved)))
+    monkeypatch.setattr(Engine, "validation_metrics", lambda self, data: next(sequence))
+    record = BestChecks.record
+
+    def recorded(self, rules, checks, epoch, networks):
+        saved.append((epoch - 1, rules))
+        record(self, rules, checks, epoch, networks)
+
+    monkeypatch.setattr(BestChecks, "record", recorded)
     train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3)
     assert [(epoch, [rule for rule in improved if rule == "validation"])
             for epoch, improved in saved] == [(0, ["validation"]), (1, ["validation"]),
@@ -267,19 +271,17 @@ def test_a_best_model_held_in_memory_is_written_with_its_own_epochs_weights(tmp_
                                                                              monkeypatch):
     """Epoch 2 is best: its weights are held (checkpoints are written at most every 30 s after
     the first epoch) and written at the end, while training went on to epoch 4's weights."""
-    from anomaly_toolbox.trainers.autoencoder import AutoencoderTrainer
-
     sequence = iter([{"auroc": 0.5, "auprc": 0.5}, {"auroc": 0.9, "auprc": 0.9},
                      {"auroc": 0.6, "auprc": 0.6}, {"auroc": 0.7, "auprc": 0.7}])
-    monkeypatch.setattr(AutoencoderTrainer, "validation_metrics", lambda self, data: next(sequence))
+    monkeypatch.setattr(Engine, "validation_metrics", lambda self, data: next(sequence))
     weights_after = {}
-    original = Trainer._train_epoch
+    original = Engine._train_epochs
 
-    def record_weights(self, data, epoch, *rest):
-        original(self, data, epoch, *rest)
-        weights_after[epoch] = self.scoring_networks["decoder"].get_weights()
+    def record_weights(self, data, first, *rest):
+        original(self, data, first, *rest)
+        weights_after[first] = self.trainer.scoring_networks["decoder"].get_weights()
 
-    monkeypatch.setattr(Trainer, "_train_epoch", record_weights)
+    monkeypatch.setattr(Engine, "_train_epochs", record_weights)
     assert train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3).exit_code == 0
     run_dir = results_files(tmp_path / "logs")[0].parent
     best = tf.keras.models.load_model(run_dir / "best_validation" / "decoder.keras",

@@ -18,7 +18,8 @@ from anomaly_toolbox.datasets.synthetic import (IMAGE_CORRUPTIONS, MAX_SOURCES, 
                                                 split_digest, synthetic_split)
 from anomaly_toolbox.evaluation import choose_threshold
 from anomaly_toolbox.results import chosen_run, read_results
-from anomaly_toolbox.trainers.base import Trainer, resolve_selection
+from anomaly_toolbox.training.engine import Engine
+from anomaly_toolbox.training.selection import resolve_selection
 from tests.conftest import TINY, make_trainer, write_grid
 
 AE = {**TINY, "filters": 2}
@@ -139,11 +140,9 @@ def test_the_api_without_anomalies_uses_the_methods_label_free_rule(bundled, tmp
 
 def test_validation_and_last_choose_different_checkpoints_and_both_are_reported(tmp_path,
                                                                                  monkeypatch):
-    from anomaly_toolbox.trainers.autoencoder import AutoencoderTrainer
-
     sequence = iter([{"auroc": 0.9, "auprc": 0.9}, {"auroc": 0.5, "auprc": 0.5},
                      {"auroc": 0.6, "auprc": 0.6}])
-    monkeypatch.setattr(AutoencoderTrainer, "validation_metrics", lambda self, data: next(sequence))
+    monkeypatch.setattr(Engine, "validation_metrics", lambda self, data: next(sequence))
     result = train(tmp_path, {**AE, "epochs": 3}, "--normal-label", 3)
     assert result.exit_code == 0, result.output
     (run,) = results_of(tmp_path / "logs")
@@ -166,13 +165,13 @@ def _train_recording_checks(splits, run_dir, monkeypatch):
     validation and synthetic metrics, and every rule's report."""
     checks = {"validation": [], "synthetic": []}
     for rule in checks:
-        original = getattr(Trainer, f"{rule}_metrics")
+        original = getattr(Engine, f"{rule}_metrics")
 
         def recorded(self, data, original=original, rule=rule):
             checks[rule].append(original(self, data))
             return checks[rule][-1]
 
-        monkeypatch.setattr(Trainer, f"{rule}_metrics", recorded)
+        monkeypatch.setattr(Engine, f"{rule}_metrics", recorded)
     trainer = make_trainer("ae", filters=2, epochs=3)
     data = PreparedData.from_splits(splits, trainer.image_size, seed=0)
     with tf.summary.create_file_writer(str(run_dir)).as_default() as writer:
@@ -208,14 +207,14 @@ def test_label_free_rules_read_no_validation_label_and_no_real_anomaly(bundled, 
 
 def test_every_check_of_a_run_scores_the_same_synthetic_set(bundled, tmp_path, monkeypatch):
     scored = []
-    original = Trainer._check_metrics
+    original = Engine._metrics
 
-    def spy(self, cached, labels):
+    def spy(self, cached, labels, scorer=None):
         if labels is data.synthetic_labels:
             scored.append(np.concatenate([x.numpy() for x, _ in cached.batch(512)]))
-        return original(self, cached, labels)
+        return original(self, cached, labels, scorer)
 
-    monkeypatch.setattr(Trainer, "_check_metrics", spy)
+    monkeypatch.setattr(Engine, "_metrics", spy)
     trainer = make_trainer("ae", filters=2, epochs=3)
     data = PreparedData.from_splits(one_class_splits(bundled, "normal", 3, seed=0),
                                     trainer.image_size, seed=0)
@@ -237,7 +236,7 @@ def test_the_runs_of_a_grid_share_one_synthetic_set_and_a_label_free_grid_ranks_
     best = max(runs, key=lambda r: (r["selection_checks"]["synthetic"]["synthetic"]["auroc"],
                                     r["selection_checks"]["synthetic"]["synthetic"]["auprc"]))
     assert chosen_run(runs)["run"] == best["run"]
-    assert f"chosen by synthetic (synthetic auroc " in result.output
+    assert "chosen by synthetic (synthetic auroc " in result.output
     assert f": run {best['run']}; its test auroc {best['test']['auroc']:.4f}" in result.output
 
 

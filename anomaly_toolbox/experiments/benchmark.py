@@ -17,7 +17,7 @@ from typing import Any
 from anomaly_toolbox.cpu import describe_cpu, onednn_state
 from anomaly_toolbox.datasets import DATASETS, load_raw
 from anomaly_toolbox.datasets.splits import check_label
-from anomaly_toolbox.experiments import trainer_class
+from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments.runner import RunConfig, data_label, run_experiment
@@ -84,7 +84,7 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     if config.ray is not None:
         from anomaly_toolbox.experiments.ray_sweep import run_all
 
-        outcomes = run_all(configs, names, raw, config.ray)
+        outcomes = run_all(run_experiment, configs, names, raw, config.ray)
     else:
         outcomes, started = [], time.perf_counter()
         for index, cell_config in enumerate(configs):

@@ -2,7 +2,8 @@
 
 Ray is an optional extra (``pip install "anomaly-toolbox[ray]"``) and is imported only here. The
 driver loads the data once and puts it in Ray's object store; each task runs one ordinary
-:func:`~anomaly_toolbox.experiments.runner.run_experiment` on a worker and writes to the shared
+run (the caller's run function, :func:`~anomaly_toolbox.experiments.runner.run_experiment`) on a
+worker and writes to the shared
 ``--log-dir`` exactly as a local run does, so finished runs are reused, interrupted ones resume
 and the tables are the same. A task whose worker dies or that raises is retried once
 (:data:`RETRIES`); after that its run is reported as failed and the sweep goes on.
@@ -21,13 +22,14 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from anomaly_toolbox.datasets.sources import RawData, network_reachable
 from anomaly_toolbox.timing import eta_text
 
-if TYPE_CHECKING:
-    from anomaly_toolbox.experiments.runner import RunConfig
+#: One run: ``run(config, raw)`` -> its results (``runner.run_experiment``).
+RunFunction = Callable[[Any, RawData], list[dict[str, Any]]]
 
 #: Retries of a task after its first attempt failed (a dead worker or an exception).
 RETRIES = 1
@@ -108,20 +110,18 @@ def _write_probe(path: str) -> str:
     return socket.gethostname()
 
 
-def _run_in_worker(config: RunConfig, raw: RawData) -> list[dict[str, Any]]:
+def _run_in_worker(run: RunFunction, config: Any, raw: RawData) -> list[dict[str, Any]]:
     """One run (or one grid set) on a worker, its console output dropped: the run's files hold
     everything."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from anomaly_toolbox.experiments.runner import run_experiment
-
     with contextlib.redirect_stdout(io.StringIO()):
-        return run_experiment(config, raw)
+        return run(config, raw)
 
 
-def run_all(configs: list[RunConfig], labels: list[str], raw: RawData,
+def run_all(run: RunFunction, configs: list[Any], labels: list[str], raw: RawData,
             settings: RaySettings) -> list[list[dict[str, Any]] | BaseException]:
-    """Run every config as a Ray task; per config its results, or the error of its last
-    attempt. Prints one progress line whenever a run ends (and every
+    """Run every config (a ``RunConfig``) as a Ray task calling ``run(config, raw)``; per
+    config its results, or the error of its last attempt. Prints one progress line whenever a run ends (and every
     :data:`PROGRESS_EVERY_S` seconds): done, failed and still submitted, elapsed time and ETA."""
     ray = _ray()
     gpus = connect(settings, configs[0].log_dir)
@@ -129,7 +129,7 @@ def run_all(configs: list[RunConfig], labels: list[str], raw: RawData,
         num_cpus=settings.cpus_per_run, num_gpus=gpus, max_retries=RETRIES,
         retry_exceptions=True)
     raw_ref = ray.put(raw)
-    pending = {task.remote(dataclasses.replace(config, progress_bar=False), raw_ref): index
+    pending = {task.remote(run, dataclasses.replace(config, progress_bar=False), raw_ref): index
                for index, config in enumerate(configs)}
     outcomes: list[Any] = [None] * len(configs)
     started, failed = time.perf_counter(), 0

@@ -33,29 +33,30 @@ from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
-import anomaly_toolbox
+from anomaly_toolbox.cpu import onednn_state
 from anomaly_toolbox.datasets import load_raw, one_class_splits
+from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
-from anomaly_toolbox.experiments import trainer_class
-from anomaly_toolbox.cpu import onednn_state
 from anomaly_toolbox.faults import MachineFault, memory_fault, storage_fault
-from anomaly_toolbox.hps import (SELECTION_RULES, HpsError, check_batch_fits,
+from anomaly_toolbox.hps import (SELECTION_RULES, check_batch_fits,
                                  exact_epochs_when_given, expand, load_grid)
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
-from anomaly_toolbox.runtime import apply_determinism, distribution_strategy, resolve_jit
+from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.results import (RESULTS_FILE, RULES, TABLE_FILE, TABLE_METRICS,
                                      choice_summary, describe_code, read_results, safe_name,
                                      write_json_atomically, write_results_table,
                                      write_text_atomically)
-from anomaly_toolbox.datasets.pipeline import PreparedData
+from anomaly_toolbox.runtime import apply_determinism, distribution_strategy, resolve_jit
 from anomaly_toolbox.timing import run_clock_start
 from anomaly_toolbox.trainers import MethodTrainer
-from anomaly_toolbox.trainers.base import CHECKPOINT_DIR, Trainer, TrainingDiverged
+from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.training.engine import CHECKPOINT_DIR, TrainingDiverged
+from anomaly_toolbox.version import __version__
 
 TrainerClass = type[MethodTrainer]
 ERROR_LOG = "error.log"
@@ -83,7 +84,8 @@ class RunConfig:
     deterministic: bool | None = None
     restart: bool = False
     progress_bar: bool = True
-    #: Values that replace the hps file's for every run (keys the method lacks are ignored).
+    #: Values that replace the hps file's for every run, checked already
+    #: (:func:`~anomaly_toolbox.hps.checked_overrides`); keys the method lacks are ignored.
     overrides: dict[str, Any] = field(default_factory=dict)
     #: Run a grid's sets as Ray tasks (see :mod:`anomaly_toolbox.experiments.ray_sweep`).
     ray: RaySettings | None = None
@@ -115,7 +117,7 @@ def run_fingerprint(config: RunConfig, raw: RawData, hps: dict[str, Any]) -> dic
     """What a run trained on and with: the toolbox version, data identity, split settings, seed
     and hps, plus ``id``, a SHA-256 of all of them. A run is resumed or reused only when its
     fingerprint matches, so runs of another release are trained again, not shown as this one's."""
-    fingerprint = {"toolbox": anomaly_toolbox.__version__, "data": raw.identity(),
+    fingerprint = {"toolbox": __version__, "data": raw.identity(),
                    "protocol": config.protocol, "label": config.label,
                    "contamination": config.contamination, "val_share": config.val_share,
                    "seed": config.seed, "hps": hps}
@@ -148,14 +150,8 @@ def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
     schema = trainer_class(config.experiment).schema()
     grid = load_grid(config.hps_path, schema) if config.hps_path else {}
     sets = expand(grid, schema, config.tuning)
-    for key, value in config.overrides.items():
-        if key in schema:
-            try:
-                checked = schema[key].check(value)
-            except HpsError as error:
-                raise HpsError(f"override '{key}': {error}") from None
-            for hps in sets:
-                hps[key] = checked
+    for hps in sets:
+        hps.update({key: value for key, value in config.overrides.items() if key in schema})
     for hps in sets:
         exact_epochs_when_given(hps, config.overrides)
     if "jit_compile" not in schema:
@@ -244,8 +240,8 @@ def _sets_on_ray(config: RunConfig, raw: RawData,
 
     configs = [dataclasses.replace(config, ray=None, set_index=index)
                for index in range(len(sets))]
-    outcomes = run_all(configs, [json.dumps(hps, sort_keys=True) for hps in sets], raw,
-                       config.ray)
+    outcomes = run_all(run_experiment, configs, [json.dumps(hps, sort_keys=True) for hps in sets],
+                       raw, config.ray)
     return [{"hps": hps, "status": "failed", "error": str(outcome).strip().splitlines()[-1]}
             if isinstance(outcome, BaseException) else outcome[0]
             for hps, outcome in zip(sets, outcomes)]

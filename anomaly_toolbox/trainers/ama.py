@@ -73,6 +73,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import keras
@@ -82,9 +83,12 @@ import tensorflow as tf
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.ama import build_ama
-from anomaly_toolbox.trainers.base import (EncoderGeneratorTrainer, EpochMilestones, adam,
-                                          moving_statistics_kept, published_epoch)
+from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
+from anomaly_toolbox.trainers.helpers import (EpochMilestones, adam, moving_statistics_kept,
+                                             published_epoch)
 from anomaly_toolbox.trainers.wgan import train_critic
+from anomaly_toolbox.training.callbacks import Callback
+from anomaly_toolbox.training.evaluation import score_dataset
 
 GAUSSIAN_FILE = "gaussian.json"
 HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
@@ -165,10 +169,11 @@ class AMATrainer(EncoderGeneratorTrainer):
                 "generator": (optimizer(self.hps["beta_1"]), ("generator",)),
                 "encoder": (optimizer(self.hps["encoder_beta_1"]), ("encoder",))}
 
-    def checkpoint(self) -> tf.train.Checkpoint:
-        checkpoint = super().checkpoint()
-        checkpoint.r_score_gaussian = self.gaussian
-        return checkpoint
+    def checkpointed(self) -> dict[str, Any]:
+        return {**super().checkpointed(), "r_score_gaussian": self.gaussian}
+
+    def callbacks(self) -> list[Callback]:
+        return [AScoreGaussian(self)]
 
     def sample_noise(self, batch_size: int, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         seeds = tf.random.experimental.stateless_split(seed, 5)
@@ -262,11 +267,6 @@ class AMATrainer(EncoderGeneratorTrainer):
         return {**parts, "critic_loss": critic_loss, "gradient_penalty": penalty,
                 "autoencoder_loss": objective}
 
-    def selectable_after(self, epoch: int) -> bool:
-        """Weights are selectable once more than ``select_after_epoch`` published epochs are
-        trained (trained epoch ``epoch`` of a stretched run counts ``epochs / planned`` each)."""
-        return epoch * self.hps["epochs"] // self.epochs_planned > self.hps["select_after_epoch"]
-
     def selection_note(self) -> str | None:
         after = self.hps["select_after_epoch"]
         if after == 0:
@@ -292,7 +292,7 @@ class AMATrainer(EncoderGeneratorTrainer):
 
     def fit_gaussian(self, data: PreparedData) -> tuple[float, float]:
         """Fit N(mu, sigma) to the training split's R-scores."""
-        return self.fit_gaussian_to(self.score_dataset(data.train, self._compiled_r_score))
+        return self.fit_gaussian_to(score_dataset(self, data.train, self._compiled_r_score))
 
     def fit_gaussian_to(self, r_scores: np.ndarray) -> tuple[float, float]:
         """Set the A-score's Gaussian to the maximum-likelihood N(mu, sigma) of ``r_scores``
@@ -300,17 +300,6 @@ class AMATrainer(EncoderGeneratorTrainer):
         mean, std = float(np.mean(r_scores)), max(float(np.std(r_scores)), 1e-12)
         self.gaussian.assign([mean, std])
         return mean, std
-
-    def validation_metrics(self, data: PreparedData) -> dict[str, float]:
-        """Validation metrics of the A-score, its Gaussian fitted to this epoch's weights."""
-        self.fit_gaussian(data)
-        return super().validation_metrics(data)
-
-    def calibrate(self, data: PreparedData, model_dir: Path | None) -> None:
-        """Fit the A-score's Gaussian for the loaded weights and store it with the model."""
-        mean, std = self.fit_gaussian(data)
-        if model_dir is not None:
-            (model_dir / GAUSSIAN_FILE).write_text(json.dumps({"mean": mean, "std": std}) + "\n")
 
     def load_model(self, model_dir: Path, trusted: bool = False) -> None:
         """Load the networks and the A-score's Gaussian of a saved model."""
@@ -330,3 +319,25 @@ class AMATrainer(EncoderGeneratorTrainer):
     def score_variants(self) -> dict[str, Callable[[tf.Tensor], tf.Tensor]]:
         """The R-score alone (metrics under ``r_score_*`` keys)."""
         return {"r_score": self.r_score}
+
+
+class AScoreGaussian(Callback):
+    """The A-score's Gaussian fitted to the training R-scores of every check's weights and of
+    the final model (stored with it); checks selectable only after ``select_after_epoch``."""
+
+    def __init__(self, trainer: AMATrainer) -> None:
+        self.trainer = trainer
+
+    def on_check_begin(self, data: PreparedData) -> None:
+        self.trainer.fit_gaussian(data)
+
+    def selectable(self, epoch: int, planned_epochs: int) -> bool:
+        """Once more than ``select_after_epoch`` published epochs are trained (trained epoch
+        ``epoch`` of a stretched run counts ``epochs / planned_epochs`` each)."""
+        hps = self.trainer.hps
+        return epoch * hps["epochs"] // planned_epochs > hps["select_after_epoch"]
+
+    def on_weights_chosen(self, data: PreparedData, model_dir: Path | None) -> None:
+        mean, std = self.trainer.fit_gaussian(data)
+        if model_dir is not None:
+            (model_dir / GAUSSIAN_FILE).write_text(json.dumps({"mean": mean, "std": std}) + "\n")

@@ -29,9 +29,11 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.anogan import build_anogan
-from anomaly_toolbox.trainers.base import Trainer, adam
+from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.trainers.helpers import adam
 from anomaly_toolbox.trainers.losses import (bce_with_logits, discriminator_bce,
                                              residual_and_feature_score)
+from anomaly_toolbox.training.callbacks import Callback
 
 
 class AnoGANTrainer(Trainer):
@@ -76,7 +78,7 @@ class AnoGANTrainer(Trainer):
         batch, latent = self.hps["batch_size"], self.hps["latent_dim"]
         self._z0 = tf.random.stateless_truncated_normal([1, latent], [self.seed, 0])
         self._z = tf.Variable(tf.zeros([batch, latent]), trainable=False, name="search_z")
-        self._search_steps = tf.Variable(self.hps["validation_search_steps"], trainable=False,
+        self._search_steps = tf.Variable(self.hps["search_steps"], trainable=False,
                                          name="search_steps")
         self.search_schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
             [self.hps["search_boundary_1"], self.hps["search_boundary_2"]],
@@ -151,20 +153,31 @@ class AnoGANTrainer(Trainer):
                 f"the threshold and test used every image and {self.hps['search_steps']} steps")
 
     @contextlib.contextmanager
-    def full_scoring(self) -> Iterator[None]:
-        """Score with ``search_steps`` instead of the cheaper per-epoch validation search."""
-        self._search_steps.assign(self.hps["search_steps"])
+    def searching_with(self, steps: int) -> Iterator[None]:
+        """Scores in this context search ``steps`` steps instead of ``search_steps``."""
+        previous = int(self._search_steps.numpy())
+        self._search_steps.assign(steps)
         try:
             yield
         finally:
-            self._search_steps.assign(self.hps["validation_search_steps"])
+            self._search_steps.assign(previous)
+
+    def callbacks(self) -> list[Callback]:
+        return [CheaperChecks(self)]
 
     def scores_with_steps(self, images: np.ndarray | tf.Tensor, steps: int) -> np.ndarray:
         """Scores of at most ``batch_size`` images after ``steps`` search steps (for benchmarks
         and tests)."""
-        previous = int(self._search_steps.numpy())
-        self._search_steps.assign(steps)
-        try:
+        with self.searching_with(steps):
             return self.compiled_score(tf.convert_to_tensor(images)).numpy()
-        finally:
-            self._search_steps.assign(previous)
+
+
+class CheaperChecks(Callback):
+    """Per-epoch checks search ``validation_search_steps`` steps per image, not
+    ``search_steps``."""
+
+    def __init__(self, trainer: AnoGANTrainer) -> None:
+        self.trainer = trainer
+
+    def checking(self) -> contextlib.AbstractContextManager:
+        return self.trainer.searching_with(self.trainer.hps["validation_search_steps"])

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import common_hparams
 from anomaly_toolbox.models.autoencoder import build_autoencoder
-from anomaly_toolbox.trainers.base import Trainer, adam
+from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.trainers.helpers import adam
 from anomaly_toolbox.trainers.losses import per_sample_squared_error
 
 

@@ -46,8 +46,10 @@ from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.deepsvdd import (build_centre, build_feature_map,
                                              build_pretraining_decoder)
 from anomaly_toolbox.timing import eta_text
-from anomaly_toolbox.trainers.base import EpochMilestones, Trainer, adam
+from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.trainers.helpers import EpochMilestones, adam
 from anomaly_toolbox.trainers.losses import per_sample_squared_error
+from anomaly_toolbox.training.callbacks import Callback
 
 
 class DeepSVDDTrainer(Trainer):
@@ -99,7 +101,13 @@ class DeepSVDDTrainer(Trainer):
         return lam / 2 * tf.add_n([tf.reduce_sum(tf.square(w)) for network in networks
                                    for w in network.trainable_weights])
 
-    def before_training(self, data: PreparedData) -> None:
+    def callbacks(self) -> list[Callback]:
+        return [PlaceCentre(self)]
+
+    def place_centre(self, data: PreparedData) -> None:
+        """Before a fresh run: pretrain phi as an autoencoder (``pretrain``), then set the centre
+        c to the mean of phi over the training split, each coordinate at least ``centre_eps``
+        away from 0 (the reference code's rule)."""
         if self.hps["lr_milestone"] >= self.hps["epochs"]:
             print(f"Note: lr_milestone {self.hps['lr_milestone']} is not below epochs "
                   f"{self.hps['epochs']}, so the learning rate never drops (the reference code "
@@ -183,3 +191,14 @@ class DeepSVDDTrainer(Trainer):
     def score(self, images: tf.Tensor) -> tf.Tensor:
         features = self.scoring_networks["feature_map"](images, training=False)
         return self.scoring_networks["centre"](features, training=False)
+
+
+class PlaceCentre(Callback):
+    """Deep SVDD's centre, placed before the first step of a fresh run (a resumed run restores
+    it from the checkpoint)."""
+
+    def __init__(self, trainer: DeepSVDDTrainer) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, data: PreparedData) -> None:
+        self.trainer.place_centre(data)

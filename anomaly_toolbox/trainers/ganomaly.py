@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.ganomaly import build_dense_ganomaly, build_ganomaly
-from anomaly_toolbox.trainers.base import Trainer, adam
+from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.trainers.helpers import adam
 from anomaly_toolbox.trainers.losses import discriminator_bce
 
 GENERATOR_NETWORKS = ("encoder_in", "decoder", "encoder_out")

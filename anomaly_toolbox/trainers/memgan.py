@@ -39,6 +39,7 @@ from anomaly_toolbox.models.memgan import build_memgan
 from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.trainers.bigan import bigan_terms
 from anomaly_toolbox.trainers.losses import bce_with_logits
+from anomaly_toolbox.training.callbacks import Callback
 
 IMAGES_PER_ROW = 10
 
@@ -133,7 +134,10 @@ class MEMGANTrainer(Trainer):
     def reconstruct(self, images: tf.Tensor) -> tf.Tensor:
         return self._reconstruction(images)
 
-    def epoch_summaries(self, epoch: int) -> None:
+    def callbacks(self) -> list[Callback]:
+        return [MemoryPictures(self)]
+
+    def memory_summary(self, epoch: int) -> None:
         """Decoded memory units G(m_i) as one image grid, ``IMAGES_PER_ROW`` units per row."""
         memory = self.scoring_networks["memory"].get_layer("memory_units").memory
         decoded = (self.scoring_networks["generator"](memory, training=False) + 1.0) / 2.0
@@ -144,3 +148,13 @@ class MEMGANTrainer(Trainer):
         grid = tf.reshape(tf.transpose(grid, [0, 2, 1, 3, 4]),
                           [1, rows * side, IMAGES_PER_ROW * side, -1])
         tf.summary.image("memory/decoded_units", grid, step=epoch)
+
+
+class MemoryPictures(Callback):
+    """The decoded memory units in TensorBoard after every check."""
+
+    def __init__(self, trainer: MEMGANTrainer) -> None:
+        self.trainer = trainer
+
+    def on_check_end(self, epoch: int) -> None:
+        self.trainer.memory_summary(epoch)

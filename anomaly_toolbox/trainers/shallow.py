@@ -46,11 +46,12 @@ from skops import io as skops_io
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.evaluation import ranking_metrics, test_metrics
-from anomaly_toolbox.experiments import registered_name
+from anomaly_toolbox.registry import registered_name
 from anomaly_toolbox.hps import SELECTION_METRICS, HParam, Schema, schema_of
 from anomaly_toolbox.results import write_bytes_atomically
 from anomaly_toolbox.timing import Stopwatch
-from anomaly_toolbox.trainers.base import MODEL_DIR, ImageSides
+from anomaly_toolbox.trainers.base import ImageSides
+from anomaly_toolbox.training.evaluation import MODEL_DIR
 
 DETECTOR_FILE = "detector.skops"
 #: Where models saved before the skops format kept the detector (a pickle).

@@ -1,0 +1,131 @@
+"""The training engine apart from any one method: the loop's TensorBoard scalars, several steps
+per compiled call, the callbacks' order, and checks that select."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from anomaly_toolbox.datasets import one_class_splits
+from anomaly_toolbox.datasets.pipeline import PreparedData
+from anomaly_toolbox.training.callbacks import Callback
+from tests.conftest import make_trainer
+
+
+def _step_scalars(run_dir):
+    steps = {}
+    for path in run_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag.startswith("train/"):
+                    steps.setdefault(value.tag, []).append(event.step)
+    return steps
+
+
+def test_every_steps_losses_reach_its_own_runs_tensorboard_once(bundled, tmp_path):
+    """Losses are written per epoch in one compiled call: each run's event file still has every
+    loss at every step exactly once, and a second run in the same process writes to its own."""
+    splits = one_class_splits(bundled, "normal", 1, seed=0)
+    for run in ("first", "second"):
+        trainer = make_trainer("ae", epochs=2)
+        data = PreparedData.from_splits(splits, trainer.image_size)
+        writer = tf.summary.create_file_writer(str(tmp_path / run))
+        trainer.fit(data, tmp_path / run, writer, progress_bar=False)
+        writer.close()
+        steps = _step_scalars(tmp_path / run)
+        expected = list(range(2 * (data.train_size // trainer.hps["batch_size"])))
+        assert steps and all(sorted(found) == expected for found in steps.values()), steps
+
+
+def _fit(trainer, bundled, run_dir):
+    data = PreparedData.from_splits(one_class_splits(bundled, "normal", 1, seed=0),
+                                    trainer.image_size)
+    writer = tf.summary.create_file_writer(str(run_dir))
+    trainer.fit(data, run_dir, writer, progress_bar=False)
+    writer.close()
+    return data
+
+
+@pytest.mark.parametrize("experiment, epochs, per_execution", [
+    ("ae", 2, 4),          # several steps of one epoch per call
+    ("deepsvdd", 6, 4),    # one-step epochs: a call spans epochs, up to the next check
+])
+def test_several_steps_per_execution_train_exactly_as_one_step_per_call(
+        bundled, tmp_path, experiment, epochs, per_execution):
+    """steps_per_execution changes how steps are dispatched, never what they compute: the same
+    seed gives the same weights, steps, epochs and checks (Deep SVDD's epoch-based learning-rate
+    milestone at epoch 3 included)."""
+    tf.config.experimental.enable_op_determinism()
+    runs = {}
+    for per_call in (1, per_execution):
+        extra = ({"batch_size": 200, "pretrain": False, "lr_milestone": 3}
+                 if experiment == "deepsvdd" else {})
+        trainer = make_trainer(experiment, epochs=epochs, steps_per_execution=per_call, **extra)
+        _fit(trainer, bundled, tmp_path / str(per_call))
+        runs[per_call] = trainer
+    one, several = runs[1], runs[per_execution]
+    assert int(several.step.numpy()) == int(one.step.numpy()) > per_execution
+    assert int(several.epoch.numpy()) == int(one.epoch.numpy()) == epochs
+    for name, net in one.networks.items():
+        for a, b in zip(net.get_weights(), several.networks[name].get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert several.training_summary() == one.training_summary()
+    assert sorted(_step_scalars(tmp_path / "1")) == sorted(_step_scalars(
+        tmp_path / str(per_execution)))
+
+
+def test_a_diverging_loss_inside_an_execution_names_its_step(bundled, tmp_path):
+    from anomaly_toolbox.training.engine import TrainingDiverged
+
+    trainer = make_trainer("ae", epochs=1, steps_per_execution=3, learning_rate=1e30)
+    with pytest.raises(TrainingDiverged, match=r"at step \d+ \(epoch 1\).*learning_rate"):
+        _fit(trainer, bundled, tmp_path)
+
+
+class Recorder(Callback):
+    """Notes every hook the engine calls, in order."""
+
+    def __init__(self, selectable_from: int) -> None:
+        self.calls: list[str] = []
+        self.selectable_from = selectable_from
+
+    def on_train_begin(self, data):
+        self.calls.append("train_begin")
+
+    def on_check_begin(self, data):
+        self.calls.append("check_begin")
+
+    def selectable(self, epoch, planned_epochs):
+        self.calls.append(f"selectable {epoch}/{planned_epochs}")
+        return epoch >= self.selectable_from
+
+    def on_check_end(self, epoch):
+        self.calls.append(f"check_end {epoch}")
+
+    def on_weights_chosen(self, data, model_dir):
+        self.calls.append(f"chosen {'saved' if model_dir else 'in memory'}")
+
+
+def test_callbacks_are_called_in_the_runs_order_and_gate_selection(bundled, tmp_path,
+                                                                     monkeypatch):
+    recorder = Recorder(selectable_from=3)
+    trainer = make_trainer("ae", epochs=3)
+    monkeypatch.setattr(trainer.engine.callbacks, "callbacks", [recorder])
+    data = _fit(trainer, bundled, tmp_path)
+    assert recorder.calls[0] == "train_begin"
+    assert recorder.calls.count("check_begin") == 3
+    assert "selectable 1/3" in recorder.calls and "check_end 3" in recorder.calls
+    assert "selectable 3/3" not in recorder.calls  # the last check is always selectable
+    assert int(trainer.engine.checks.epoch["validation"].numpy()) == 3
+    trainer.select_final_model(tmp_path, data)
+    assert recorder.calls[-1] == "chosen saved"
+
+
+def test_a_resumed_run_does_not_run_on_train_begin_again(bundled, tmp_path, monkeypatch):
+    trainer = make_trainer("ae", epochs=1)
+    _fit(trainer, bundled, tmp_path)
+    resumed, recorder = make_trainer("ae", epochs=2), Recorder(selectable_from=0)
+    monkeypatch.setattr(resumed.engine.callbacks, "callbacks", [recorder])
+    _fit(resumed, bundled, tmp_path)
+    assert "train_begin" not in recorder.calls and int(resumed.epoch.numpy()) == 2
