@@ -10,8 +10,10 @@ from anomaly_toolbox.cli import main
 from anomaly_toolbox.datasets.pipeline import to_model_range
 from anomaly_toolbox.results import read_results
 from anomaly_toolbox.trainers import wgan
-from anomaly_toolbox.trainers.ama import AMATrainer, negative_log_gaussian, pair
+from anomaly_toolbox.trainers.ama import negative_log_gaussian, pair
 from anomaly_toolbox.trainers.wgan import gradient_penalty
+from anomaly_toolbox.training.engine import Engine
+from anomaly_toolbox.training.selection import BestChecks
 from tests.conftest import TINY, images_of, make_trainer, write_grid
 
 
@@ -218,14 +220,14 @@ def test_model_selection_skips_the_checks_before_the_selection_epoch(tmp_path, m
     weights are selected, not the first's, and results say so."""
     sequence = iter({"auroc": value, "auprc": value} for value in (0.9, 0.8, 0.7, 0.6))
     held = []
-    monkeypatch.setattr(AMATrainer, "validation_metrics", lambda self, data: next(sequence))
-    hold_best = AMATrainer._hold_best
+    monkeypatch.setattr(Engine, "validation_metrics", lambda self, data: next(sequence))
+    record = BestChecks.record
 
-    def spy(self, improved):
-        held.append((int(self.epoch) + 1, improved))
-        hold_best(self, improved)
+    def spy(self, rules, checks, epoch, networks):
+        held.append((epoch, rules))
+        record(self, rules, checks, epoch, networks)
 
-    monkeypatch.setattr(AMATrainer, "_hold_best", spy)
+    monkeypatch.setattr(BestChecks, "record", spy)
     grid = write_grid(tmp_path / "grid.json", {**TINY, "n_critic": 1, "epochs": 4,
                                                "select_after_epoch": 2})
     result = CliRunner().invoke(main, ["-e", "ama", "-d", "mnist-5k", "--normal-label", "3",

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from anomaly_toolbox.results import read_results
-from anomaly_toolbox.trainers.base import Trainer
+from anomaly_toolbox.training.engine import Engine
 from tests.conftest import TINY, invoke, only_run, run_dirs, summary_values, train_tiny
 
 
@@ -104,20 +104,20 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monk
     reference = train_tiny(tmp_path, "ganomaly", grid, "--normal-label", 7, log_dir="reference")
     assert reference.exit_code == 0, reference.output
 
-    original = Trainer._train_epoch
+    original = Engine._train_epochs
 
     def interrupt_after_third_epoch_steps(self, data, epoch, *rest):
         original(self, data, epoch, *rest)
         if epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_after_third_epoch_steps)
+    monkeypatch.setattr(Engine, "_train_epochs", interrupt_after_third_epoch_steps)
     interrupted = train_tiny(tmp_path, "ganomaly", grid, "--normal-label", 7)
     assert interrupted.exit_code != 0
     [run_dir] = run_dirs(tmp_path / "logs")
     assert read_results(run_dir / "results.json")["status"] == "interrupted"
 
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    monkeypatch.setattr(Engine, "_train_epochs", original)
     resumed = train_tiny(tmp_path, "ganomaly", grid, "--normal-label", 7)
     assert resumed.exit_code == 0, resumed.output
     assert "Resuming from" in resumed.output and "epoch 2 of 3 done" in resumed.output

@@ -18,7 +18,6 @@ from anomaly_toolbox import Autoencoder, load
 from anomaly_toolbox.cli import main
 from anomaly_toolbox.experiments import runner
 from anomaly_toolbox.results import chosen_run, read_results
-from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.training.engine import Engine
 from anomaly_toolbox.training.selection import BestChecks
 from tests.conftest import TINY, write_grid
@@ -71,16 +70,16 @@ def test_folders_with_the_same_name_and_other_content_never_share_a_run(tmp_path
     done = train(tmp_path, grid, "-d", "folder", "--data-dir", first, dataset="folder")
     assert done.exit_code == 0, done.output
 
-    original = Trainer._train_epoch
+    original = Engine._train_epochs
 
     def interrupt(self, *args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_train_epoch", interrupt)
+    monkeypatch.setattr(Engine, "_train_epochs", interrupt)
     stopped = train(tmp_path, {**grid, "epochs": 2}, "-d", "folder", "--data-dir", first,
                     dataset="folder")
     assert stopped.exit_code == 130
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    monkeypatch.setattr(Engine, "_train_epochs", original)
 
     other = train(tmp_path, grid, "-d", "folder", "--data-dir", second, dataset="folder")
     assert other.exit_code == 0, other.output
@@ -367,17 +366,17 @@ def test_a_full_disk_is_said_and_the_last_good_state_kept(tmp_path, monkeypatch)
 
 @pytest.mark.slow
 def test_a_truncated_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypatch):
-    original = Trainer._train_epoch
+    original = Engine._train_epochs
 
     def stop_in_third_epoch(self, data, epoch, *rest):
         if epoch == 2:
             raise KeyboardInterrupt
         return original(self, data, epoch, *rest)
 
-    monkeypatch.setattr(Trainer, "_train_epoch", stop_in_third_epoch)
+    monkeypatch.setattr(Engine, "_train_epochs", stop_in_third_epoch)
     grid = {**AE, "epochs": 3}
     assert train(tmp_path, grid, "--normal-label", 3).exit_code == 130
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    monkeypatch.setattr(Engine, "_train_epochs", original)
     [path] = results_files(tmp_path / "logs")
     checkpoints = path.parent / "checkpoints"
     for data_file in checkpoints.glob("ckpt-2.data-*"):
