@@ -256,13 +256,17 @@ class Trainer(ImageSides, abc.ABC):
         return {name: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
                 for name, value in losses.items()}
 
+    def step_seed(self) -> tf.Tensor:
+        """The stateless seed ``[2]`` of the next train step: ``(seed, step)``."""
+        return tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
+
     def _steps(self, batches: tf.Tensor, epochs: tf.Tensor) -> dict[str, tf.Tensor]:
         """Train steps on ``batches`` ``[K, B, ...]`` in turn, the k-th in 0-based epoch
         ``epochs[k]`` and seeded ``(seed, step)`` as a lone step is; returns every loss per step
         ``[K]`` (float32). Steps stay in order: each reads the weights the previous one wrote."""
         def step(index: tf.Tensor) -> dict[str, tf.Tensor]:
             self.epoch.assign(epochs[index])
-            seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
+            seed = self.step_seed()
             with tf.control_dependencies([seed]):
                 losses = self._draw_noise_and_step(batches[index], seed)
             with tf.control_dependencies(list(losses.values())):

@@ -112,8 +112,8 @@ class Engine:
     """Runs one network method (a :class:`~anomaly_toolbox.trainers.base.Trainer`) through
     training, per-epoch checks and the choice of its final model.
 
-    What it uses of the trainer: ``hps``, ``seed``, ``compiled_train_step(images, seed)``,
-    ``compiled_score``, ``compiled_reconstruct``, its ``epoch`` and ``step`` variables,
+    What it uses of the trainer: ``hps``, ``seed``, ``compiled_train_step(images, seed)`` with
+    ``step_seed()``, ``compiled_steps``, ``compiled_score``, ``compiled_reconstruct``, its ``epoch`` and ``step`` variables,
     ``scoring_networks`` with ``save_networks``/``load_networks``, ``checkpointed()``,
     ``check_subset()`` and ``scoring_batch_size()``, ``callbacks()``, and its ``stopwatch``.
     """
@@ -229,9 +229,8 @@ class Engine:
         one call per step when there is one; every step's losses as floats."""
         trainer = self.trainer
         if len(chunk) == 1:
-            seed = tf.stack([tf.constant(trainer.seed, tf.int64), trainer.step.read_value()])
-            losses = {name: float(value)
-                      for name, value in trainer.compiled_train_step(chunk[0][1], seed).items()}
+            losses = {name: float(value) for name, value in
+                      trainer.compiled_train_step(chunk[0][1], trainer.step_seed()).items()}
             trainer.step.assign_add(1)
             return [losses]
         stacked = trainer.compiled_steps(tf.stack([images for _, images in chunk]),
