@@ -1,8 +1,8 @@
 """The grids in ``hps/`` ship inside the package as ``anomaly_toolbox.grids`` (``--hps-path NAME``
-finds them after ``pip install``), with the ``--list`` catalogue; the rest is in setup.cfg."""
+finds them after ``pip install``); the rest is in setup.cfg."""
 
 from setuptools import find_packages, setup
 
 setup(packages=[*find_packages(include=["anomaly_toolbox*"]), "anomaly_toolbox.grids"],
       package_dir={"anomaly_toolbox.grids": "hps"},
-      package_data={"anomaly_toolbox.grids": ["*.json"], "anomaly_toolbox": ["catalogue.txt"]})
+      package_data={"anomaly_toolbox.grids": ["*.json"]})

@@ -39,6 +39,7 @@ from anomaly_toolbox.model_files import (METADATA_FILE, ModelError, check_metada
                                          trainer_reconstructs)
 from anomaly_toolbox.results import write_json_atomically
 from anomaly_toolbox.runtime import apply_determinism, resolve_jit
+from anomaly_toolbox.schemas import method_schema
 from anomaly_toolbox.training.evaluation import MODEL_DIR
 from anomaly_toolbox.trainers.shallow import (PICKLED_DETECTOR_FILE, ShallowTrainer,
                                               UntrustedModel)
@@ -89,7 +90,7 @@ class Detector:
         return self._resolved_hps()
 
     def _resolved_hps(self) -> dict[str, Any]:
-        hps = full_hps(self._given_hps, trainer_class(self.experiment).schema(),
+        hps = full_hps(self._given_hps, method_schema(self.experiment),
                        type(self).__name__)
         if "jit_compile" in hps:
             requested = self.jit_compile if self.jit_compile is not None else hps["jit_compile"]
@@ -391,11 +392,11 @@ def _check_hps_match_method(metadata: dict[str, Any], source: Path) -> None:
     """Refuse metadata whose hps are not those of the method it names (say whose they are)."""
     experiment = metadata["experiment"]
     keys = set(metadata["hps"])
-    foreign = sorted(keys - set(trainer_class(experiment).schema()))
+    foreign = sorted(keys - set(method_schema(experiment)))
     if not foreign:
         return
     owners = [name for name in EXPERIMENTS
-              if name != experiment and keys <= set(trainer_class(name).schema())]
+              if name != experiment and keys <= set(method_schema(name))]
     fits = f"; they are {' or '.join(owners)}'s" if owners else ""
     raise ModelError(f"{source} names method '{experiment}', but its hps are not "
                      f"{experiment}'s ({', '.join(foreign)}{fits}): the method name or the hps "
@@ -409,7 +410,7 @@ _CLASSES: dict[str, type[Detector]] = {}
 def _signature(experiment: str) -> inspect.Signature:
     """``cls(*, seed=42, ..., <hps key>=<default>, ...)``: the constructor's own arguments and
     the method's hps keys with their defaults, keyword-only, as ``help()`` and IDEs show them."""
-    schema = trainer_class(experiment).schema()
+    schema = method_schema(experiment)
     own = {**Detector.OWN_PARAMS}
     keys = {key: param.default for key, param in schema.items() if key not in own}
     return inspect.Signature([

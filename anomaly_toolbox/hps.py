@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 GRID_TYPES = ("Discrete",)
@@ -34,6 +35,20 @@ MAX_BATCH = 65_536
 MAX_FILTERS = 4096
 MAX_LATENT_DIM = 65_536
 MAX_STEPS_PER_EXECUTION = 1000
+#: Why XLA stays off by default without a GPU, for a method that states no reason of its own
+#: (``CPU_JIT_OFF_REASON`` of its schema module; empty: on everywhere). On both CPUs of our
+#: machine kind, with oneDNN on (TensorFlow's default on the Intel Xeon, the toolbox's on the
+#: AVX2-only AMD EPYC: :mod:`anomaly_toolbox.cpu`), XLA train steps were no faster than plain
+#: graphs: whole runs on the Xeon (benchmarks/RESULTS.md, "XLA on a CPU"); on the EPYC GANomaly
+#: 329 against 274 ms a step, EGBAD 65 against 57 ms (issue 42). Compiling adds 2-20 s per run
+#: on top. (Only against plain graphs without oneDNN was XLA faster there, 1.3-1.7x: a user who
+#: turns oneDNN off may want ``--jit``.)
+CPU_JIT_OFF_REASON = ("XLA train steps measured no faster than plain graphs with oneDNN on two "
+                      "x86 CPUs (AVX-512 and AVX2-only), and compiling adds 2-20 s "
+                      "(benchmarks/RESULTS.md)")
+#: The rule ``selection`` 'auto' uses without labelled validation anomalies, for a method whose
+#: schema module states none (``LABEL_FREE_SELECTION``).
+LABEL_FREE_SELECTION = "synthetic"
 
 
 #: Largest JSON file the toolbox reads (grids, model metadata): far above any real one.
@@ -223,36 +238,51 @@ def load_grid(path: str | Path, schema: Schema) -> dict[str, list[Any]]:
     return parse_grid(raw, schema, str(path))
 
 
-def exact_epochs_when_given(hps: dict[str, Any], given: Any) -> dict[str, Any]:
-    """An ``epochs`` value the user gave (``given``: the keys set) is trained exactly: unless
-    ``min_steps`` is given too, it becomes 0, so the default step budget does not stretch it."""
-    if "epochs" in given and "min_steps" not in given and "min_steps" in hps:
+class Hps(dict):
+    """A run's hyperparameters: every key of its schema, and in :attr:`given` the keys the
+    user set (a grid file, ``--set``/``--epochs``, API keywords) rather than left to defaults."""
+
+    def __init__(self, values: dict[str, Any], given: Iterable[str] = ()) -> None:
+        super().__init__(values)
+        self.given = frozenset(given)
+
+
+def with_defaults(schema: Schema, values: dict[str, Any], given: Iterable[str]) -> Hps:
+    """``values`` over the schema's defaults. An ``epochs`` the user gave is trained exactly:
+    unless ``min_steps`` is given too, it becomes 0, so the default step budget does not
+    stretch it."""
+    hps = Hps({**defaults(schema), **values}, given)
+    if "epochs" in hps.given and "min_steps" not in hps.given and "min_steps" in hps:
         hps["min_steps"] = 0
     return hps
 
 
-def expand(grid: dict[str, list[Any]], schema: Schema, tuning: bool) -> list[dict[str, Any]]:
-    """Full hyperparameter sets: every combination when ``tuning``, else the first values only."""
-    if not tuning:
-        return [exact_epochs_when_given(
-            {**defaults(schema), **{key: values[0] for key, values in grid.items()}}, grid)]
+def expand(grid: dict[str, list[Any]], schema: Schema, tuning: bool,
+           overrides: dict[str, Any] | None = None) -> list[Hps]:
+    """Full hyperparameter sets: every combination when ``tuning``, else the first values only;
+    ``overrides`` (checked command-line values) replace a grid's values of their keys."""
+    overrides = {key: value for key, value in (overrides or {}).items() if key in schema}
+    given = {*grid, *overrides}
     keys = list(grid)
-    return [exact_epochs_when_given({**defaults(schema), **dict(zip(keys, combo))}, grid)
-            for combo in itertools.product(*(grid[key] for key in keys))]
+    combos = itertools.product(*(grid[key] for key in keys)) if tuning else [
+        tuple(values[0] for values in grid.values())]
+    return [with_defaults(schema, {**dict(zip(keys, combo)), **overrides}, given)
+            for combo in combos]
 
 
 def full_hps(values: dict[str, Any], schema: Schema, source: str = "hyperparameters",
-             ) -> dict[str, Any]:
-    """The defaults updated with checked ``values``; :class:`HpsError` names a bad key or value."""
-    hps = defaults(schema)
+             ) -> Hps:
+    """The defaults updated with checked ``values`` (the keys given); :class:`HpsError` names a
+    bad key or value."""
+    checked = {}
     for key, value in values.items():
         if key not in schema:
             raise HpsError(f"{source}: '{key}': {_unknown_key_message(key, schema)}")
         try:
-            hps[key] = schema[key].check(value)
+            checked[key] = schema[key].check(value)
         except HpsError as error:
             raise HpsError(f"{source}: '{key}': {error}") from None
-    return exact_epochs_when_given(hps, values)
+    return with_defaults(schema, checked, given=checked)
 
 
 def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: float,
@@ -301,6 +331,19 @@ def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: f
     )
 
 
+def shallow_hparams() -> tuple[HParam, ...]:
+    """Keys every scikit-learn baseline has."""
+    return (
+        HParam("max_train_samples", int, 10_000, "random subsample of the training split "
+               "(kernel methods scale quadratically)", positive=True),
+        HParam("selection_metric", str, "auroc", "validation metric that picks the candidate",
+               choices=SELECTION_METRICS),
+        HParam("pca_variance", float, 0.0, "share of the training images' variance kept by a "
+               "PCA projection fitted on them before the detector (0 = off: raw pixels)",
+               minimum=0.0, maximum=1.0),
+    )
+
+
 def check_batch_fits(hps: dict[str, Any], train_size: int) -> None:
     """``ValueError`` when a training batch is larger than the training split (no step at all)."""
     if hps.get("batch_size", 0) > train_size:
@@ -330,3 +373,4 @@ def checked_overrides(given: list[tuple[str, str, Any]], schemas: dict[str, Sche
             raise HpsError(f"{option}: {error}") from None
         overrides[key] = checked[0]
     return overrides
+

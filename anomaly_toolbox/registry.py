@@ -29,6 +29,9 @@ class Experiment:
             test, for ``skip_learning``.
         learning_hps: hps of that test beyond the tiny widths.
         skip_learning: why the test cannot show learning for this method.
+        schema: the module of its hyperparameters (``HPARAMS``; see
+            :mod:`anomaly_toolbox.schemas`), importable without TensorFlow; default
+            ``anomaly_toolbox.schemas.<name>``.
     """
 
     name: str
@@ -39,6 +42,12 @@ class Experiment:
     steps_to_learn: int | None = None
     learning_hps: dict[str, Any] = field(default_factory=dict)
     skip_learning: str = "no learning budget registered"
+    schema: str = ""
+
+    @property
+    def schema_module(self) -> str:
+        """The import path of its hyperparameters' module."""
+        return self.schema or f"anomaly_toolbox.schemas.{self.name}"
 
 
 #: Experiment name -> its registration, in the order of ``--list``.

@@ -19,7 +19,7 @@ import tensorflow as tf  # noqa: E402
 from anomaly_toolbox.datasets import load_raw  # noqa: E402
 from anomaly_toolbox.datasets.pipeline import to_model_range  # noqa: E402
 from anomaly_toolbox.registry import EXPERIMENTS, trainer_class  # noqa: E402
-from anomaly_toolbox.hps import defaults, exact_epochs_when_given  # noqa: E402
+from anomaly_toolbox.hps import with_defaults  # noqa: E402
 from anomaly_toolbox.results import read_results  # noqa: E402
 from anomaly_toolbox.trainers.base import Trainer  # noqa: E402
 
@@ -36,7 +36,7 @@ def make_trainer(experiment: str, jit_compile: bool = False,
     """A trainer of ``experiment`` at tiny widths (and :data:`FAST` settings), seed 0."""
     cls = trainer_class(experiment)
     given = {**TINY, **FAST.get(experiment, {}), **overrides, "jit_compile": jit_compile}
-    hps = exact_epochs_when_given({**defaults(cls.schema()), **given}, given)
+    hps = with_defaults(cls.schema(), given, given)
     return cls(hps, sample_shape=sample_shape, seed=0)
 
 

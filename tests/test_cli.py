@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from anomaly_toolbox.registry import EXPERIMENTS, trainer_class
 from anomaly_toolbox.results import read_results
+from anomaly_toolbox.schemas import cpu_jit_off_reason, label_free_selection, method_schema
+from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.training.engine import Engine
 from tests.conftest import TINY, invoke, only_run, run_dirs, summary_values, train_tiny
 
@@ -147,11 +150,12 @@ def test_a_diverged_run_is_marked_failed(tmp_path, monkeypatch):
 
     monkeypatch.setattr(EGBADTrainer, "train_step",
                         lambda self, images, noise: {"d_loss": tf.constant(np.nan)})
-    result = train_tiny(tmp_path, "egbad", TINY)
+    result = train_tiny(tmp_path, "egbad", TINY, "--set", "score=bce")
     assert result.exit_code == 1 and "1 run(s) failed" in result.output
     [run_dir] = run_dirs(tmp_path / "logs")
     results = read_results(run_dir / "results.json")
     assert results["status"] == "failed" and "loss 'd_loss' became nan at step 0" in results["error"]
+    assert results["hps_given"] == sorted({*TINY, "score"})
     assert "hps key 'learning_rate' (0.0002)" in results["error"]
 
 
@@ -187,17 +191,23 @@ def test_malformed_hps_file_is_named_in_the_error(tmp_path):
     assert result.exit_code == 2 and "bad.json: malformed JSON at line 1" in result.output
 
 
-def test_the_shipped_catalogue_matches_the_trainers():
-    from anomaly_toolbox.catalogue import render, saved
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_the_trainers_take_their_hps_from_their_schema_modules(experiment):
+    """What ``--list`` and the override checks read without TensorFlow is what trains."""
+    cls = trainer_class(experiment)
+    assert cls.schema() == method_schema(experiment)
+    if issubclass(cls, Trainer):  # the scikit-learn baselines have neither
+        assert cls.label_free_selection == label_free_selection(experiment)
+        assert cls.cpu_jit_off_reason == cpu_jit_off_reason(experiment)
 
-    assert saved() == render(), ("anomaly_toolbox/catalogue.txt is stale: rewrite it with "
-                                 "`python -m anomaly_toolbox.catalogue`")
 
-
-def test_list_and_help_answer_without_importing_tensorflow():
+def test_list_help_and_override_checks_answer_without_importing_tensorflow():
     probe = ("import sys; from click.testing import CliRunner; from anomaly_toolbox.cli import "
              "main; out = CliRunner().invoke(main, ['--list']).output + CliRunner().invoke("
              "main, ['--help']).output; assert 'min_steps' in out and 'benchmark' in out, out; "
+             "bad = CliRunner().invoke(main, ['-e', 'egbad', '-d', 'mnist-5k', '--set', "
+             "'learnin_rate=1']); assert bad.exit_code == 2 and \"did you mean 'learning_rate'\" "
+             "in bad.output.lower(), bad.output; "
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', "
              "'keras')))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

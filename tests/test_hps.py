@@ -84,6 +84,21 @@ def test_epochs_given_alone_are_trained_exactly_and_the_default_budget_is_in_ste
         full_hps({"min_steps": -1}, schema)
 
 
+def test_hps_carry_the_keys_the_user_gave_from_grid_command_line_or_api(schema):
+    """One place decides what "given" means: the grid's keys and the command line's overrides
+    (which replace the grid's values), or the API's keywords; the defaults are not given."""
+    [from_grid] = expand({"epochs": [3], "dropout": [0.2]}, schema, tuning=False,
+                         overrides={"learning_rate": 1e-3, "not_egbad": 1})
+    assert from_grid.given == {"epochs", "dropout", "learning_rate"}
+    assert (from_grid["epochs"], from_grid["min_steps"], from_grid["learning_rate"]) == (3, 0, 1e-3)
+    [overridden] = expand({"epochs": [3, 4]}, schema, tuning=False, overrides={"epochs": 9})
+    assert (overridden["epochs"], overridden["min_steps"]) == (9, 0)
+    steps_too = expand({}, schema, tuning=False, overrides={"epochs": 2, "min_steps": 40})[0]
+    assert (steps_too["min_steps"], steps_too.given) == (40, {"epochs", "min_steps"})
+    assert full_hps({"score": "bce"}, schema).given == {"score"}
+    assert expand({}, schema, tuning=False)[0].given == set()
+
+
 def test_shipped_grids_load_by_name_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     schema = trainer_class("ganomaly").schema()

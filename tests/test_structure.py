@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import anomaly_toolbox
+from anomaly_toolbox.hps import common_hparams, defaults, load_grid
 from anomaly_toolbox.registry import EXPERIMENTS, Experiment, register, trainer_class
-from anomaly_toolbox.hps import common_hparams, defaults
+from anomaly_toolbox.schemas import method_schema, schema_module
 from anomaly_toolbox.trainers import MethodTrainer
 from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.trainers.helpers import adam
@@ -103,12 +105,16 @@ def test_no_module_that_the_api_imports_imports_it_back():
     assert importing_back == []
 
 
+#: The toy method's schema (a method's ``schemas/<name>.py``; here this module, registered as it).
+HPARAMS = common_hparams(epochs=1, batch_size=32, learning_rate=1e-3, beta_1=0.9, latent_dim=8,
+                         filters=4)
+
+
 class ToyTrainer(Trainer):
     """A dense autoencoder in a few lines: what a contributor's new method looks like."""
 
     image_size = 28
-    hparams = common_hparams(epochs=1, batch_size=32, learning_rate=1e-3, beta_1=0.9,
-                             latent_dim=8, filters=4)
+    hparams = HPARAMS
 
     def build_networks(self) -> dict[str, keras.Model]:
         inputs = keras.Input(self.image_shape)
@@ -136,7 +142,8 @@ class ToyTrainer(Trainer):
 
 @pytest.fixture
 def toy_registered():
-    yield register(Experiment("toy", f"{__name__}:ToyTrainer", "Toy", "toy: a dense autoencoder"))
+    yield register(Experiment("toy", f"{__name__}:ToyTrainer", "Toy", "toy: a dense autoencoder",
+                              schema=__name__))
     EXPERIMENTS.pop("toy")
 
 
@@ -189,3 +196,25 @@ def test_no_module_is_long_without_a_stated_reason():
                 if lines > MAX_MODULE_LINES and name not in LONG_MODULES}
     assert too_long == {}
     assert all(lengths[name] > MAX_MODULE_LINES for name in LONG_MODULES)  # reasons stay true
+
+
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_every_method_lives_in_its_trainer_networks_schema_grid_and_registry_line(experiment):
+    """The places "Add a method" (README) names, and they agree: the grid parses against the
+    schema, and the schema module is the one the trainer trains with."""
+    package = Path(anomaly_toolbox.__file__).parent
+    registered = EXPERIMENTS[experiment]
+    assert registered.schema_module == f"anomaly_toolbox.schemas.{experiment}"
+    assert (package / "schemas" / f"{experiment}.py").is_file()
+    trainer = trainer_class(experiment)
+    assert Path(sys.modules[trainer.__module__].__file__).parent == package / "trainers"
+    assert trainer.hparams is schema_module(experiment).HPARAMS
+    if issubclass(trainer, Trainer):  # the scikit-learn baselines have no networks of their own
+        networks = {module.__module__ for module in vars(sys.modules[trainer.__module__]).values()
+                    if callable(module) and getattr(module, "__module__", "").startswith(
+                        "anomaly_toolbox.models.")}
+        assert networks, f"{experiment}'s trainer builds no networks from anomaly_toolbox/models"
+    grid = Path(__file__).parents[1] / "hps" / f"{experiment}.json"
+    assert load_grid(grid, method_schema(experiment))
+    source = (package / "registry.py").read_text()
+    assert source.count(f'register(Experiment("{experiment}"') == 1

@@ -170,12 +170,11 @@ def hps_overrides(experiments: list[str], epochs: int | None, batch_size: int | 
         given.append((f"--set {key.strip()}", key.strip(), value))
     if not given:
         return {}
-    start_tensorflow()
     from anomaly_toolbox.hps import HpsError, checked_overrides
-    from anomaly_toolbox.registry import trainer_class
+    from anomaly_toolbox.schemas import method_schema
 
     try:
-        return checked_overrides(given, {experiment: trainer_class(experiment).schema()
+        return checked_overrides(given, {experiment: method_schema(experiment)
                                          for experiment in experiments})
     except HpsError as error:
         raise BadInput(str(error)) from None

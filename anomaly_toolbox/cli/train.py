@@ -18,10 +18,10 @@ from anomaly_toolbox.registry import EXPERIMENTS
 
 
 def _print_catalogue() -> None:
-    from anomaly_toolbox.catalogue import saved
+    from anomaly_toolbox.catalogue import render
     from anomaly_toolbox.hps import shipped_grids
 
-    click.echo(saved(), nl=False)
+    click.echo(render(), nl=False)
     click.echo(f"\nShipped grids (--hps-path NAME): {', '.join(shipped_grids())}")
     click.echo("\nDatasets (--dataset):")
     for name, text in DATASET_HELP.items():
@@ -128,11 +128,11 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
 
 def _check_grid_size(experiment: str, hps_path: Path) -> None:
     """Refuse a grid of more than :data:`MAX_RUNS_UNASKED` combinations unless ``--yes``."""
-    from anomaly_toolbox.registry import trainer_class
     from anomaly_toolbox.hps import HpsError, load_grid
+    from anomaly_toolbox.schemas import method_schema
 
     try:
-        grid = load_grid(hps_path, trainer_class(experiment).schema())
+        grid = load_grid(hps_path, method_schema(experiment))
     except HpsError as error:
         raise BadInput(str(error)) from None
     runs = math.prod(len(values) for values in grid.values())

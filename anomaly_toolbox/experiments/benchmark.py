@@ -17,13 +17,13 @@ from typing import Any
 from anomaly_toolbox.cpu import describe_cpu, onednn_state
 from anomaly_toolbox.datasets import DATASETS, load_raw
 from anomaly_toolbox.datasets.splits import check_label
-from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments.runner import RunConfig, data_label, run_experiment
 from anomaly_toolbox.hps import load_grid
 from anomaly_toolbox.results import (benchmark_table, chosen_run, describe_code, rules_table,
                                      write_text_atomically)
+from anomaly_toolbox.schemas import method_schema
 
 PROTOCOL_NAMES = {"anomalous": "P1: the class is the anomaly, the other classes are normal",
                   "normal": "P3: the class is normal, the other classes are anomalies"}
@@ -64,7 +64,7 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     Grid files are checked before any data is loaded, and every label against the data before
     any run trains."""
     for method, path in config.hps_paths.items():
-        load_grid(path, trainer_class(method).schema())
+        load_grid(path, method_schema(method))
     raw = load_raw(config.dataset, config.data_dir, config.category, config.dataset_options)
     labels = config.labels
     if labels is None:
@@ -111,7 +111,7 @@ def describe_overrides(overrides: dict[str, Any], methods: list[str]) -> str:
     """``key=value`` per override, with the methods it reached when some lack the key."""
     parts = []
     for key, value in sorted(overrides.items()):
-        reached = [method for method in methods if key in trainer_class(method).schema()]
+        reached = [method for method in methods if key in method_schema(method)]
         parts.append(f"{key}={value}" if len(reached) == len(methods)
                      else f"{key}={value} ({', '.join(reached)} only)")
     return ", ".join(parts) or "none"
@@ -190,7 +190,7 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
             validation = ", ".join(f"{k} {v:.4f}" for k, v in run.get("validation", {}).items())
             tuned = ", ".join(f"{k}={run['hps'][k]}"
                               for k in load_grid(config.hps_paths[run["experiment"]],
-                                                 trainer_class(run["experiment"]).schema())
+                                                 method_schema(run["experiment"]))
                               ) if run["experiment"] in config.hps_paths else "defaults"
             lines.append(f"| {run['experiment']} | {run['label']} | {run['seed']} | "
                          f"{run['run']} | {validation} | {tuned} |")

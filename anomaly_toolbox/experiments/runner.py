@@ -42,8 +42,7 @@ from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.faults import MachineFault, memory_fault, storage_fault
-from anomaly_toolbox.hps import (SELECTION_RULES, check_batch_fits,
-                                 exact_epochs_when_given, expand, load_grid)
+from anomaly_toolbox.hps import SELECTION_RULES, check_batch_fits, expand, load_grid
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
 from anomaly_toolbox.registry import trainer_class
@@ -52,6 +51,7 @@ from anomaly_toolbox.results import (RESULTS_FILE, RULES, TABLE_FILE, TABLE_METR
                                      write_json_atomically, write_results_table,
                                      write_text_atomically)
 from anomaly_toolbox.runtime import apply_determinism, distribution_strategy, resolve_jit
+from anomaly_toolbox.schemas import method_schema
 from anomaly_toolbox.timing import run_clock_start
 from anomaly_toolbox.trainers import MethodTrainer
 from anomaly_toolbox.trainers.base import Trainer
@@ -147,13 +147,9 @@ def hyperparameter_sets(config: RunConfig) -> list[dict[str, Any]]:
     ``config.jit_compile`` (the --jit/--no-jit flag) overrides the hps key; the result is resolved
     to a bool so that it is logged as what really ran. Methods without the key ignore the flag.
     """
-    schema = trainer_class(config.experiment).schema()
+    schema = method_schema(config.experiment)
     grid = load_grid(config.hps_path, schema) if config.hps_path else {}
-    sets = expand(grid, schema, config.tuning)
-    for hps in sets:
-        hps.update({key: value for key, value in config.overrides.items() if key in schema})
-    for hps in sets:
-        exact_epochs_when_given(hps, config.overrides)
+    sets = expand(grid, schema, config.tuning, config.overrides)
     if "jit_compile" not in schema:
         return sets
     for hps in sets:
@@ -323,6 +319,7 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
         "data_source": run.raw.source, "protocol": config.protocol, "label": config.label,
         "contamination": config.contamination, "val_share": config.val_share,
         "seed": config.seed, "splits": splits.describe(), "hps": hps,
+        "hps_given": sorted(getattr(hps, "given", ())),
         "deterministic": run.deterministic, "onednn": onednn_state(),
         "fingerprint": fingerprint, "code": describe_code(),
         "status": "running",

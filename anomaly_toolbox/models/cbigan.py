@@ -20,8 +20,7 @@ from keras import layers, ops
 
 from anomaly_toolbox.models.dcgan import build_decoder, build_encoder, conv_pyramid, pyramid_steps
 from anomaly_toolbox.models.egbad import build_joint_discriminator
-
-DISCRIMINATORS = ("projection", "concat")
+from anomaly_toolbox.schemas.cbigan import DISCRIMINATORS
 
 
 def build_projection_discriminator(image_shape: tuple[int, int, int], latent_dim: int,

@@ -81,8 +81,8 @@ import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox.datasets.pipeline import PreparedData
-from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.ama import build_ama
+from anomaly_toolbox.schemas import ama as schema
 from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
 from anomaly_toolbox.trainers.helpers import (EpochMilestones, adam, moving_statistics_kept,
                                              published_epoch)
@@ -107,45 +107,13 @@ def negative_log_gaussian(values: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) ->
 class AMATrainer(EncoderGeneratorTrainer):
     """AMA on 32x32 images; optimisers, schedule and weights as in the paper."""
 
-    #: Not measured yet (a P3 class takes about 1.5 hours here; benchmarks/RESULTS.md): the
-    #: base default, synthetic, which guards against a late collapse as jointgan's showed.
-    label_free_selection = "synthetic"
+    label_free_selection = schema.LABEL_FREE_SELECTION
+    hparams = schema.HPARAMS
 
     distribution_off_reason = ("its interpolations mix each image's code with partners indexed "
                                "in the whole batch, which one replica's slice does not hold")
 
     image_size = 32
-    hparams = (
-        *common_hparams(epochs=100, batch_size=256, learning_rate=3e-4, beta_1=0.0,
-                        latent_dim=100, filters=64),
-        HParam("encoder_beta_1", float, 0.5, "Adam beta_1 of the encoder (D and G: beta_1)",
-               minimum=0.0, maximum=0.999),
-        HParam("beta_2", float, 0.9, "Adam beta_2 of every optimizer", minimum=0.0,
-               maximum=0.9999),
-        HParam("lr_decay_every", int, 30, "epochs between learning-rate drops", positive=True),
-        HParam("lr_decay_rate", float, 0.1, "factor of each learning-rate drop (1 = none)",
-               positive=True, maximum=1.0),
-        HParam("n_critic", int, 5, "critic updates per encoder/decoder update", positive=True),
-        HParam("gp_weight", float, 0.0, "gradient-penalty weight on every pair type (0 = "
-               "spectral normalisation alone, as the paper)", minimum=0.0),
-        HParam("lambda_inter", float, 0.5, "simplex-interpolation weight (0 = off)", minimum=0.0),
-        HParam("interpolation_codes", int, 3, "k, codes mixed per interpolation (E(x) and k - 1 "
-               "others of the batch)", positive=True),
-        HParam("lambda_neg", float, 5.0, "atypical-negative weight (0 = off)", minimum=0.0),
-        HParam("negative_direction", str, "outward", "atypical radius beyond or inside sqrt(d)",
-               choices=("outward", "inward")),
-        HParam("negative_delta", float, 5.0, "width of the atypical radius band", positive=True),
-        HParam("negative_share", float, 0.1, "share s of each batch the negatives stand for "
-               "(the authors' code replaces it by them): round(s x batch_size) negatives per "
-               "step, their term weighted lambda_neg s / (1 - s)", positive=True, maximum=0.5),
-        HParam("negative_start_epoch", int, 11, "first epoch (1-based) with negatives",
-               positive=True),
-        HParam("lambda_reg", float, 1.0, "latent-norm regulariser weight (0 = off)",
-               minimum=0.0),
-        HParam("select_after_epoch", int, 20, "model selection considers only weights "
-               "trained past this epoch, once the negatives have had their effect (the "
-               "released code's rule; 0 = every check)", minimum=0),
-    )
 
     def __init__(self, *args, **kwargs) -> None:
         self.gaussian = tf.Variable([0.0, 1.0], dtype=tf.float64, trainable=False,

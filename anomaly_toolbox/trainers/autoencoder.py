@@ -9,8 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.hps import common_hparams
 from anomaly_toolbox.models.autoencoder import build_autoencoder
+from anomaly_toolbox.schemas import ae as schema
 from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.trainers.helpers import adam
 from anomaly_toolbox.trainers.losses import per_sample_squared_error
@@ -19,13 +19,10 @@ from anomaly_toolbox.trainers.losses import per_sample_squared_error
 class AutoencoderTrainer(Trainer):
     """Convolutional autoencoder on 32x32 images."""
 
-    #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
-    #: last 0.9272, synthetic 0.9269.
-    label_free_selection = "last"
+    label_free_selection = schema.LABEL_FREE_SELECTION
+    hparams = schema.HPARAMS
 
     image_size = 32
-    hparams = common_hparams(epochs=20, batch_size=64, learning_rate=1e-3, beta_1=0.9,
-                             latent_dim=32, filters=32)
 
     def build_networks(self) -> dict[str, keras.Model]:
         return build_autoencoder(self.image_shape, self.hps["latent_dim"], self.hps["filters"])

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox.datasets.pipeline import PreparedData
-from anomaly_toolbox.hps import HParam, Schema, schema_of
+from anomaly_toolbox.hps import CPU_JIT_OFF_REASON, LABEL_FREE_SELECTION, HParam, Schema, schema_of
 from anomaly_toolbox.registry import registered_name
 from anomaly_toolbox.timing import Stopwatch
 from anomaly_toolbox.trainers.helpers import adam
@@ -68,20 +68,13 @@ class Trainer(ImageSides, abc.ABC):
     supports_tabular: ClassVar[bool] = False
     #: Why the method cannot train under a multi-replica strategy (empty: it can).
     distribution_off_reason: ClassVar[str] = ""
-    #: Why XLA stays off by default without a GPU (empty: on everywhere). On both CPUs of our
-    #: machine kind, with oneDNN on (TensorFlow's default on the Intel Xeon, the toolbox's on
-    #: the AVX2-only AMD EPYC: :mod:`anomaly_toolbox.cpu`), XLA train steps were no faster than
-    #: plain graphs: whole runs on the Xeon (benchmarks/RESULTS.md, "XLA on a CPU"); on the EPYC
-    #: GANomaly 329 against 274 ms a step, EGBAD 65 against 57 ms (issue 42). Compiling adds
-    #: 2-20 s per run on top. (Only against plain graphs without oneDNN was XLA faster there,
-    #: 1.3-1.7x: a user who turns oneDNN off may want ``--jit``.)
-    cpu_jit_off_reason: ClassVar[str] = ("XLA train steps measured no faster than plain graphs "
-                                         "with oneDNN on two x86 CPUs (AVX-512 and AVX2-only), "
-                                         "and compiling adds 2-20 s (benchmarks/RESULTS.md)")
+    #: Why XLA stays off by default without a GPU (empty: on everywhere); a method states its
+    #: own in its schema module (:data:`anomaly_toolbox.hps.CPU_JIT_OFF_REASON` has the evidence).
+    cpu_jit_off_reason: ClassVar[str] = CPU_JIT_OFF_REASON
     #: The rule ``selection`` 'auto' uses when validation has no labelled anomalies: the
     #: label-free rule that measured best for the method (benchmarks/RESULTS.md, "Numbers
-    #: without labels").
-    label_free_selection: ClassVar[str] = "synthetic"
+    #: without labels"), from its schema module.
+    label_free_selection: ClassVar[str] = LABEL_FREE_SELECTION
 
     def __init__(self, hps: dict[str, Any], sample_shape: tuple[int, ...], seed: int) -> None:
         """``sample_shape``: one raw sample's shape, ``(H, W, C)`` for images (resized to

@@ -30,8 +30,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam, common_hparams
-from anomaly_toolbox.models.cbigan import DISCRIMINATORS, build_cbigan
+from anomaly_toolbox.models.cbigan import build_cbigan
+from anomaly_toolbox.schemas import cbigan as schema
 from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
 from anomaly_toolbox.trainers.bigan import bigan_terms
 from anomaly_toolbox.trainers.losses import per_sample_l1, residual_and_feature_score
@@ -40,21 +40,10 @@ from anomaly_toolbox.trainers.losses import per_sample_l1, residual_and_feature_
 class CBiGANTrainer(EncoderGeneratorTrainer):
     """Consistency BiGAN on 28x28 images; Adam 1e-4, betas (0.9, 0.999) as in the paper."""
 
-    #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
-    #: synthetic 0.8290, last 0.8245.
-    label_free_selection = "synthetic"
+    label_free_selection = schema.LABEL_FREE_SELECTION
+    hparams = schema.HPARAMS
 
     image_size = 28
-    hparams = (
-        *common_hparams(epochs=40, batch_size=64, learning_rate=1e-4, beta_1=0.9,
-                        latent_dim=100, filters=32),
-        HParam("discriminator", str, "projection", "joint discriminator kind",
-               choices=DISCRIMINATORS),
-        HParam("alpha", float, 0.9, "weight of the consistency terms vs adversarial",
-               minimum=0.0, maximum=1.0),
-        HParam("score_lambda", float, 0.1, "lambda in (1 - lambda) residual + lambda features",
-               minimum=0.0, maximum=1.0),
-    )
 
     def build_networks(self) -> dict[str, keras.Model]:
         return build_cbigan(self.image_shape, self.hps["latent_dim"], self.hps["filters"],

@@ -42,9 +42,9 @@ import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches, train_batches
-from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.deepsvdd import (build_centre, build_feature_map,
                                              build_pretraining_decoder)
+from anomaly_toolbox.schemas import deepsvdd as schema
 from anomaly_toolbox.timing import eta_text
 from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.trainers.helpers import EpochMilestones, adam
@@ -55,28 +55,10 @@ from anomaly_toolbox.training.callbacks import Callback
 class DeepSVDDTrainer(Trainer):
     """One-class Deep SVDD on 28x28 images (the paper's MNIST LeNet: 8 and 4 filters, d = 32)."""
 
-    #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
-    #: synthetic 0.9179, last 0.9168.
-    label_free_selection = "synthetic"
+    label_free_selection = schema.LABEL_FREE_SELECTION
+    hparams = schema.HPARAMS
 
     image_size = 28
-    hparams = (
-        *common_hparams(epochs=150, batch_size=200, learning_rate=1e-4, beta_1=0.9,
-                        latent_dim=32, filters=8),
-        HParam("centre_eps", float, 0.1, "coordinates of c closer to 0 than this become +-eps",
-               minimum=0.0),
-        HParam("pretrain", bool, True, "pretrain the feature map as an autoencoder's encoder for "
-               "as many steps as Deep SVDD trains"),
-        HParam("lr_milestone", int, 50, "published epoch from which the learning rate of both "
-               "phases is a tenth (0 = no drop)", minimum=0),
-        HParam("weight_decay", float, 5e-7, "lambda of the weights' penalty lambda/2 ||W||^2 "
-               "in Deep SVDD's loss", minimum=0.0),
-        HParam("ae_weight_decay", float, 5e-4, "the same penalty's lambda in pretraining",
-               minimum=0.0),
-        HParam("contrast_norm", bool, False, "global contrast normalisation (L1) and min-max "
-               "scaling fitted on the training split in front of the feature map, as the "
-               "reference code"),
-    )
 
     def build_networks(self) -> dict[str, keras.Model]:
         return {"feature_map": build_feature_map(self.image_shape, self.hps["latent_dim"],

@@ -17,8 +17,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.ganomaly import build_dense_ganomaly, build_ganomaly
+from anomaly_toolbox.schemas import ganomaly as schema
 from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.trainers.helpers import adam
 from anomaly_toolbox.trainers.losses import discriminator_bce
@@ -29,19 +29,11 @@ GENERATOR_NETWORKS = ("encoder_in", "decoder", "encoder_out")
 class GANomalyTrainer(Trainer):
     """GANomaly on 32x32 images, or dense networks on tabular data (hps/ganomaly_kdd99.json)."""
 
-    #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
-    #: last 0.9390, synthetic 0.9386.
-    label_free_selection = "last"
+    label_free_selection = schema.LABEL_FREE_SELECTION
+    hparams = schema.HPARAMS
 
     image_size = 32
     supports_tabular = True
-    hparams = (
-        *common_hparams(epochs=15, batch_size=64, learning_rate=2e-4, beta_1=0.5,
-                        latent_dim=100, filters=64),
-        HParam("adversarial_weight", float, 1.0, "w_adv (feature matching)", minimum=0.0),
-        HParam("contextual_weight", float, 50.0, "w_con (L1 reconstruction)", minimum=0.0),
-        HParam("encoder_weight", float, 1.0, "w_enc (latent consistency)", minimum=0.0),
-    )
 
     def build_networks(self) -> dict[str, keras.Model]:
         if self.tabular:

@@ -43,8 +43,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.jointgan import build_jointgan
+from anomaly_toolbox.schemas import jointgan as schema
 from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
 from anomaly_toolbox.trainers.wgan import train_critic
 
@@ -65,24 +65,10 @@ def latent_norm_score(codes: tf.Tensor) -> tf.Tensor:
 class JointGANTrainer(EncoderGeneratorTrainer):
     """Joint encoder + WGAN-GP on 32x32 images; WGAN-GP's published optimiser settings."""
 
-    #: Test AUROC without labels, P3 classes 0, 2 and 8 of the bundled data
-    #: (benchmarks/RESULTS.md): synthetic 0.571, last 0.506 on average (class 0: 0.719 vs 0.619,
-    #: the latent-norm part collapses late; class 2: 0.481 vs 0.552; class 8: 0.514 vs 0.348).
-    label_free_selection = "synthetic"
+    label_free_selection = schema.LABEL_FREE_SELECTION
+    hparams = schema.HPARAMS
 
     image_size = 32
-    hparams = (
-        *common_hparams(epochs=32, batch_size=64, learning_rate=1e-4, beta_1=0.0,
-                        latent_dim=512, filters=64),
-        HParam("beta_2", float, 0.9, "Adam beta_2", minimum=0.0, maximum=0.9999),
-        HParam("n_critic", int, 5, "critic updates per generator/encoder update", positive=True),
-        HParam("gp_weight", float, 10.0, "gradient-penalty weight", minimum=0.0),
-        HParam("encoder_loss", str, "image", "consistency in image or latent space",
-               choices=("image", "latent")),
-        HParam("consistency_weight", float, 1.0, "weight of the consistency term", minimum=0.0),
-        HParam("score_lambda", float, 0.05, "lambda in a = lambda Ln + (1 - lambda) Lo",
-               minimum=0.0, maximum=1.0),
-    )
 
     def build_networks(self) -> dict[str, keras.Model]:
         return build_jointgan(self.image_shape, self.hps["latent_dim"], self.hps["filters"])

@@ -34,8 +34,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.hps import HParam, common_hparams
 from anomaly_toolbox.models.memgan import build_memgan
+from anomaly_toolbox.schemas import memgan as schema
 from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.trainers.bigan import bigan_terms
 from anomaly_toolbox.trainers.losses import bce_with_logits
@@ -52,24 +52,10 @@ def per_sample_l2(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
 class MEMGANTrainer(Trainer):
     """MEMGAN on 32x32 images (MNIST is resized), defaults of the paper's MNIST setting."""
 
-    #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
-    #: last 0.8814, synthetic 0.8811.
-    label_free_selection = "last"
+    label_free_selection = schema.LABEL_FREE_SELECTION
+    hparams = schema.HPARAMS
 
     image_size = 32
-    hparams = (
-        *common_hparams(epochs=7, batch_size=64, learning_rate=1e-4, beta_1=0.5, latent_dim=64,
-                        filters=64),
-        HParam("memory_units", int, 50, "n, rows of the memory M (its width is latent_dim)",
-               positive=True),
-        HParam("adversarial_weight", float, 1.0, "weight of l_adv", minimum=0.0),
-        HParam("cycle_weight", float, 1.0, "weight of l_cyc", minimum=0.0),
-        HParam("projection_weight", float, 1.0, "weight of l_proj", minimum=0.0),
-        HParam("mutual_information_weight", float, 1.0, "weight of l_mi", minimum=0.0),
-        HParam("encoder_adversarial", str, "log_d", "E's adversarial loss: log D(x, E(x)) as "
-               "Algorithm 1, or the non-saturating BCE(D(x, E(x)), 0)",
-               choices=("log_d", "non_saturating")),
-    )
 
     def build_networks(self) -> dict[str, keras.Model]:
         return build_memgan(self.image_shape, self.hps["latent_dim"], self.hps["filters"],

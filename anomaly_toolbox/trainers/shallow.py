@@ -46,8 +46,11 @@ from skops import io as skops_io
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.evaluation import ranking_metrics, test_metrics
+from anomaly_toolbox.hps import HParam, Schema, schema_of
 from anomaly_toolbox.registry import registered_name
-from anomaly_toolbox.hps import SELECTION_METRICS, HParam, Schema, schema_of
+from anomaly_toolbox.schemas import iforest as iforest_schema
+from anomaly_toolbox.schemas import kde as kde_schema
+from anomaly_toolbox.schemas import ocsvm as ocsvm_schema
 from anomaly_toolbox.results import write_bytes_atomically
 from anomaly_toolbox.timing import Stopwatch
 from anomaly_toolbox.trainers.base import ImageSides
@@ -69,18 +72,6 @@ def flat_images(cached: tf.data.Dataset) -> np.ndarray:
     """Every image of a cached split, flattened: ``[N, S * S * C]`` float32."""
     batches = [x.numpy().reshape(len(x), -1) for x, _ in eval_batches(cached, 1024)]
     return np.concatenate(batches)
-
-
-def shallow_hparams() -> tuple[HParam, ...]:
-    return (
-        HParam("max_train_samples", int, 10_000, "random subsample of the training split "
-               "(kernel methods scale quadratically)", positive=True),
-        HParam("selection_metric", str, "auroc", "validation metric that picks the candidate",
-               choices=SELECTION_METRICS),
-        HParam("pca_variance", float, 0.0, "share of the training images' variance kept by a "
-               "PCA projection fitted on them before the detector (0 = off: raw pixels)",
-               minimum=0.0, maximum=1.0),
-    )
 
 
 class ShallowTrainer(ImageSides, abc.ABC):
@@ -317,17 +308,8 @@ class OCSVMTrainer(ShallowTrainer):
     """One-class SVM with an RBF kernel."""
 
     estimator = OneClassSVM
-    hparams = (
-        *shallow_hparams(),
-        HParam("nu", float, 0.1, "upper bound on the share of training outliers", minimum=1e-4,
-               maximum=1.0),
-        HParam("gamma", float, None, "RBF kernel width (default: set by width_rule)",
-               positive=True),
-        HParam("width_rule", str, "validation", "how an unset gamma is set: 'validation', the "
-               "best of 2^k / (d var(x)), k = -3..6, on the labelled validation split (Ruff et "
-               "al. chose it on a labelled hold-out); 'scale', scikit-learn's 1 / (d var(x)), "
-               "no labels", choices=("validation", "scale")),
-    )
+    hparams = ocsvm_schema.HPARAMS
+
 
     def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
         if self.hps["gamma"] is not None:
@@ -348,10 +330,8 @@ class IsolationForestTrainer(ShallowTrainer):
     """Isolation Forest (Liu et al. 2008)."""
 
     estimator = IsolationForest
-    hparams = (
-        *shallow_hparams(),
-        HParam("n_estimators", int, 100, "trees in the forest", positive=True),
-    )
+    hparams = iforest_schema.HPARAMS
+
 
     def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
         return [(f"n_estimators={self.hps['n_estimators']}",
@@ -366,16 +346,8 @@ class KDETrainer(ShallowTrainer):
     """Gaussian kernel density estimate."""
 
     estimator = KernelDensity
-    hparams = (
-        *shallow_hparams(),
-        HParam("bandwidth", float, None, "Gaussian kernel bandwidth (default: set by "
-               "width_rule)", positive=True),
-        HParam("width_rule", str, "validation", "how an unset bandwidth is chosen among 2^k x "
-               "the median pairwise distance, k = -4..1: 'validation', the best on the "
-               "labelled validation split; 'likelihood', the best 5-fold cross-validated "
-               "log-likelihood of the training images (Ruff et al.'s rule, no labels)",
-               choices=("validation", "likelihood")),
-    )
+    hparams = kde_schema.HPARAMS
+
 
     def candidates(self, train: np.ndarray) -> list[tuple[str, Any]]:
         if self.hps["bandwidth"] is not None:
