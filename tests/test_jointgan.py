@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.hps import defaults
-from anomaly_toolbox.trainers.jointgan import latent_norm_score, min_max_normalise
+from anomaly_toolbox.trainers.jointgan import (consistency_loss, latent_norm_score,
+                                               min_max_normalise)
 from tests.conftest import images_of, make_trainer
 
 
@@ -15,6 +16,17 @@ def test_smaller_latent_norm_is_more_anomalous():
     scores = latent_norm_score(codes).numpy()
     np.testing.assert_allclose(scores, [-0.05, -1.0, -2.5], rtol=1e-6)
     assert scores[0] > scores[1] > scores[2]
+
+
+def test_consistency_is_each_samples_l1_norm_averaged_over_the_batch():
+    """Eq. 1's E_z ||G(z) - G(E(G(z)))||_1: a sum over a sample's pixels, not a mean (which
+    weighs the term 1/1024 of the paper's at 32x32)."""
+    reference = tf.zeros([2, 4, 4, 1])
+    reconstruction = tf.concat([tf.fill([1, 4, 4, 1], 0.5), tf.fill([1, 4, 4, 1], -0.25)], 0)
+    assert float(consistency_loss(reference, reconstruction)) == pytest.approx(
+        (16 * 0.5 + 16 * 0.25) / 2)
+    codes = tf.constant([[1.0, -2.0, 0.0], [0.0, 0.0, 3.0]])
+    assert float(consistency_loss(codes, tf.zeros_like(codes))) == pytest.approx(3.0)
 
 
 def test_min_max_normalisation_is_per_image():

@@ -6,8 +6,8 @@ in the Wild", ECAI 2020.
 min_{G,E} max_D E[D(x)] - E[D(G(z))] + w_c C(z) (+ gradient penalty for D), with the encoder
 trained together with G, not afterwards. C is the image-space consistency
 ``||G(z) - G(E(G(z)))||_1`` (``encoder_loss='image'``, the paper's choice) or the latent-space
-one ``||z - E(G(z))||_1`` (``'latent'``, its comparison); both are averaged over elements so the
-weight does not depend on image or code size. Each step makes ``n_critic`` critic updates on its
+one ``||z - E(G(z))||_1`` (``'latent'``, its comparison): each sample's L1 norm, summed over its
+pixels (or code entries) as eq. 1 writes it, then averaged over the batch. Each step makes ``n_critic`` critic updates on its
 batch, then one joint G/E update. z ~ N(0, I) in R^512 (the paper's N_z) scaled to unit length,
 as the paper's progressive GAN does with its prior; the generator also scales every code it
 decodes (E(x) too) to unit length. The paper explains the latent-norm score by it (normal images
@@ -46,6 +46,7 @@ import tensorflow as tf
 from anomaly_toolbox.models.jointgan import build_jointgan
 from anomaly_toolbox.schemas import jointgan as schema
 from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
+from anomaly_toolbox.trainers.losses import per_sample_l1
 from anomaly_toolbox.trainers.wgan import train_critic
 
 
@@ -55,6 +56,12 @@ def min_max_normalise(images: tf.Tensor) -> tf.Tensor:
     low = tf.reduce_min(images, axis=axes, keepdims=True)
     high = tf.reduce_max(images, axis=axes, keepdims=True)
     return (images - low) / tf.maximum(high - low, 1e-12)
+
+
+def consistency_loss(reference: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tensor:
+    """E ||reference - reconstruction||_1 of eq. 1: the L1 norm of each sample ``[B, ...]``
+    (summed over its elements), averaged over the batch -> scalar."""
+    return tf.reduce_mean(per_sample_l1(reference, reconstruction))
 
 
 def latent_norm_score(codes: tf.Tensor) -> tf.Tensor:
@@ -99,9 +106,9 @@ class JointGANTrainer(EncoderGeneratorTrainer):
             adversarial = -tf.reduce_mean(critic(generated, training=True)[0])
             recoded = encoder(generated, training=True)
             if self.hps["encoder_loss"] == "image":
-                consistency = tf.reduce_mean(tf.abs(generated - generator(recoded, training=True)))
+                consistency = consistency_loss(generated, generator(recoded, training=True))
             else:
-                consistency = tf.reduce_mean(tf.abs(z - recoded))
+                consistency = consistency_loss(z, recoded)
             weighted = self.hps["consistency_weight"] * consistency
             generator_loss = adversarial + weighted
         self.apply_gradients(tape, {"generator": generator_loss, "encoder": weighted})
