@@ -135,3 +135,21 @@ def test_rgb_images_are_taken_at_the_papers_32_pixels(experiment):
         trainer = make_trainer(experiment, sample_shape=(28, 28, 3))
         assert trainer.image_shape == (32, 32, 3)
         assert trainer.compiled_score(tf.zeros([4, 32, 32, 3])).shape == (4,)
+
+
+@pytest.mark.parametrize("experiment", ["memgan", "cbigan", "ama"])
+def test_generated_images_leave_the_encoders_batchnorm_statistics_alone(bundled, experiment):
+    """The encoder's moving statistics, which scoring uses on real images, come from real
+    images only: two steps on the same real batch with different noise (so different G(z))
+    leave them identical. The statistics are updated in the forward pass, before any weight
+    changes, so only what the encoder saw can make them differ."""
+    statistics = []
+    for noise_seed in (1, 2):
+        trainer = make_trainer(experiment)
+        x = images_of(bundled, 3, trainer, 32)
+        trainer.compiled_train_step(x, tf.constant([noise_seed, 0], tf.int64))
+        statistics.append([v.numpy() for v in trainer.networks["encoder"].non_trainable_variables
+                           if "moving" in v.path])
+    assert statistics[0], f"{experiment}'s encoder has no BatchNorm to check"
+    for first, second in zip(*statistics):
+        np.testing.assert_array_equal(first, second)

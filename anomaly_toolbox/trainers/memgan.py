@@ -13,6 +13,8 @@ alpha = softmax(r), r ~ N(0, I). With P the memory projection:
 * l_mi = -sum_i alpha_i log alpha'_i with alpha' = softmax(M E(G(z)))
 * E minimises adv + cyc + proj + mi, G adv + cyc + mi, M cyc + proj + mi, each term scaled by
   its hps weight; the four optimizers step together on gradients taken before any update.
+* E's pass over G(z) (for l_mi) leaves E's BatchNorm moving statistics alone: scoring encodes
+  real images, so those come from real images only.
 
 Score: ||x - G(P(E(x)))||_2.
 
@@ -38,6 +40,7 @@ from anomaly_toolbox.models.memgan import build_memgan
 from anomaly_toolbox.schemas import memgan as schema
 from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.trainers.bigan import bigan_terms
+from anomaly_toolbox.trainers.helpers import moving_statistics_kept
 from anomaly_toolbox.trainers.losses import bce_with_logits
 from anomaly_toolbox.training.callbacks import Callback
 
@@ -85,7 +88,8 @@ class MEMGANTrainer(Trainer):
         encoder_adversarial = terms.encoder_adversarial
         if self.hps["encoder_adversarial"] == "log_d":
             encoder_adversarial = -tf.reduce_mean(bce_with_logits(1.0, terms.logit_real))
-        alpha_recovered = memory.coefficients(encoder(generated, training=True))
+        with moving_statistics_kept(encoder):  # scoring encodes real images only
+            alpha_recovered = memory.coefficients(encoder(generated, training=True))
         return {
             "d_loss": terms.d_loss,
             "e_adv": encoder_adversarial,
