@@ -59,20 +59,6 @@ def op_determinism_restored():
         (config.enable_op_determinism if before else config.disable_op_determinism)()
 
 
-@pytest.fixture(autouse=True)
-def fresh_autograph_conversions():
-    """Each test converts its functions anew. In long runs of the suite, AutoGraph has handed a
-    trainer another function's conversion ("tf__build_optimizers() takes 1 positional argument
-    but 3 were given") once many models had been built and loaded in this process; the cause is
-    not found (commit c02e400 removed one trigger), and a fresh conversion cache per test keeps one
-    test's objects from reaching another's."""
-    from tensorflow.python.autograph.impl import api
-    from tensorflow.python.autograph.pyct import cache
-
-    yield
-    api._TRANSPILER._cache = cache.CodeObjectCache()
-
-
 @pytest.fixture(scope="session")
 def bundled():
     return load_raw("mnist-5k")
