@@ -31,3 +31,36 @@ def test_egbad_bce_score_judges_the_chosen_pair(bundled, pair):
     logit = trainer.networks["discriminator"]([judged, codes], training=False)[0]
     np.testing.assert_allclose(trainer.score(x).numpy(), bce_with_logits(1.0, logit).numpy(),
                                rtol=1e-5)
+
+
+def test_networks_have_the_widths_of_zenati_et_al_mnist_code():
+    """At the default ``filters`` 32: E 32/64/128 convolutions, G dense 1024 and 7x7x128 then a
+    64-channel deconvolution, D convolutions 64/64, z path 512, joint layer 1024 with dropout
+    after each of D's four hidden layers; LeakyReLU 0.1 and TF1 BatchNorm settings."""
+    import keras
+
+    from anomaly_toolbox.models.egbad import build_egbad
+
+    nets = build_egbad((28, 28, 1), latent_dim=200, filters=32, dropout=0.5)
+
+    def widths(net, kind):
+        return [layer.filters if hasattr(layer, "filters") else layer.units
+                for layer in net.layers if isinstance(layer, kind)]
+
+    assert widths(nets["encoder"], keras.layers.Conv2D) == [32, 64, 128]
+    assert widths(nets["encoder"], keras.layers.Dense) == [200]
+    assert widths(nets["generator"], keras.layers.Dense) == [1024, 7 * 7 * 128]
+    assert widths(nets["generator"], keras.layers.Conv2DTranspose) == [64, 1]
+    discriminator = nets["discriminator"]
+    assert widths(discriminator, keras.layers.Conv2D) == [64, 64]
+    assert widths(discriminator, keras.layers.Dense) == [512, 1024, 1]
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in discriminator.layers) == 4
+    assert discriminator.output[1].shape[-1] == 1024
+    slopes = {layer.negative_slope for net in nets.values() for layer in net.layers
+              if isinstance(layer, keras.layers.LeakyReLU)}
+    norms = {(layer.momentum, layer.epsilon) for net in nets.values() for layer in net.layers
+             if isinstance(layer, keras.layers.BatchNormalization)}
+    assert slopes == {0.1} and norms == {(0.99, 1e-3)}
+    first, second = nets["encoder"].layers[1:3]
+    assert isinstance(second, keras.layers.Conv2D)  # the first convolution has no activation
+    assert first.activation is keras.activations.linear

@@ -18,8 +18,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from anomaly_toolbox.models.bigan import build_joint_discriminator
 from anomaly_toolbox.models.dcgan import build_decoder, build_encoder, conv_pyramid, pyramid_steps
-from anomaly_toolbox.models.egbad import build_joint_discriminator
 from anomaly_toolbox.schemas.cbigan import DISCRIMINATORS
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from anomaly_toolbox.models.bigan import build_joint_discriminator
 from anomaly_toolbox.models.dcgan import build_decoder, build_encoder
-from anomaly_toolbox.models.egbad import build_joint_discriminator
 
 
 @keras.saving.register_keras_serializable(package="anomaly_toolbox")

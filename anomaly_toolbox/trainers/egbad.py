@@ -32,8 +32,9 @@ from anomaly_toolbox.trainers.losses import bce_with_logits, per_sample_l1
 class EGBADTrainer(EncoderGeneratorTrainer):
     """EGBAD on 28x28 images, or dense networks on tabular data (hps/egbad_kdd99.json).
 
-    Defaults follow the paper (latent 200, batch 100, Adam beta_1 0.5, weight EMA 0.999 for
-    scoring, dropout 0.5 in D) except the learning rate (2e-4 instead of 1e-5) and 40 epochs, so
+    Defaults follow the paper and its MNIST code (latent 200, batch 100, Adam beta_1 0.5, weight
+    EMA 0.999 for scoring, dropout 0.5 after every layer of D, the code's network widths at
+    ``filters`` 32: models/egbad.py) except the learning rate (2e-4 instead of 1e-5) and 40 epochs, so
     the bundled 5k-image subset trains in minutes on a CPU: at 1e-5 the generator still draws
     gray blobs after thousands of steps. Dropout masks are drawn inside the compiled step, so
     with dropout on, XLA and plain runs of the same seed differ (each is reproducible).
