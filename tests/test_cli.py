@@ -37,6 +37,8 @@ def test_egbad_end_to_end_writes_models_checkpoints_results_and_hparams(tmp_path
     assert encoder.output_shape == (None, TINY["latent_dim"])
     again = train_tiny(tmp_path, "egbad", grid, "--anomalous-label", 1)
     assert again.exit_code == 0 and "already completed" in again.output
+    shown = f'"auroc": {round(results["test"]["auroc"], 4)}'
+    assert shown in again.output and "Test auroc by selection rule: " in again.output
 
 
 @pytest.mark.slow
@@ -214,6 +216,13 @@ def test_list_help_and_override_checks_answer_without_importing_tensorflow():
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_version_prints_the_package_version():
+    from anomaly_toolbox import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output == f"anomaly-box {__version__}\n"
 
 
 def test_list_and_help_explain_experiments_datasets_and_keys():

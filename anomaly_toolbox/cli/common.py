@@ -22,6 +22,7 @@ import click
 from anomaly_toolbox.datasets import DATASETS
 from anomaly_toolbox.faults import MachineFault, describe_fault
 from anomaly_toolbox.hps import JsonError, strict_json
+from anomaly_toolbox.version import __version__
 
 _tensorflow_imported_quietly = False
 
@@ -202,7 +203,7 @@ class TrainByDefault(click.Group):
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise click.UsageError(f"unknown command '{args[0]}'.{hint} Commands: "
                                    f"{', '.join(self.commands)}", ctx)
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+        if args and args[0] not in {*self.commands, *ctx.help_option_names, "--version"}:
             args = ["train", *args]
         ctx.meta["argv"] = list(args)
         return super().parse_args(ctx, args)
@@ -307,6 +308,7 @@ def ray_settings(ray_address: str | None, cpus_per_run: float,
 
 
 @click.group(cls=TrainByDefault, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="anomaly-box", message="%(prog)s %(version)s")
 def main() -> None:
     """GAN-based anomaly detection: train, benchmark, score.
 

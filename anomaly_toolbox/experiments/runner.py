@@ -312,6 +312,7 @@ def _run_one(trainer_cls: TrainerClass, hps: dict[str, Any], run: RunContext,
     if not config.restart and previous is not None and previous.get("status") == "completed":
         print(f"{run_dir} already completed; showing its results (--restart trains again)"
               + _code_drift(previous))
+        print(outcome_lines(previous))
         return previous
     results: dict[str, Any] = {
         "run": run_dir.name, "run_dir": str(run_dir), "experiment": config.experiment,
@@ -420,10 +421,16 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
                  **clock.report(time.perf_counter() - run.started)})
     write_json_atomically(results_path, results)
     _write_session_end(writer, "completed")
-    print(f"Test: {json.dumps({k: round(v, 4) for k, v in test.items()})} "
-          f"(chosen by {results['selected_model']})")
-    print(rules_line(results))
+    print(outcome_lines(results))
     return results
+
+
+def outcome_lines(results: dict[str, Any]) -> str:
+    """The console's lines of a completed run: its test metrics with the rule that chose the
+    model, then the test AUROC under every selection rule."""
+    test = {key: round(value, 4) for key, value in results["test"].items()}
+    return (f"Test: {json.dumps(test)} (chosen by {results['selected_model']})\n"
+            f"{rules_line(results)}")
 
 
 def rules_line(results: dict[str, Any]) -> str:
