@@ -141,3 +141,20 @@ def test_python_api_fits_the_table_encoder_on_the_rows_left_after_the_validation
     assert [(c.low, c.high) for c in model.table.columns] == [
         (float(training[:, 0].min()), float(training[:, 0].max())),
         (float(training[:, 1].min()), float(training[:, 1].max()))]
+
+
+def test_a_default_batch_larger_than_a_small_table_is_capped_and_a_given_one_refused(tmp_path):
+    table = write_table(tmp_path / "small.csv", table_rows(60))
+    command = ["-e", "egbad", "-d", "csv", "--data-dir", table, "--label-column", "label",
+               "--normal-value", "ok", "--epochs", "1", "--set", "filters=4", "--set",
+               "latent_dim=8", "--set", "jit_compile=false", "--log-dir", tmp_path / "logs", "-q"]
+    result = invoke(*command)
+    assert result.exit_code == 0, result.output
+    [results_file] = (tmp_path / "logs").glob("egbad/*/*/results.json")
+    results = json.loads(results_file.read_text())
+    train_size = results["splits"]["train_size"]
+    assert train_size < 100 and results["hps"]["batch_size"] == train_size
+    assert (f"batch_size 100 (the default) is larger than the {train_size} training samples: "
+            f"training with batch_size {train_size}") in result.output
+    given = invoke(*command, "--set", "batch_size=100")
+    assert given.exit_code == 2 and "lower batch_size" in given.output

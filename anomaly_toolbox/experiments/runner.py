@@ -183,6 +183,8 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
                          f"choose a method that takes tables (see anomaly-box --list)")
     root = experiment_dir(config, raw)
     print(f"Data: {raw.source}\nSplits: {json.dumps(splits.describe())}\nLogs: {root}")
+    for note in {default_batch_capped(hps, len(splits.train)) for hps in sets} - {None}:
+        print(note)
     results = []
     try:
         if config.ray is not None and len(sets) > 1:
@@ -209,6 +211,17 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     if len(sets) > 1:
         print(choice_summary(results))
     return results
+
+
+def default_batch_capped(hps: dict[str, Any], train_size: int) -> str | None:
+    """A default ``batch_size`` larger than the training split becomes the split's size (a
+    small table would otherwise train no step); returns the note saying so. A batch size the
+    user gave is left for :func:`check_batch_fits` to refuse."""
+    if hps.get("batch_size", 0) <= train_size or "batch_size" in getattr(hps, "given", ()):
+        return None
+    default, hps["batch_size"] = hps["batch_size"], train_size
+    return (f"batch_size {default} (the default) is larger than the {train_size} training "
+            f"samples: training with batch_size {train_size} (--set batch_size=N to choose)")
 
 
 @dataclass
