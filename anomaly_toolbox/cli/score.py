@@ -63,10 +63,6 @@ def score(model_path: Path, images: tuple[Path, ...], trust_model: bool, thresho
         model = load(model_path, trusted=trust_model)
         if threshold is not None or fpr is not None:
             model.set_threshold(threshold=threshold, fpr=fpr)
-        if save_maps is not None and not model.reconstructs:
-            raise BadInput(f"{model.experiment} does not reconstruct its input images, so it "
-                           f"has no anomaly maps; --save-maps works with reconstructing "
-                           f"methods on images")
         if model.table is not None:
             read, x = _table_rows(images, model.table)
         elif len(model.metadata["sample_shape"]) != 3:
@@ -91,7 +87,11 @@ def score(model_path: Path, images: tuple[Path, ...], trust_model: bool, thresho
                f"{int(flags.sum())} of {len(rows)} anomalous")
     if csv_path is not None:
         _write_scores_csv(csv_path, kind, rows)
-    if save_maps is not None:
+    if save_maps is not None and not model.reconstructs:
+        click.echo(f"No maps written: {model.experiment} does not reconstruct its inputs, so "
+                   f"it has no anomaly maps (the scores above are complete); --save-maps works "
+                   f"with the reconstructing methods on images")
+    elif save_maps is not None:
         _save_maps(model, x, read, scores, save_maps)
 
 
