@@ -13,8 +13,9 @@
 Raw inputs are what the user has, not what the networks see: uint8 images ``[N, H, W, C]`` of
 the training images' shape (scaled to [-1, 1] and resized inside), or table rows as strings
 ``[N, C]`` in the encoder's column order (numbers scaled and text one-hot inside). Next to the
-export, ``anomaly_toolbox_export.json`` records the input, the output, the threshold and its rule,
-and the preprocessing, so that a server needs nothing from this package.
+export, ``anomaly_toolbox_export_<format>.json`` (one per format, so exports in several formats
+into one folder keep theirs) records the input, the output, the threshold and its rule, and the
+preprocessing, so that a server needs nothing from this package.
 """
 
 from __future__ import annotations
@@ -34,10 +35,16 @@ from anomaly_toolbox.datasets.table import TableEncoder
 from anomaly_toolbox.results import write_json_atomically
 
 FORMATS = ("saved_model", "tflite", "onnx")
-EXPORT_METADATA = "anomaly_toolbox_export.json"
+#: The input's first dimension in the ONNX model (tf2onnx would call it ``unk__<n>``).
+ONNX_BATCH = "batch"
 #: File (or directory) each format writes under the output directory.
 TARGETS = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 ONNX_OPSET = 17
+
+
+def metadata_file(output: Path, fmt: str) -> Path:
+    """The description of the ``fmt`` export written into ``output``."""
+    return output / f"anomaly_toolbox_export_{fmt}.json"
 
 
 class ExportError(ValueError):
@@ -160,7 +167,7 @@ def export(detector: Any, output: Path, fmt: str) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     exported["format"] = fmt
-    write_json_atomically(output / EXPORT_METADATA, exported)
+    write_json_atomically(metadata_file(output, fmt), exported)
     return target
 
 
@@ -196,6 +203,7 @@ def _onnx(score: tf.types.experimental.GenericFunction,
     try:
         proto, _ = tf2onnx.convert.from_function(
             score, input_signature=concrete.structured_input_signature[0], opset=ONNX_OPSET)
+        _name_batch_dimension(proto)
         onnx.checker.check_model(proto, full_check=True)
     except Exception as error:  # noqa: BLE001 - the converter fails in many ways
         first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(
@@ -205,3 +213,17 @@ def _onnx(score: tf.types.experimental.GenericFunction,
     finally:
         converter_log.setLevel(level)
     return proto.SerializeToString()
+
+
+def _name_batch_dimension(proto: Any) -> None:
+    """Call the first dimension of the input and of every output (one value per sample)
+    :data:`ONNX_BATCH`, wherever the graph carries the names tf2onnx made up for them."""
+    generated = set()
+    for value in (*proto.graph.input, *proto.graph.output):
+        first = value.type.tensor_type.shape.dim[0]
+        if first.dim_param:
+            generated.add(first.dim_param)
+    for value in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in generated:
+                dim.dim_param = ONNX_BATCH

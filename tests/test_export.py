@@ -24,7 +24,7 @@ kind, path, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 if files[0].endswith(".csv"):
     with open(files[0]) as f:
         rows = list(csv.reader(f))
-    columns = json.load(open(sys.argv[2].rsplit("/", 1)[0] + "/anomaly_toolbox_export.json"))[
+    columns = json.load(open(sys.argv[2].rsplit("/", 1)[0] + f"/anomaly_toolbox_export_{kind}.json"))[
         "input"]["columns"]
     inputs = np.array([[row[rows[0].index(c)] for c in columns] for row in rows[1:]])
 else:
@@ -87,13 +87,23 @@ def test_export_scores_raw_images_as_the_score_command_without_the_toolbox(image
     assert result.exit_code == 0, result.output
     target = tmp_path / "out" / TARGETS[kind]
     assert target.exists() and "Input: images, uint8 [None, 28, 28, 1]" in result.output
-    exported = json.loads((tmp_path / "out" / "anomaly_toolbox_export.json").read_text())
+    exported = json.loads((tmp_path / "out" / f"anomaly_toolbox_export_{kind}.json").read_text())
     metadata = json.loads((run_dir / "model" / "metadata.json").read_text())
     assert exported["threshold"] == metadata["threshold"] and exported["format"] == kind
+    assert [p.name for p in (tmp_path / "out").glob("anomaly_toolbox_export*.json")] == [
+        f"anomaly_toolbox_export_{kind}.json"]
     assert "resized to 32x32" in exported["preprocessing"]
     expected = cli_scores(run_dir, files, tmp_path)
     np.testing.assert_allclose(plain_tensorflow_scores(kind, target, files), expected,
                                rtol=1e-4, atol=1e-5)
+    if kind == "onnx":
+        import onnx
+
+        graph = onnx.load(str(target)).graph
+        assert {value.type.tensor_type.shape.dim[0].dim_param
+                for value in (*graph.input, *graph.output)} == {"batch"}
+    if kind == "tflite":
+        assert "ai_edge_litert" in result.output  # the runtime that replaces tf.lite.Interpreter
 
 
 @pytest.mark.slow
