@@ -1,7 +1,6 @@
 """Reliability: runs killed mid-epoch resume, divergence inside a grid, reproducible seeds."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
