@@ -252,3 +252,28 @@ def test_the_console_shows_no_tensorflow_start_up_noise(tmp_path):
                   "I0000", "WARNING:absl"):
         assert noise not in console, console[:3000]
 
+
+
+def test_score_takes_an_experiment_directory_or_latest_and_says_which_run(tmp_path, bundled,
+                                                                         monkeypatch):
+    from tests.conftest import write_png
+
+    result = train_tiny(tmp_path, "iforest", {"n_estimators": [5, 10]}, "--tuning",
+                        "--normal-label", 1)
+    assert result.exit_code == 0, result.output
+    runs = run_dirs(tmp_path / "logs")
+    experiment_dir = runs[0].parent
+    image = tmp_path / "digit.png"
+    write_png(image, bundled.x_test[0])
+    chosen = invoke("score", "--model", experiment_dir, image)
+    assert chosen.exit_code == 0, chosen.output
+    [_] = [run for run in runs if f"Model: {run}, this experiment directory's chosen by"
+               in chosen.output]
+    assert "is_anomaly" in chosen.output
+    newest = max(runs, key=lambda run: (run / "results.json").stat().st_mtime)
+    latest = invoke("score", "--model", tmp_path / "logs" / "latest", image)
+    assert latest.exit_code == 0 and f"Model: {newest} (the newest completed run" in latest.output
+    monkeypatch.chdir(tmp_path)
+    assert "Model: logs/" in invoke("score", "--model", "latest", image).output
+    empty = invoke("score", "--model", tmp_path / "nothing" / "latest", image)
+    assert empty.exit_code == 2 and "no completed run under" in empty.output

@@ -362,3 +362,39 @@ def check_data(dataset: str, data_dir: Path | None, category: str | None,
         if value is None and option in spec.options:
             raise BadInput(f"dataset '{dataset}' needs {flag}")
     return {option: value for option, value in given.items() if option in spec.options}
+
+
+#: ``--model`` help of the commands that read a trained model.
+MODEL_HELP = ("A run directory (with results.json and model/), its model/ folder, an experiment "
+              "directory of runs (its chosen run is used), or DIR/latest for the newest completed "
+              "run under DIR ('latest' alone: under ./logs).")
+
+
+def model_run(path: Path) -> Path:
+    """The run or model directory that ``--model path`` names (:data:`MODEL_HELP`); a chosen
+    or newest run is announced. Paths that name no runs come back unchanged, for the loader's
+    message."""
+    from anomaly_toolbox.results import RESULTS_FILE, choice_summary, chosen_run, read_results
+
+    if path.name == "latest" and not path.exists():
+        root = path.parent if str(path) != "latest" else Path("logs")
+        finished = [f for f in root.rglob(RESULTS_FILE)
+                    if (read_results(f) or {}).get("status") == "completed"]
+        if not finished:
+            raise BadInput(f"{path}: no completed run under {root}")
+        newest = max(finished, key=lambda f: f.stat().st_mtime).parent
+        click.echo(f"Model: {newest} (the newest completed run under {root})")
+        return newest
+    if not path.is_dir() or any((path / name).is_file() for name in (RESULTS_FILE,
+                                                                       "metadata.json")):
+        return path
+    runs = [results for results in (read_results(f) for f in sorted(path.glob(
+        f"*/{RESULTS_FILE}"))) if results is not None and "run" in results]
+    if not runs or (path / "model").is_dir():
+        return path
+    chosen = chosen_run(runs)
+    if chosen is None:
+        raise BadInput(f"{path} is an experiment directory whose runs have no completed model to "
+                       f"choose; pass one run directory")
+    click.echo(f"Model: {path / chosen['run']}, this experiment directory's {choice_summary(runs)}")
+    return path / chosen["run"]

@@ -13,8 +13,7 @@ from anomaly_toolbox.cli.common import (CONTEXT, PATH, TRUST_MODEL, bad_input_as
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--model", "model_path", required=True, type=PATH,
-              help="A run directory (with results.json and model/) or a model directory.")
+@click.option("--model", "model_path", required=True, type=PATH, help=common.MODEL_HELP)
 @click.option("--format", "fmt", type=click.Choice(["saved_model", "tflite", "onnx"]),
               default="saved_model", show_default=True,
               help="saved_model: a TensorFlow SavedModel; tflite: TensorFlow Lite built-in ops; "
@@ -36,7 +35,7 @@ def export(model_path: Path, fmt: str, output: Path | None, trust_model: bool) -
     from anomaly_toolbox.export import export as export_model, metadata_file
 
     with bad_input_as_exit_2():
-        model = load(model_path, trusted=trust_model)
+        model = load(common.model_run(model_path), trusted=trust_model)
         output = output or model.model_dir.parent / "export"
         check_output_dir("--output", output)
         with stderr_captured(replay_on_error=False):  # the converter's MLIR dump; the

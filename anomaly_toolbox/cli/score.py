@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--model", "model_path", required=True, type=PATH,
-              help="A run directory (with results.json and model/) or a model directory.")
+@click.option("--model", "model_path", required=True, type=PATH, help=common.MODEL_HELP)
 @click.argument("images", nargs=-1, required=True, type=PATH)
 @TRUST_MODEL
 @click.option("--threshold", type=float, help="Call scores >= this anomalous (default: the "
@@ -60,6 +59,7 @@ def score(model_path: Path, images: tuple[Path, ...], trust_model: bool, thresho
         if not path.exists():
             raise BadInput(f"{path} is neither an image file (or CSV of rows) nor a folder")
     with bad_input_as_exit_2():
+        model_path = common.model_run(model_path)
         model = load(model_path, trusted=trust_model)
         if threshold is not None or fpr is not None:
             model.set_threshold(threshold=threshold, fpr=fpr)
