@@ -16,15 +16,16 @@ from anomaly_toolbox.cpu import enable_onednn_where_off
 enable_onednn_where_off()
 
 from anomaly_toolbox import timing  # noqa: E402,F401 - its clock starts with the package
+from anomaly_toolbox.quiet import start_library_quietly  # noqa: E402
 from anomaly_toolbox.registry import api_names  # noqa: E402
 from anomaly_toolbox.version import __version__  # noqa: E402,F401
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load":
-        return importlib.import_module("anomaly_toolbox.detector").load
-    if name in api_names().values():
-        return importlib.import_module("anomaly_toolbox.detector").detector_class(name)
+    if name == "load" or name in api_names().values():
+        start_library_quietly()
+        detector = importlib.import_module("anomaly_toolbox.detector")
+        return detector.load if name == "load" else detector.detector_class(name)
     raise AttributeError(f"module 'anomaly_toolbox' has no attribute '{name}'")
 
 

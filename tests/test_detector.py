@@ -1,6 +1,9 @@
 """Using a trained model: the Python API, model files, thresholds, the score command, maps."""
 
 import csv
+import os
+import subprocess
+import sys
 import pickle
 
 import numpy as np
@@ -249,3 +252,22 @@ def test_every_experiment_has_a_detector_class_under_its_registered_name():
         assert all(parameters[key].default == param.default for key, param in schema.items()
                    if key != "jit_compile")
         assert all(f"    {key} (" in cls.__doc__ for key in schema)
+
+@pytest.mark.parametrize("user_level, quiet", [(None, True), ("0", False)])
+def test_the_library_keeps_tensorflows_start_up_lines_off_stderr_unless_asked(tmp_path,
+                                                                              user_level, quiet):
+    """Loading a model from Python prints none of TensorFlow's C++ start-up lines (oneDNN,
+    CUDA probing); a TF_CPP_MIN_LOG_LEVEL the user set is theirs to keep."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    if user_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = user_level
+    probe = ("import anomaly_toolbox, numpy as np; model = anomaly_toolbox.IsolationForest("
+             "n_estimators=5).fit(np.random.default_rng(0).integers(0, 255, (64, 28, 28), "
+             "dtype=np.uint8)); print(model.score_samples(np.zeros((2, 28, 28), np.uint8)).shape)")
+    finished = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              env=env, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.strip().endswith("(2,)")
+    start_up = [line for line in finished.stderr.splitlines()
+                if "oneDNN custom operations" in line or "cuda" in line.lower()]
+    assert (start_up == []) == quiet, finished.stderr[-2000:]

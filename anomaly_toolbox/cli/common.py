@@ -11,7 +11,6 @@ import logging
 import os
 import shlex
 import signal
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,10 +21,8 @@ import click
 from anomaly_toolbox.datasets import DATASETS
 from anomaly_toolbox.faults import MachineFault, describe_fault
 from anomaly_toolbox.hps import JsonError, strict_json
+from anomaly_toolbox.quiet import start_tensorflow_quietly
 from anomaly_toolbox.version import __version__
-
-_tensorflow_imported_quietly = False
-
 
 def start_tensorflow() -> None:
     """Import TensorFlow and probe its devices with the C++ start-up lines (CUDA probing on a
@@ -34,38 +31,11 @@ def start_tensorflow() -> None:
     if the import fails. Log messages print as plain lines (configured before any library can):
     ours (data fallbacks, skipped files) from INFO, TensorFlow's from WARNING, absl's
     (tensorflow-datasets' probing) from ERROR."""
-    global _tensorflow_imported_quietly
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("anomaly_toolbox").setLevel(logging.INFO)
-    if not _tensorflow_imported_quietly:
-        with stderr_captured(replay_on_error=True):
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")
-        _tensorflow_imported_quietly = True
+    start_tensorflow_quietly()
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     logging.getLogger("absl").setLevel(logging.ERROR)
-
-
-@contextlib.contextmanager
-def stderr_captured(replay_on_error: bool) -> Iterator[None]:
-    """File descriptor 2 (where C++ libraries log) goes to a temporary file meanwhile; it is
-    written out if the block raises and ``replay_on_error``, else dropped."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            if replay_on_error:
-                captured.seek(0)
-                sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 class BadInput(click.ClickException):

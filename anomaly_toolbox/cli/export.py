@@ -9,7 +9,8 @@ import click
 
 import anomaly_toolbox.cli.common as common
 from anomaly_toolbox.cli.common import (CONTEXT, PATH, TRUST_MODEL, bad_input_as_exit_2,
-                                        check_output_dir, main, stderr_captured)
+                                        check_output_dir, main)
+from anomaly_toolbox.quiet import stderr_captured
 
 
 @main.command(context_settings=CONTEXT)
