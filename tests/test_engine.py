@@ -129,3 +129,34 @@ def test_a_resumed_run_does_not_run_on_train_begin_again(bundled, tmp_path, monk
     monkeypatch.setattr(resumed.engine.callbacks, "callbacks", [recorder])
     _fit(resumed, bundled, tmp_path)
     assert "train_begin" not in recorder.calls and int(resumed.epoch.numpy()) == 2
+
+
+def test_piped_runs_print_throttled_step_lines_with_the_run_estimate(tmp_path, monkeypatch):
+    """Not a terminal (CliRunner's output): no Keras bar, but lines naming the epoch, the step
+    and the whole run's estimate during each epoch (here on every step: no throttle)."""
+    from anomaly_toolbox.training import progress
+    from tests.conftest import TINY, invoke, write_grid
+
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
+    grid = write_grid(tmp_path / "grid.json", {**TINY, "epochs": 2})
+    result = invoke("-e", "ae", "-d", "mnist-5k", "--hps-path", grid, "--log-dir",
+                    tmp_path / "logs")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if ": step " in line]
+    assert lines and all(line.startswith(("epoch 1/2: step ", "epoch 2/2: step "))
+                         for line in lines)
+    assert "left)" in lines[-1] and "=====" not in result.output  # no Keras bar in a file
+
+
+def test_terminal_runs_head_each_bar_with_its_epochs_and_the_run_estimate(capsys):
+    from anomaly_toolbox.training.progress import RunProgress
+
+    shown = RunProgress("bar", epochs=10, steps_per_epoch=4, first_epoch=2)
+    shown.bar(2, 1)
+    shown.bar(3, 3)
+    quiet = RunProgress("none", epochs=10, steps_per_epoch=4, first_epoch=0)
+    quiet.bar(0, 1)
+    quiet.trained(3)
+    out = capsys.readouterr().out
+    assert out.startswith("epoch 3/10 (") and "\nepoch 4-6/10 (" in out
+    assert out.count("epoch") == 2

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.scalar import metadata as scalar_plugin
@@ -24,6 +23,7 @@ from anomaly_toolbox.timing import eta_text
 from anomaly_toolbox.training.callbacks import CallbackList
 from anomaly_toolbox.training.checkpoints import EpochCheckpoints
 from anomaly_toolbox.training.evaluation import FinalModel, score_dataset
+from anomaly_toolbox.training.progress import RunProgress
 from anomaly_toolbox.training.selection import BestChecks, resolve_selection
 
 IMAGES_IN_STRIP = 8
@@ -162,6 +162,8 @@ class Engine:
         write_step_scalars = step_scalar_writer()
         validate_every = math.ceil(epochs / hps["epochs"])
         started, first_epoch = time.perf_counter(), int(trainer.epoch.numpy())
+        mode = "none" if not progress_bar else "bar" if sys.stdout.isatty() else "lines"
+        progress = RunProgress(mode, epochs, steps, first_epoch)
         per_execution = hps["steps_per_execution"] if trainer.replicas == 1 else 1
         with writer.as_default():
             try:
@@ -169,8 +171,8 @@ class Engine:
                     epoch = int(trainer.epoch.numpy())
                     next_check = min((epoch // validate_every + 1) * validate_every, epochs)
                     count = min(next_check - epoch, max(1, per_execution // steps))
-                    self._train_epochs(data, epoch, count, steps, per_execution,
-                                       progress_bar and sys.stdout.isatty(), write_step_scalars)
+                    self._train_epochs(data, epoch, count, steps, per_execution, progress,
+                                       write_step_scalars)
                     done = epoch + count
                     shown = "trained"
                     if done % validate_every == 0 or done == epochs:
@@ -192,14 +194,13 @@ class Engine:
                 raise
 
     def _train_epochs(self, data: PreparedData, first: int, count: int, steps: int,
-                      per_execution: int, progress_bar: bool,
+                      per_execution: int, progress: RunProgress,
                       write_step_scalars: Callable[[list[dict[str, float]], int], None]) -> None:
         """Epochs ``first`` .. ``first + count - 1`` (0-based) of train steps, ``per_execution``
         steps per compiled call; each step's losses go to TensorBoard at the end (or when a loss
         diverges), in one compiled call rather than one eager op per value."""
         trainer = self.trainer
-        progress = keras.utils.Progbar(steps * count, verbose=1 if progress_bar else 0,
-                                       unit_name="step")
+        bar = progress.bar(first, count)
         batches = [(epoch, images) for epoch in range(first, first + count)
                    for images in train_batches(data.train_samples, trainer.hps["batch_size"],
                                                trainer.seed, epoch)]
@@ -219,7 +220,8 @@ class Engine:
                                 f"loss '{name}' became {value} at step {first_step + start + offset}"
                                 f" (epoch {chunk[offset][0] + 1}); the last good checkpoint is "
                                 f"kept. {divergence_hint(trainer.hps)}.")
-                progress.update(start + len(chunk), list(losses[-1].items()))
+                bar.update(start + len(chunk), list(losses[-1].items()))
+                progress.trained(first * steps + start + len(chunk))
         finally:
             with trainer.stopwatch.measure("tensorboard"):
                 write_step_scalars(history, first_step)
