@@ -30,13 +30,19 @@ def test_egbad_end_to_end_writes_models_checkpoints_results_and_hparams(tmp_path
         assert math.isfinite(results["test"][metric])
     assert 0.0 <= results["test"]["auroc"] <= 1.0
     assert results["splits"]["test_size"] == 900 + 450
-    assert list((run_dir / "checkpoints").glob("ckpt-2.index"))
+    assert not (run_dir / "checkpoints").exists()  # a completed run keeps model/ only
+    assert not list(run_dir.glob("best_*")) and (run_dir / "model" / "metadata.json").is_file()
     assert {"hparams", "scalars", "images"} <= plugin_names(run_dir)
     assert "| test auroc |" in (run_dir.parent / "results.md").read_text()
     encoder = keras.models.load_model(run_dir / "model" / "encoder.keras", compile=False)
     assert encoder.output_shape == (None, TINY["latent_dim"])
     again = train_tiny(tmp_path, "egbad", grid, "--anomalous-label", 1)
     assert again.exit_code == 0 and "already completed" in again.output
+    kept = train_tiny(tmp_path, "egbad", grid, "--anomalous-label", 1, "--keep-checkpoints",
+                      log_dir="kept")
+    [kept_dir] = run_dirs(tmp_path / "kept")
+    assert kept.exit_code == 0 and list((kept_dir / "checkpoints").glob("ckpt-2.index"))
+    assert (kept_dir / "best_validation" / "encoder.keras").is_file()
     shown = f'"auroc": {round(results["test"]["auroc"], 4)}'
     assert shown in again.output and "Test auroc by selection rule: " in again.output
 

@@ -281,7 +281,8 @@ def test_a_best_model_held_in_memory_is_written_with_its_own_epochs_weights(tmp_
         weights_after[first] = self.trainer.scoring_networks["decoder"].get_weights()
 
     monkeypatch.setattr(Engine, "_train_epochs", record_weights)
-    assert train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3).exit_code == 0
+    assert train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3,
+                 "--keep-checkpoints").exit_code == 0
     run_dir = results_files(tmp_path / "logs")[0].parent
     best = tf.keras.models.load_model(run_dir / "best_validation" / "decoder.keras",
                                       compile=False).get_weights()

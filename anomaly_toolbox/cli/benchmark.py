@@ -69,12 +69,16 @@ def _grid_files(entries: tuple[str, ...], methods: list[str]) -> dict[str, Path]
               help="Train every cell from scratch instead of reusing its finished run (after "
                    "changing the code: runs are reused by version, data, seed and hps). An "
                    "interrupted --restart resumes when run again without it.")
+@click.option("--keep-checkpoints", is_flag=True,
+              help="Keep each run's epoch checkpoints and every selection rule's best weights "
+                   "after it completes (default: only model/, all a completed run needs, "
+                   "stays; they are most of its size on disk).")
 @ray_options
 def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | None, seeds: str,
               epochs: int | None, hps_paths: tuple[str, ...], settings: tuple[str, ...],
               tuning: bool, log_dir: Path, data_dir: Path | None, category: str | None,
               label_column: str | None, normal_value: str | None, jit_compile: bool | None,
-              output: Path | None, restart: bool, ray_address: str | None, cpus_per_run: float,
+              output: Path | None, restart: bool, keep_checkpoints: bool, ray_address: str | None, cpus_per_run: float,
               gpus_per_run: float | None) -> None:
     """Paper-style tables: test AUROC and AUPRC per class, mean ± std over seeds.
 
@@ -109,7 +113,7 @@ def benchmark(methods: str, dataset: str, protocol: str | None, labels: str | No
         labels=label_list, seeds=seed_list, log_dir=log_dir, data_dir=data_dir,
         category=category, dataset_options=dataset_options, jit_compile=jit_compile,
         hps_paths=grid_files, tuning=tuning,
-        overrides=overrides, ray=ray, restart=restart,
+        overrides=overrides, ray=ray, restart=restart, keep_checkpoints=keep_checkpoints,
         command="anomaly-box " + shlex.join(click.get_current_context().find_root().meta.get(
             "argv", [])))
     with bad_input_as_exit_2():

@@ -64,6 +64,10 @@ def _print_catalogue() -> None:
                    "(default: on without a GPU; on GPUs it is slower and opt-in).")
 @click.option("--restart", is_flag=True, help="Delete this run's directory and train from scratch "
                                               "(default: resume or reuse it).")
+@click.option("--keep-checkpoints", is_flag=True,
+              help="Keep each run's epoch checkpoints and every selection rule's best weights "
+                   "after it completes (default: only model/, all a completed run needs, "
+                   "stays; they are most of its size on disk).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--distribute", type=click.Choice(["mirrored"]),
               help="mirrored: train each run data-parallel over all visible GPUs "
@@ -78,7 +82,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
           val_share: float, seed: int, log_dir: Path, data_dir: Path | None,
           category: str | None, label_column: str | None, normal_value: str | None,
           jit_compile: bool | None, deterministic: bool | None,
-          restart: bool, quiet: bool, distribute: str | None, ray_address: str | None,
+          restart: bool, keep_checkpoints: bool, quiet: bool, distribute: str | None, ray_address: str | None,
           cpus_per_run: float,
           gpus_per_run: float | None, yes: bool, list_all: bool) -> None:
     """Train, select on validation and test GAN-based anomaly detectors.
@@ -115,7 +119,7 @@ def train(experiment: str | None, dataset: str, hps_path: Path | None, tuning: b
                        dataset_options=dataset_options,
                        hps_path=hps_path, tuning=tuning,
                        jit_compile=jit_compile, deterministic=deterministic, restart=restart,
-                       progress_bar=not quiet, overrides=overrides, ray=ray,
+                       keep_checkpoints=keep_checkpoints, progress_bar=not quiet, overrides=overrides, ray=ray,
                        distribute=distribute)
     with bad_input_as_exit_2():
         results = run_experiment(config)

@@ -56,6 +56,8 @@ class BenchmarkConfig:
     ray: RaySettings | None = None
     #: Train every cell again instead of reusing finished runs (``--restart``).
     restart: bool = False
+    #: Keep each run's checkpoints and per-rule best weights (``--keep-checkpoints``).
+    keep_checkpoints: bool = False
 
 
 def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
@@ -79,7 +81,8 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
         seed=seed, log_dir=config.log_dir, data_dir=config.data_dir, category=config.category,
         dataset_options=config.dataset_options, hps_path=config.hps_paths.get(method),
         tuning=config.tuning, jit_compile=config.jit_compile, progress_bar=config.progress_bar,
-        overrides=config.overrides, restart=config.restart) for method, label, seed in cells]
+        overrides=config.overrides, restart=config.restart,
+        keep_checkpoints=config.keep_checkpoints) for method, label, seed in cells]
     names = [f"{method}, class {label}, seed {seed}" for method, label, seed in cells]
     if config.ray is not None:
         from anomaly_toolbox.experiments.ray_sweep import run_all

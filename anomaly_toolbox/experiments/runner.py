@@ -56,6 +56,7 @@ from anomaly_toolbox.timing import run_clock_start
 from anomaly_toolbox.trainers import MethodTrainer
 from anomaly_toolbox.trainers.base import Trainer
 from anomaly_toolbox.training.engine import CHECKPOINT_DIR, TrainingDiverged
+from anomaly_toolbox.training.selection import CHECKED_RULES, best_weights_dir
 from anomaly_toolbox.version import __version__
 
 TrainerClass = type[MethodTrainer]
@@ -83,6 +84,8 @@ class RunConfig:
     jit_compile: bool | None = None
     deterministic: bool | None = None
     restart: bool = False
+    #: Keep the epoch checkpoints and each rule's best weights after the run completes.
+    keep_checkpoints: bool = False
     progress_bar: bool = True
     #: Values that replace the hps file's for every run, checked already
     #: (:func:`~anomaly_toolbox.hps.checked_overrides`); keys the method lacks are ignored.
@@ -434,8 +437,19 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
                  **clock.report(time.perf_counter() - run.started)})
     write_json_atomically(results_path, results)
     _write_session_end(writer, "completed")
+    if not run.config.keep_checkpoints:
+        prune_completed_run(run_dir)
     print(outcome_lines(results))
     return results
+
+
+def prune_completed_run(run_dir: Path) -> None:
+    """Remove what only an unfinished run needs: the epoch checkpoints (resume) and each
+    selection rule's best weights (the final evaluation); ``model/``, the results and the
+    TensorBoard events stay."""
+    for stale in [run_dir / CHECKPOINT_DIR, *(best_weights_dir(run_dir, rule)
+                                              for rule in CHECKED_RULES)]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def outcome_lines(results: dict[str, Any]) -> str:

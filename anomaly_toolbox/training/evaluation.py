@@ -21,7 +21,8 @@ from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.evaluation import ranking_metrics, test_metrics
 from anomaly_toolbox.timing import eta_text
 from anomaly_toolbox.training.callbacks import Callback
-from anomaly_toolbox.training.selection import CHECKED_RULES, BestChecks, set_weights, weights_of
+from anomaly_toolbox.training.selection import (CHECKED_RULES, BestChecks, best_weights_dir,
+                                               set_weights, weights_of)
 
 MODEL_DIR = "model"
 
@@ -64,7 +65,8 @@ class FinalModel:
     def available_rules(self, run_dir: Path) -> list[str]:
         """The rules this run can report: every checked rule that held a best check (saved
         under ``best_<rule>/``), and ``last``."""
-        return [rule for rule in CHECKED_RULES if (run_dir / f"best_{rule}").is_dir()] + ["last"]
+        return [rule for rule in CHECKED_RULES
+                if best_weights_dir(run_dir, rule).is_dir()] + ["last"]
 
     def use_rule(self, rule: str, run_dir: Path) -> str:
         """Load the weights ``rule`` chooses into the scoring networks (``last``: the weights
@@ -80,7 +82,7 @@ class FinalModel:
             return f"last: the weights after epoch {int(self.trainer.epoch.numpy())}"
         found = self.checks.weights(rule)
         if found is None:
-            self.trainer.load_networks(run_dir / f"best_{rule}")
+            self.trainer.load_networks(best_weights_dir(run_dir, rule))
         else:
             set_weights(networks, found)
         return self.checks.describe(rule)
@@ -93,7 +95,7 @@ class FinalModel:
         """Load the weights the trainer's ``selection_rule`` chooses, let the callbacks fit
         what scoring needs on them, and save them to ``model/``; returns how they were chosen."""
         rule = self.trainer.selection_rule
-        if rule != "last" and not (run_dir / f"best_{rule}").is_dir():
+        if rule != "last" and not best_weights_dir(run_dir, rule).is_dir():
             raise ValueError(f"selection '{rule}' found no check to choose from")
         chosen = self.use_rule(rule, run_dir)
         self.trainer.save_networks(run_dir / MODEL_DIR)

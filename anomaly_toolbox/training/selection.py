@@ -23,6 +23,11 @@ import tensorflow as tf
 #: the labelled validation split, or the synthetic set made from its normal images.
 CHECKED_RULES = ("validation", "synthetic")
 
+
+def best_weights_dir(run_dir: Path, rule: str) -> Path:
+    """Where the best check's weights under ``rule`` are kept while a run is unfinished."""
+    return run_dir / f"best_{rule}"
+
 #: Scoring weights by network name.
 Weights = dict[str, list[np.ndarray]]
 
@@ -125,7 +130,7 @@ class BestChecks:
         current = weights_of(networks)
         written: dict[int, Path] = {}
         for rule, weights in self._unwritten.items():
-            target = run_dir / f"best_{rule}"
+            target = best_weights_dir(run_dir, rule)
             if id(weights) not in written:
                 set_weights(networks, weights)
                 self._save(target)
