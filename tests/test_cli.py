@@ -283,3 +283,16 @@ def test_score_takes_an_experiment_directory_or_latest_and_says_which_run(tmp_pa
     assert "Model: logs/" in invoke("score", "--model", "latest", image).output
     empty = invoke("score", "--model", tmp_path / "nothing" / "latest", image)
     assert empty.exit_code == 2 and "no completed run under" in empty.output
+
+
+def test_the_cli_drops_tensorflows_retracing_notes_and_keeps_its_other_warnings(caplog):
+    import logging
+
+    from anomaly_toolbox.cli.common import start_tensorflow
+
+    start_tensorflow()
+    log = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        log.warning("5 out of the last 5 calls to <function f> triggered tf.function retracing.")
+        log.warning("something else worth seeing")
+    assert [r.getMessage() for r in caplog.records] == ["something else worth seeing"]

@@ -29,13 +29,24 @@ def start_tensorflow() -> None:
     CPU machine, oneDNN notes, absl's pre-initialisation warning; no log level silences them)
     kept off the console: file descriptor 2 goes to a temporary file meanwhile, replayed only
     if the import fails. Log messages print as plain lines (configured before any library can):
-    ours (data fallbacks, skipped files) from INFO, TensorFlow's from WARNING, absl's
-    (tensorflow-datasets' probing) from ERROR."""
+    ours (data fallbacks, skipped files) from INFO, TensorFlow's from WARNING but its retracing
+    notes (every run of a grid or benchmark builds its own compiled steps, so they say nothing
+    to fix), absl's (tensorflow-datasets' probing) from ERROR."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("anomaly_toolbox").setLevel(logging.INFO)
     start_tensorflow_quietly()
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    tensorflow_log = logging.getLogger("tensorflow")
+    tensorflow_log.setLevel(logging.WARNING)
+    if not any(isinstance(f, NoRetracingNotes) for f in tensorflow_log.filters):
+        tensorflow_log.addFilter(NoRetracingNotes())
     logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+class NoRetracingNotes(logging.Filter):
+    """Drops TensorFlow's "... triggered tf.function retracing" warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 class BadInput(click.ClickException):
