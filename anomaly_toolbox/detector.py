@@ -2,13 +2,16 @@
 
     from anomaly_toolbox import EGBAD, load
     model = EGBAD(epochs=20).fit(x_train)            # uint8 images [N, H, W, C] (or [N, H, W])
-    scores = model.score_samples(x)                  # anomaly scores, higher = more anomalous
+    scores = model.decision_function(x)              # anomaly scores, higher = more anomalous
     flags = model.predict(x)                         # 1 = anomalous, 0 = normal
     model.save("my-model"); same = load("my-model")
 
-Conventions differ from scikit-learn's outlier detectors on purpose, to match the rest of the
-toolbox: ``score_samples`` is an anomaly score (higher = more anomalous) and ``predict`` returns
-1 for anomalies and 0 for normal samples.
+Conventions are PyOD's detectors': ``decision_function`` is the anomaly score (higher = more
+anomalous), ``predict`` returns 1 for anomalies and 0 for normal samples, and after ``fit`` the
+training samples' scores, the threshold and their labels are ``decision_scores_``,
+``threshold_`` and ``labels_``; ``fit_predict`` fits and labels the training samples.
+``score_samples`` keeps scikit-learn's sign (higher = more normal): the negated anomaly score.
+Setters return the detector, so calls chain.
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ class Detector:
         scores.
         """
         apply_determinism(self.deterministic)
+        given = x
         if x_val is None:
             samples = np.asarray(x) if _is_table(x) else _as_samples(x, "x")
             order = np.random.default_rng(self.seed).permutation(len(samples))
@@ -183,6 +187,7 @@ class Detector:
                 progress_bar=progress_bar, show_scoring_progress=progress_bar,
                 table=table).metadata
         self.model_dir = run_dir / MODEL_DIR
+        self._train_samples, self._train_scores = given, None
         return self
 
     # ----------------------------------------------------------------------------- scoring
@@ -190,9 +195,15 @@ class Detector:
     def threshold(self) -> float:
         return self._fitted()["threshold"]
 
-    def set_threshold(self, threshold: float | None = None, fpr: float | None = None) -> None:
+    @property
+    def threshold_(self) -> float:
+        """PyOD's name of :attr:`threshold`."""
+        return self.threshold
+
+    def set_threshold(self, threshold: float | None = None,
+                      fpr: float | None = None) -> Detector:
         """Replace the validation threshold: a value, or the one that gives false-positive rate
-        ``fpr`` on the normal validation samples."""
+        ``fpr`` on the normal validation samples; returns the detector."""
         if (threshold is None) == (fpr is None):
             raise ModelError("give exactly one of threshold and fpr")
         if threshold is not None and not math.isfinite(threshold):
@@ -204,15 +215,42 @@ class Detector:
         else:
             metadata["threshold_rule"] = "given by the user"
         metadata["threshold"] = float(threshold)
+        return self
 
-    def score_samples(self, x: np.ndarray) -> np.ndarray:
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
         """Anomaly scores ``[N]`` (higher = more anomalous)."""
         cached = self._cached(x)
         return self.trainer.final_scores(cached)
 
+    def score_samples(self, x: np.ndarray) -> np.ndarray:
+        """scikit-learn's sign: ``-decision_function(x)`` ``[N]`` (higher = more normal)."""
+        return -self.decision_function(x)
+
+    @property
+    def decision_scores_(self) -> np.ndarray:
+        """Anomaly scores ``[N]`` of the samples given to ``fit`` (its held-out validation share
+        included), scored once on first use: a pass over them."""
+        if getattr(self, "_train_scores", None) is None:
+            if getattr(self, "_train_samples", None) is None:
+                raise ModelError("decision_scores_ exists after fit (a loaded model has not "
+                                 "kept its training samples); score them with "
+                                 "decision_function")
+            self._train_scores = self.decision_function(self._train_samples)
+        return self._train_scores
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """1 where a sample given to ``fit`` scores at or above the threshold, else 0 ``[N]``."""
+        return (self.decision_scores_ >= self.threshold).astype(np.int64)
+
+    def fit_predict(self, x: np.ndarray, x_val: np.ndarray | None = None,
+                    y_val: np.ndarray | None = None) -> np.ndarray:
+        """``fit(x, x_val, y_val)``, then :attr:`labels_`: one label per sample of ``x``."""
+        return self.fit(x, x_val, y_val).labels_
+
     def normalised_scores(self, x: np.ndarray) -> np.ndarray:
         """Scores mapped to [0, 1] by the validation minimum and maximum (clipped)."""
-        return self.normalise(self.score_samples(x))
+        return self.normalise(self.decision_function(x))
 
     def normalise(self, scores: np.ndarray) -> np.ndarray:
         """Scores already computed ``[N]`` mapped to [0, 1] as :meth:`normalised_scores` does."""
@@ -222,7 +260,7 @@ class Detector:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """1 where the score reaches the threshold (anomalous), else 0 ``[N]``."""
-        return (self.score_samples(x) >= self.threshold).astype(np.int64)
+        return (self.decision_function(x) >= self.threshold).astype(np.int64)
 
     @property
     def reconstructs(self) -> bool:

@@ -155,8 +155,8 @@ def test_saved_model_scores_with_the_a_score_of_its_restored_gaussian(bundled, t
     mean, std = again.trainer.gaussian.numpy()
     assert (mean, std) == tuple(model.trainer.gaussian.numpy()) and (mean, std) != (0.0, 1.0)
     x = np.concatenate([ones[40:50], sevens[40:50]])
-    scores = again.score_samples(x)
-    np.testing.assert_allclose(scores, model.score_samples(x), rtol=1e-6)
+    scores = again.decision_function(x)
+    np.testing.assert_allclose(scores, model.decision_function(x), rtol=1e-6)
     r = again.trainer.r_score(to_model_range(tf.constant(x), 32)).numpy()
     np.testing.assert_allclose(scores, negative_log_gaussian(r, mean, std).numpy(), rtol=1e-4)
     assert again.threshold == model.threshold

@@ -2,9 +2,9 @@
 
 import csv
 import os
+import pickle
 import subprocess
 import sys
-import pickle
 
 import numpy as np
 import pytest
@@ -42,7 +42,7 @@ def test_save_then_load_gives_identical_scores_and_threshold(fitted, tmp_path):
     saved = model.save(tmp_path / "model")
     again = load(saved)
     assert type(again).__name__ == "GANomaly" and again.threshold == model.threshold
-    np.testing.assert_array_equal(again.score_samples(x), model.score_samples(x))
+    np.testing.assert_array_equal(again.decision_function(x), model.decision_function(x))
     np.testing.assert_array_equal(again.predict(x), model.predict(x))
     normalised = again.normalised_scores(x)
     assert normalised.min() >= 0.0 and normalised.max() <= 1.0
@@ -50,7 +50,7 @@ def test_save_then_load_gives_identical_scores_and_threshold(fitted, tmp_path):
 
 def test_predictions_follow_the_validation_threshold(fitted):
     model, x = fitted
-    scores = model.score_samples(x)
+    scores = model.decision_function(x)
     assert scores.shape == (40,) and model.metadata["threshold_rule"] == "max F1 on validation"
     np.testing.assert_array_equal(model.predict(x), (scores >= model.threshold).astype(int))
 
@@ -78,13 +78,13 @@ def test_wrong_shapes_and_types_give_clear_errors(fitted):
     model, x = fitted
     with pytest.raises(ModelError, match=r"trained on images of shape \(28, 28, 1\); got "
                                          r"\(32, 32, 1\)"):
-        model.score_samples(np.zeros((2, 32, 32, 1), np.uint8))
+        model.decision_function(np.zeros((2, 32, 32, 1), np.uint8))
     with pytest.raises(ModelError, match=r"got \(28, 28, 3\)"):
-        model.score_samples(np.zeros((2, 28, 28, 3), np.uint8))
+        model.decision_function(np.zeros((2, 28, 28, 3), np.uint8))
     with pytest.raises(ModelError, match=r"float images must hold values in \[0, 1\]"):
-        model.score_samples(x.astype(np.float32))
+        model.decision_function(x.astype(np.float32))
     with pytest.raises(ModelError, match="must be uint8 with values 0-255 .* or floats"):
-        model.score_samples(x.astype(np.int32))
+        model.decision_function(x.astype(np.int32))
     with pytest.raises(ModelError, match="not fitted"):
         GANomaly().predict(x)
     with pytest.raises(HpsError, match="did you mean 'epochs'"):
@@ -94,10 +94,10 @@ def test_wrong_shapes_and_types_give_clear_errors(fitted):
 def test_sklearn_baselines_share_the_api(bundled, tmp_path):
     model = OCSVM(gamma=0.01).fit(digits(bundled, 1, 200))
     x = np.concatenate([digits(bundled, 1, 20, "test"), digits(bundled, 7, 20, "test")])
-    scores = model.score_samples(x)
+    scores = model.decision_function(x)
     assert scores[20:].mean() > scores[:20].mean()
     assert "95% quantile" in model.metadata["threshold_rule"]
-    np.testing.assert_array_equal(load(model.save(tmp_path / "svm")).score_samples(x), scores)
+    np.testing.assert_array_equal(load(model.save(tmp_path / "svm")).decision_function(x), scores)
     assert model.reconstruct(x) is None
 
 
@@ -173,11 +173,11 @@ def test_score_command_rejects_bad_input_with_exit_code_2(trained_run, tmp_path)
 
 def test_float_images_in_0_1_and_single_images_score_like_uint8_batches(fitted):
     model, x = fitted
-    scores = model.score_samples(x)
-    np.testing.assert_allclose(model.score_samples(x.astype(np.float32) / 255.0), scores,
+    scores = model.decision_function(x)
+    np.testing.assert_allclose(model.decision_function(x.astype(np.float32) / 255.0), scores,
                                rtol=1e-6)
-    np.testing.assert_allclose(model.score_samples(x[0]), scores[:1], rtol=1e-5)  # [28, 28, 1]
-    np.testing.assert_allclose(model.score_samples(x[0, ..., 0]), scores[:1], rtol=1e-5)
+    np.testing.assert_allclose(model.decision_function(x[0]), scores[:1], rtol=1e-5)  # [28, 28, 1]
+    np.testing.assert_allclose(model.decision_function(x[0, ..., 0]), scores[:1], rtol=1e-5)
 
 
 def test_detectors_follow_scikit_learn_estimator_conventions():
@@ -263,7 +263,7 @@ def test_the_library_keeps_tensorflows_start_up_lines_off_stderr_unless_asked(tm
         env["TF_CPP_MIN_LOG_LEVEL"] = user_level
     probe = ("import anomaly_toolbox, numpy as np; model = anomaly_toolbox.IsolationForest("
              "n_estimators=5).fit(np.random.default_rng(0).integers(0, 255, (64, 28, 28), "
-             "dtype=np.uint8)); print(model.score_samples(np.zeros((2, 28, 28), np.uint8)).shape)")
+             "dtype=np.uint8)); print(model.decision_function(np.zeros((2, 28, 28), np.uint8)).shape)")
     finished = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                               env=env, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
@@ -271,3 +271,25 @@ def test_the_library_keeps_tensorflows_start_up_lines_off_stderr_unless_asked(tm
     start_up = [line for line in finished.stderr.splitlines()
                 if "oneDNN custom operations" in line or "cuda" in line.lower()]
     assert (start_up == []) == quiet, finished.stderr[-2000:]
+
+
+def test_detectors_follow_pyod_conventions_and_scikit_learn_s_score_sign(bundled, tmp_path):
+    """decision_function: higher = more anomalous; score_samples: its negation (scikit-learn);
+    after fit, decision_scores_, threshold_ and labels_ for every sample given to fit;
+    fit_predict returns those labels; set_threshold chains."""
+    from anomaly_toolbox import IsolationForest
+
+    x = np.concatenate([digits(bundled, 1, 150), digits(bundled, 7, 6)])
+    model = IsolationForest(n_estimators=20, seed=0)
+    labels = model.fit_predict(x)
+    assert labels.shape == (len(x),) and set(np.unique(labels)) <= {0, 1}
+    np.testing.assert_array_equal(model.decision_scores_, model.decision_function(x))
+    np.testing.assert_array_equal(model.score_samples(x), -model.decision_function(x))
+    assert model.threshold_ == model.threshold
+    np.testing.assert_array_equal(labels, (model.decision_scores_ >= model.threshold_))
+    sevens, ones = model.decision_function(x[-6:]), model.decision_function(x[:150])
+    assert sevens.mean() > ones.mean()  # anomalies score higher
+    assert model.set_threshold(fpr=0.2) is model
+    loaded = load(model.save(tmp_path / "model"))
+    with pytest.raises(ModelError, match="decision_scores_ exists after fit"):
+        loaded.decision_scores_

@@ -50,7 +50,7 @@ def test_mirrored_training_matches_one_device_and_its_model_scores_on_one(tmp_pa
     assert mirrored["status"] == "completed"
     assert mirrored["steps_trained"] == single["steps_trained"]
     images = bundled.x_test[:200]
-    scores = [load(result["run_dir"]).score_samples(images) for result in (single, mirrored)]
+    scores = [load(result["run_dir"]).decision_function(images) for result in (single, mirrored)]
     assert scores[1].shape == (200,) and np.all(np.isfinite(scores[1]))
     np.testing.assert_allclose(scores[1], scores[0], rtol=0.02,
                                atol=0.02 * float(np.abs(scores[0]).max()))

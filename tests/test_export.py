@@ -147,4 +147,4 @@ def test_anogan_export_scores_more_images_than_its_search_batch(tmp_path, bundle
     target = export(model, tmp_path / "out", "saved_model")
     scorer = tf.saved_model.load(str(target))
     np.testing.assert_allclose(scorer.score(tf.constant(images))["score"].numpy(),
-                               model.score_samples(images), rtol=1e-4, atol=1e-5)
+                               model.decision_function(images), rtol=1e-4, atol=1e-5)

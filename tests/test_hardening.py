@@ -64,7 +64,7 @@ def test_a_pickle_in_a_model_directory_never_runs_by_default(trained, tmp_path):
 def test_a_trusted_old_pickle_loads_and_is_saved_again_without_it(trained, tmp_path):
     run, image = model_copy(trained, tmp_path, "iforest")
     detector = anomaly_toolbox.load(run).trainer.detector
-    expected = anomaly_toolbox.load(run).score_samples(np.zeros((2, 28, 28, 1), np.uint8))
+    expected = anomaly_toolbox.load(run).decision_function(np.zeros((2, 28, 28, 1), np.uint8))
     plant_pickle(run, detector)
     result = invoke("score", "--model", run, image, "--trust-model")
     assert result.exit_code == 0, result.output
@@ -72,7 +72,7 @@ def test_a_trusted_old_pickle_loads_and_is_saved_again_without_it(trained, tmp_p
     model.save(tmp_path / "resaved")
     assert not (tmp_path / "resaved" / "detector.pkl").exists()
     again = anomaly_toolbox.load(tmp_path / "resaved")  # no trust needed any more
-    np.testing.assert_allclose(again.score_samples(np.zeros((2, 28, 28, 1), np.uint8)), expected)
+    np.testing.assert_allclose(again.decision_function(np.zeros((2, 28, 28, 1), np.uint8)), expected)
 
 
 def test_a_skops_file_with_foreign_types_or_detector_is_refused(trained, tmp_path):
@@ -379,7 +379,7 @@ def test_a_stop_outside_training_exits_130(trained, tmp_path, monkeypatch, where
 
     run, image = model_copy(trained, tmp_path)
     target = ("anomaly_toolbox.cli.common.start_tensorflow" if where == "start-up"
-              else "anomaly_toolbox.detector.Detector.score_samples")
+              else "anomaly_toolbox.detector.Detector.decision_function")
     monkeypatch.setattr(target, stopped)
     result = invoke("score", "--model", run, image)
     assert result.exit_code == 130 and "Interrupted." in result.output

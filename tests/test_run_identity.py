@@ -212,7 +212,7 @@ def test_detectors_sharing_a_log_dir_never_overwrite_each_other(tmp_path, bundle
     assert first.model_dir != second.model_dir
     probe = bundled.x_test[:50]
     reloaded = load(first.save(tmp_path / "first"))
-    np.testing.assert_array_equal(reloaded.score_samples(probe), first.score_samples(probe))
+    np.testing.assert_array_equal(reloaded.decision_function(probe), first.decision_function(probe))
     assert reloaded.threshold == first.threshold != second.threshold
 
 

@@ -162,7 +162,7 @@ def test_a_new_method_needs_one_registration_line_for_the_cli_and_the_api(toy_re
     model = anomaly_toolbox.Toy(epochs=2).fit(bundled.x_train[bundled.y_train == 1][:300])
     assert type(model).__name__ == "Toy" and "Toy" in dir(anomaly_toolbox)
     ones, sevens = bundled.x_test[bundled.y_test == 1], bundled.x_test[bundled.y_test == 7]
-    assert model.score_samples(sevens).mean() > model.score_samples(ones).mean()
+    assert model.decision_function(sevens).mean() > model.decision_function(ones).mean()
     assert "toy" in invoke("-e", "toys").output  # did-you-mean reads the registry too
 
 

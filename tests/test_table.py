@@ -78,7 +78,7 @@ def test_train_on_a_csv_table_then_score_new_rows_from_the_command_line(tmp_path
 
     from anomaly_toolbox import load
 
-    api_scores = load(run_dir).score_samples(np.array(new, dtype=object)[:, :3])
+    api_scores = load(run_dir).decision_function(np.array(new, dtype=object)[:, :3])
     np.testing.assert_allclose(cli_scores, api_scores, rtol=1e-5)
     fraud = np.array([row[3] == "fraud" for row in new])
     assert cli_scores[fraud].mean() > cli_scores[~fraud].mean()
@@ -118,15 +118,15 @@ def test_python_api_scales_integer_and_text_tables_and_keeps_the_encoder(tmp_pat
     rows = np.array(table_rows(400), dtype=object)
     x, fraud = rows[:, :3], rows[:, 3] == "fraud"
     model = OCSVM().fit(x[~fraud][:200], x[200:], fraud[200:].astype(int))
-    scores = model.score_samples(x[200:])
+    scores = model.decision_function(x[200:])
     assert scores[fraud[200:]].min() > scores[~fraud[200:]].max()
     assert model.table.names == ["column 0", "column 1", "column 2"]
-    np.testing.assert_allclose(load(model.save(tmp_path / "m")).score_samples(x[200:]), scores)
+    np.testing.assert_allclose(load(model.save(tmp_path / "m")).decision_function(x[200:]), scores)
 
     counts = np.random.default_rng(0).integers(0, 1000, (120, 3))  # integer columns
     counts[:20] += 5000
     model = OCSVM().fit(counts[20:])
-    integer_scores = model.score_samples(counts)
+    integer_scores = model.decision_function(counts)
     assert integer_scores[:20].min() > np.median(integer_scores[20:])
 
 

@@ -68,12 +68,12 @@ def score(model_path: Path, images: tuple[Path, ...], trust_model: bool, thresho
         elif len(model.metadata["sample_shape"]) != 3:
             raise BadInput("this model was trained on kdd99 features, encoded by its loader "
                            "without a saved encoder; score encoded features with the Python "
-                           "API (anomaly_toolbox.load(...).score_samples(array)), or train on "
+                           "API (anomaly_toolbox.load(...).decision_function(array)), or train on "
                            "the table with --dataset csv to score raw rows here")
         else:
             read, x = _images(images, tuple(model.metadata["sample_shape"]))
         _check_outputs_spare_inputs(csv_path, save_maps, images, model_path, model.model_dir)
-    scores = model.score_samples(x)
+    scores = model.decision_function(x)
     normalised = model.normalise(scores)
     flags = scores >= model.threshold
     rows = [(str(path), float(s), float(n), bool(f))
