@@ -7,7 +7,8 @@ anomalous test images, the residual's test AUROC and the method's own score's te
 whether a method's score got worse with training and why (anomalies reconstructed as well as
 normal images, or better). With ``--code-norms`` (methods with an encoder E and generator G) it
 adds the mean code norm ``||E(x)||_2 / sqrt(N_z)`` of normal and anomalous test images and the
-AUROC of the negative norm (a small code is anomalous: the joint model's Lo). Run:
+AUROC of the negative norm (a small code is anomalous: the joint model's Lo). The runs must
+keep their checkpoints (``anomaly-box ... --keep-checkpoints``). Run:
 python benchmarks/selected_vs_last.py RUN_DIR [RUN_DIR ...] [--data-dir DIR] [--code-norms]
 """
 
@@ -99,6 +100,9 @@ def main(run_dirs: tuple[Path, ...], data_dir: str | None, with_code_norms: bool
             raise click.BadParameter(f"{run_dir}: {results['experiment']} has no encoder E "
                                      f"and generator G to take code norms of; leave out "
                                      f"--code-norms for this run")
+        if not (run_dir / CHECKPOINT_DIR).is_dir():
+            raise click.BadParameter(f"{run_dir} kept no {CHECKPOINT_DIR}/ (a completed run "
+                                     f"drops them); train it with --keep-checkpoints")
         cached = cached_dataset(splits.test, trainer.image_size)
         name = f"{results['experiment']} class {results['label']}"
         trainer.load_model(run_dir / MODEL_DIR)

@@ -213,7 +213,8 @@ def test_selected_vs_last_script_compares_the_selected_model_with_the_last_check
     method without reconstructions is refused by name, and --code-norms for a method without an
     encoder and generator too."""
     script = benchmark_script("selected_vs_last")
-    run_dir, _ = only_run(tmp_path, "egbad", {**TINY, "epochs": 2}, "--anomalous-label", 1)
+    run_dir, _ = only_run(tmp_path, "egbad", {**TINY, "epochs": 2}, "--anomalous-label", 1,
+                          "--keep-checkpoints")
     result = CliRunner().invoke(script.main, [str(run_dir)])
     assert result.exit_code == 0, result.output
     rows = [line.split(" | ") for line in result.output.splitlines() if "| egbad class 1 |" in line]
@@ -238,6 +239,9 @@ def test_selected_vs_last_script_compares_the_selected_model_with_the_last_check
                          "--anomalous-label", 1)
     no_codes = CliRunner().invoke(script.main, [str(ae_dir), "--code-norms"])
     assert no_codes.exit_code == 2 and "ae has no encoder E and generator G" in no_codes.output
+    no_checkpoints = CliRunner().invoke(script.main, [str(ae_dir)])
+    assert no_checkpoints.exit_code == 2 and "train it with --keep-checkpoints" in \
+        no_checkpoints.output
 
     (tmp_path / "ocsvm").mkdir()
     ocsvm_dir, _ = only_run(tmp_path / "ocsvm", "ocsvm", {}, "--anomalous-label", 1)
