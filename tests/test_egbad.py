@@ -39,7 +39,7 @@ def test_networks_have_the_widths_of_zenati_et_al_mnist_code():
     after each of D's four hidden layers; LeakyReLU 0.1 and TF1 BatchNorm settings."""
     import keras
 
-    from anomaly_toolbox.models.egbad import build_egbad
+    from anomaly_toolbox.models.egbad import LeakyReLUOfRelus, build_egbad
 
     nets = build_egbad((28, 28, 1), latent_dim=200, filters=32, dropout=0.5)
 
@@ -57,10 +57,20 @@ def test_networks_have_the_widths_of_zenati_et_al_mnist_code():
     assert sum(isinstance(layer, keras.layers.Dropout) for layer in discriminator.layers) == 4
     assert discriminator.output[1].shape[-1] == 1024
     slopes = {layer.negative_slope for net in nets.values() for layer in net.layers
-              if isinstance(layer, keras.layers.LeakyReLU)}
+              if isinstance(layer, LeakyReLUOfRelus)}
     norms = {(layer.momentum, layer.epsilon) for net in nets.values() for layer in net.layers
              if isinstance(layer, keras.layers.BatchNormalization)}
     assert slopes == {0.1} and norms == {(0.99, 1e-3)}
     first, second = nets["encoder"].layers[1:3]
     assert isinstance(second, keras.layers.Conv2D)  # the first convolution has no activation
     assert first.activation is keras.activations.linear
+
+
+def test_leaky_relu_of_relus_is_leaky_relu():
+    import tensorflow as tf
+
+    from anomaly_toolbox.models.egbad import LeakyReLUOfRelus
+
+    x = tf.constant([[-3.0, -0.5, 0.0, 0.25, 2.0]])
+    np.testing.assert_allclose(LeakyReLUOfRelus(0.1)(x).numpy(),
+                               tf.nn.leaky_relu(x, alpha=0.1).numpy(), rtol=1e-6)

@@ -10,6 +10,11 @@ BatchNorm momentum 0.99 and epsilon 1e-3, LeakyReLU slope 0.1, kernels drawn fro
 * D: x: conv 4x4 s2 2f, LReLU, dropout -> conv 4x4 s2 2f, BN, LReLU, dropout; z: dense 16f,
   LReLU, dropout; joint: dense 32f, LReLU, dropout (the feature-matching features f(x, z)) ->
   dense 1 (the logit).
+
+LReLU is computed as the code writes it, relu(x) - 0.1 relu(-x) (:class:`LeakyReLUOfRelus`):
+the same function as ``tf.nn.leaky_relu``, whose Conv2D + BiasAdd + LeakyRelu pattern
+TensorFlow 2.21's graph remapper tries to fuse in D's first layer and fails on, printing an
+error line ("remapper failed: ... Mutation::Apply error") on every run.
 """
 
 from __future__ import annotations
@@ -43,8 +48,23 @@ def _bn(name: str) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
-def _lrelu(name: str) -> layers.LeakyReLU:
-    return layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=name)
+@keras.saving.register_keras_serializable(package="anomaly_toolbox")
+class LeakyReLUOfRelus(layers.Layer):
+    """relu(x) - slope relu(-x), any shape: LeakyReLU as two ReLUs (see the module docstring)."""
+
+    def __init__(self, negative_slope: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+
+    def call(self, x: keras.KerasTensor) -> keras.KerasTensor:
+        return keras.ops.relu(x) - self.negative_slope * keras.ops.relu(-x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+def _lrelu(name: str) -> LeakyReLUOfRelus:
+    return LeakyReLUOfRelus(LEAKY_SLOPE, name=name)
 
 
 def _quarter_side(image_shape: tuple[int, int, int]) -> int:
