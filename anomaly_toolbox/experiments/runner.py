@@ -379,7 +379,9 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
             _record_failure(run_dir, results, error)
         fault = storage_fault(error)
         raise (MachineFault(f"{run_dir}: {fault}") if fault else error) from None
-    trial_id = run_dir.relative_to(config.log_dir).as_posix()
+    # Short enough for TensorBoard's HParams table, distinct: a run's name hashes its data,
+    # split, seed and hps.
+    trial_id = f"{config.experiment}/{run_dir.name}"
     with writer.as_default():
         hp.hparams({key: hparam_value(value) for key, value in results["hps"].items()},
                    trial_id=trial_id)
