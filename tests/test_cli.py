@@ -31,6 +31,9 @@ def test_egbad_end_to_end_writes_models_checkpoints_results_and_hparams(tmp_path
     assert 0.0 <= results["test"]["auroc"] <= 1.0
     assert results["splits"]["test_size"] == 900 + 450
     assert not (run_dir / "checkpoints").exists()  # a completed run keeps model/ only
+    for picture in ("roc.png", "pr.png", "scores.png"):
+        height, width, _ = tf.io.decode_png(tf.io.read_file(str(run_dir / picture))).shape
+        assert width >= 500 and height >= 400, picture
     assert not list(run_dir.glob("best_*")) and (run_dir / "model" / "metadata.json").is_file()
     assert {"hparams", "scalars", "images"} <= plugin_names(run_dir)
     assert "| test auroc |" in (run_dir.parent / "results.md").read_text()

@@ -35,3 +35,21 @@ def test_times_read_as_a_clock_and_the_estimate_scales_with_the_units_left(monke
     monkeypatch.setattr(timing.time, "perf_counter", lambda: 100.0)
     assert timing.eta_text(40.0, done=2, left=3) == "1:00 elapsed, about 1:30 left"
     assert timing.eta_text(40.0, done=2, left=0) == "1:00 elapsed"
+
+
+def test_run_pictures_are_written_for_two_classes_and_skipped_for_one(tmp_path):
+    import tensorflow as tf
+
+    from anomaly_toolbox.pictures import PICTURES, write_run_pictures
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(80), np.ones(20)].astype(int)
+    scores = np.r_[rng.normal(0, 1, 80), rng.normal(2, 1, 20)]
+    written = write_run_pictures(tmp_path, labels, scores, 1.0, {"auroc": 0.9, "auprc": 0.7},
+                                 "a run")
+    assert [path.name for path in written] == list(PICTURES)
+    for path in written:
+        assert tf.io.decode_png(tf.io.read_file(str(path))).shape[1] >= 500
+    (tmp_path / "one").mkdir()
+    assert write_run_pictures(tmp_path / "one", np.zeros(5, int), np.arange(5.0), 1.0,
+                              {"auroc": 0.5, "auprc": 0.0}, "no anomalies") == []

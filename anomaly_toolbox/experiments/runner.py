@@ -45,6 +45,7 @@ from anomaly_toolbox.faults import MachineFault, memory_fault, storage_fault
 from anomaly_toolbox.hps import SELECTION_RULES, check_batch_fits, expand, load_grid
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
+from anomaly_toolbox.pictures import write_run_pictures
 from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.results import (RESULTS_FILE, RULES, TABLE_FILE, TABLE_METRICS,
                                      choice_summary, describe_code, read_results, safe_name,
@@ -441,6 +442,13 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
     _write_session_end(writer, "completed")
     if not run.config.keep_checkpoints:
         prune_completed_run(run_dir)
+    try:
+        write_run_pictures(run_dir, data.test_labels, evaluated["test_scores"],
+                           metadata["threshold"], test,
+                           f"{config.experiment}, {run.raw.name} {config.protocol} "
+                           f"{config.label}, seed {config.seed}")
+    except Exception as error:  # noqa: BLE001 - the run is complete; its pictures are extras
+        print(f"Note: the run's pictures could not be drawn ({type(error).__name__}: {error})")
     print(outcome_lines(results))
     return results
 

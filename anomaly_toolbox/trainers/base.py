@@ -400,7 +400,7 @@ class Trainer(ImageSides, abc.ABC):
         return self.engine.final.scores(cached)
 
     def evaluate(self, data: PreparedData,
-                 validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+                 validation_scores: np.ndarray | None = None) -> dict[str, Any]:
         return self.engine.final.evaluate(data, validation_scores)
 
     def by_selection(self, run_dir: Path, data: PreparedData,

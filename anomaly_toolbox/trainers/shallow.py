@@ -269,12 +269,13 @@ class ShallowTrainer(ImageSides, abc.ABC):
                 "validation_best": self.validation_best}
 
     def evaluate(self, data: PreparedData,
-                 validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+                 validation_scores: np.ndarray | None = None) -> dict[str, Any]:
         if validation_scores is None:
             validation_scores = self.final_scores(data.validation)
-        return {"test": test_metrics(data, validation_scores, self.final_scores(data.test),
+        test_scores = self.final_scores(data.test)
+        return {"test": test_metrics(data, validation_scores, test_scores,
                                      label_free=self.selection_rule != "validation"),
-                "validation": {}}
+                "validation": {}, "test_scores": test_scores}
 
 
 def _trees(detector: Any) -> list[Tree]:

@@ -145,8 +145,9 @@ class FinalModel:
         return {rule: report[rule] for rule in self.available_rules(run_dir)}
 
     def evaluate(self, data: PreparedData,
-                 validation_scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-        """``{"test": ..., "validation": ...}``. Test: AUROC, AUPRC, and precision/recall/F1 at
+                 validation_scores: np.ndarray | None = None) -> dict[str, Any]:
+        """``{"test": ..., "validation": ..., "test_scores": [N]}``. Test: AUROC, AUPRC, and
+        precision/recall/F1 at
         the validation threshold, for the score and each of the trainer's score variants.
         Validation: each variant's AUROC and AUPRC as ``<name>_<metric>`` (the score's own are
         the run's selection metrics), so that a variant can be chosen without the test split.
@@ -168,4 +169,4 @@ class FinalModel:
                 data, variant_validation, variant_test, label_free).items()})
             validation.update({f"{name}_{key}": value for key, value in ranking_metrics(
                 data.validation_labels, variant_validation).items()})
-        return {"test": test, "validation": validation}
+        return {"test": test, "validation": validation, "test_scores": test_scores}

@@ -1,0 +1,70 @@
+"""The pictures a completed run writes into its directory: ROC and precision-recall curves of the
+test split with their areas, and the test scores of normal and anomalous samples with the
+threshold (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+#: File names of the pictures, in the order :func:`write_run_pictures` writes them.
+PICTURES = ("roc.png", "pr.png", "scores.png")
+
+
+def write_run_pictures(run_dir: Path, labels: np.ndarray, scores: np.ndarray, threshold: float,
+                       metrics: dict[str, float], title: str) -> list[Path]:
+    """Write :data:`PICTURES` for test ``labels`` ``[N]`` (1 = anomalous) and ``scores`` ``[N]``
+    (higher = more anomalous) into ``run_dir``; ``metrics`` holds their ``auroc`` and ``auprc``,
+    ``title`` names the run. Returns the paths written (none when the split lacks either
+    class, where curves are undefined)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    if len(np.unique(labels)) < 2:
+        return []
+    written = []
+
+    def save(figure, name: str) -> None:
+        figure.tight_layout()
+        figure.savefig(run_dir / name, dpi=120)
+        pyplot.close(figure)
+        written.append(run_dir / name)
+
+    false_positive, true_positive, _ = roc_curve(labels, scores)
+    figure, axis = pyplot.subplots(figsize=(4.8, 4.4))
+    axis.plot(false_positive, true_positive, color="tab:blue", label="this model")
+    axis.plot([0, 1], [0, 1], color="gray", linestyle="--", label="chance")
+    axis.set(xlabel="false-positive rate (normal test samples flagged)",
+             ylabel="true-positive rate (anomalies flagged)",
+             title=f"{title}\ntest ROC: AUROC {metrics['auroc']:.4f}", xlim=(0, 1), ylim=(0, 1.01))
+    axis.legend(loc="lower right", fontsize=8)
+    save(figure, PICTURES[0])
+
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    share = float(np.mean(labels))
+    figure, axis = pyplot.subplots(figsize=(4.8, 4.4))
+    axis.plot(recall, precision, color="tab:blue", label="this model")
+    axis.axhline(share, color="gray", linestyle="--", label=f"chance ({share:.2f} anomalous)")
+    axis.set(xlabel="recall (anomalies flagged)", ylabel="precision (flagged that are anomalies)",
+             title=f"{title}\ntest precision-recall: AUPRC {metrics['auprc']:.4f}",
+             xlim=(0, 1), ylim=(0, 1.01))
+    axis.legend(loc="lower left", fontsize=8)
+    save(figure, PICTURES[1])
+
+    figure, axis = pyplot.subplots(figsize=(6.0, 4.0))
+    bins = np.histogram_bin_edges(scores, bins=40)
+    axis.hist(scores[labels == 0], bins=bins, alpha=0.6, color="tab:green",
+              label=f"normal ({int(np.sum(labels == 0))})")
+    axis.hist(scores[labels == 1], bins=bins, alpha=0.6, color="tab:red",
+              label=f"anomalous ({int(np.sum(labels == 1))})")
+    axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    axis.set(xlabel="anomaly score (higher = more anomalous)", ylabel="test samples",
+             title=f"{title}\ntest scores")
+    axis.legend(fontsize=8)
+    save(figure, PICTURES[2])
+    return written
