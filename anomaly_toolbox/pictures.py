@@ -68,3 +68,43 @@ def write_run_pictures(run_dir: Path, labels: np.ndarray, scores: np.ndarray, th
     axis.legend(fontsize=8)
     save(figure, PICTURES[2])
     return written
+
+
+def write_benchmark_figure(path: Path, runs: list[dict], methods: list[str], labels: list[int],
+                           published: dict[str, list[tuple[str, float | None]]],
+                           title: str) -> Path | None:
+    """A bar per method and class label: the mean test AUROC of its completed runs' reported
+    models (over seeds), with each paper's per-class number as a marker on its method's bar
+    (``published``: method -> ``(source, {label: AUROC})`` pairs, given as the anchors'
+    ``per_class``). Returns ``path``, or None when no run completed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    means = {method: [np.mean([run["test"]["auroc"] for run in runs
+                               if run.get("experiment") == method and run.get("label") == label
+                               and run.get("status") == "completed"] or [np.nan])
+                      for label in labels] for method in methods}
+    if all(np.isnan(values).all() for values in means.values()):
+        return None
+    width = 0.8 / len(methods)
+    figure, axis = pyplot.subplots(figsize=(max(6.0, 0.9 * len(labels) * max(1, len(methods))
+                                                / 2 + 3), 4.4))
+    positions = np.arange(len(labels))
+    markers = iter("ovs^D*")
+    for index, method in enumerate(methods):
+        offsets = positions - 0.4 + width * (index + 0.5)
+        axis.bar(offsets, means[method], width=width * 0.95, label=method)
+        for source, per_class in published.get(method, []):
+            values = [per_class.get(label, np.nan) for label in labels]
+            axis.scatter(offsets, values, color="black", marker=next(markers, "x"), s=18,
+                         zorder=3, label=f"{method}, paper {source}")
+    axis.set(xticks=positions, xticklabels=[str(label) for label in labels],
+             xlabel="class label", ylabel="test AUROC (mean over seeds)", ylim=(0, 1.05),
+             title=title)
+    axis.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    pyplot.close(figure)
+    return path

@@ -106,6 +106,9 @@ def test_two_classes_one_seed_of_tiny_models_fill_the_table(tmp_path, capsys):
     assert "- Reported models chosen by: deepsvdd: validation; iforest: last." in report
     first = capsys.readouterr().out
     assert first.count("Test: ") == 4
+    figure = path.with_suffix(".png")
+    assert f"Figure: {figure}" in first
+    assert tf.io.decode_png(tf.io.read_file(str(figure))).shape[1] >= 600
     assert run_benchmark(config)[0] == report
     assert capsys.readouterr().out.count("already completed") == 4
 

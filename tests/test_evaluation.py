@@ -53,3 +53,20 @@ def test_run_pictures_are_written_for_two_classes_and_skipped_for_one(tmp_path):
     (tmp_path / "one").mkdir()
     assert write_run_pictures(tmp_path / "one", np.zeros(5, int), np.arange(5.0), 1.0,
                               {"auroc": 0.5, "auprc": 0.0}, "no anomalies") == []
+
+
+def test_benchmark_figure_has_a_bar_per_method_and_class_and_paper_markers(tmp_path):
+    import tensorflow as tf
+
+    from anomaly_toolbox.pictures import write_benchmark_figure
+
+    runs = [{"experiment": method, "label": label, "status": "completed",
+             "test": {"auroc": 0.6 + 0.1 * label + (0.05 if method == "b" else 0.0)}}
+            for method in ("a", "b") for label in (0, 1, 2)]
+    path = write_benchmark_figure(tmp_path / "figure.png", runs, ["a", "b"], [0, 1, 2],
+                                  {"a": [("Someone et al.", {0: 0.9, 2: 0.95})]}, "title")
+    assert path == tmp_path / "figure.png" and tf.io.decode_png(tf.io.read_file(
+        str(path))).shape[1] >= 600
+    failed = [{**run, "status": "failed"} for run in runs]
+    assert write_benchmark_figure(tmp_path / "none.png", failed, ["a", "b"], [0, 1, 2], {},
+                                  "t") is None and not (tmp_path / "none.png").exists()

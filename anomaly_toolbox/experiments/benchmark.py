@@ -21,6 +21,7 @@ from anomaly_toolbox.experiments.anchors import FAMILY_DATA, anchors_for
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.experiments.runner import RunConfig, data_label, run_experiment
 from anomaly_toolbox.hps import load_grid
+from anomaly_toolbox.pictures import write_benchmark_figure
 from anomaly_toolbox.results import (benchmark_table, chosen_run, describe_code, rules_table,
                                      write_text_atomically)
 from anomaly_toolbox.schemas import method_schema
@@ -101,6 +102,13 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     path = config.log_dir / f"benchmark-{data_label(raw)}-{config.protocol}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, report)
+    published = {method: [(anchor.source, anchor.per_class) for anchor in anchors_for(
+        method, config.dataset, config.protocol, "auroc", config.category)]
+        for method in config.methods}
+    figure = write_benchmark_figure(path.with_suffix(".png"), runs, config.methods, labels,
+                                    published, f"{raw.name}, {PROTOCOL_NAMES[config.protocol]}")
+    if figure is not None:
+        print(f"Figure: {figure}")
     return report, path
 
 
