@@ -59,6 +59,10 @@ def error_scale(inputs: np.ndarray, reconstructions: np.ndarray) -> float:
     return float(max(np.percentile(pixel_errors(inputs, reconstructions), 99), 1e-6))
 
 
+#: What an error map's colour scale measures.
+ERROR_UNIT = "mean |x - x_hat| per pixel\n(pixels scaled to [-1, 1])"
+
+
 def anomaly_map_pictures(inputs: np.ndarray, reconstructions: np.ndarray, scores: np.ndarray,
                          threshold: float, scale: float) -> list[np.ndarray]:
     """One uint8 RGB picture per image: input, reconstruction, and the input with its error map
@@ -72,7 +76,7 @@ def anomaly_map_pictures(inputs: np.ndarray, reconstructions: np.ndarray, scores
     errors = pixel_errors(inputs, reconstructions)
     pictures = []
     for image, reconstruction, error, score in zip(inputs, reconstructions, errors, scores):
-        figure, axes = pyplot.subplots(1, 3, figsize=(7.2, 2.6), dpi=100)
+        figure, axes = pyplot.subplots(1, 3, figsize=(7.2, 2.5), dpi=100, layout="constrained")
         shown = [(image + 1.0) / 2.0, (reconstruction + 1.0) / 2.0]
         gray = {"cmap": "gray"} if image.shape[-1] == 1 else {}
         for axis, picture, title in zip(axes, shown, ("input", "reconstruction")):
@@ -83,6 +87,7 @@ def anomaly_map_pictures(inputs: np.ndarray, reconstructions: np.ndarray, scores
         axes[2].set_title("|x - x_hat| on the input", fontsize=9)
         colour_bar = figure.colorbar(overlay, ax=axes[2], fraction=0.046, pad=0.04)
         colour_bar.ax.tick_params(labelsize=7)
+        colour_bar.set_label(ERROR_UNIT, fontsize=7)
         for axis in axes:
             axis.set_xticks([])
             axis.set_yticks([])

@@ -228,6 +228,8 @@ def test_anomaly_maps_share_one_colour_scale():
     assert large[overlay].astype(float).mean() > small[overlay].astype(float).mean() + 20
     same = anomaly_map_pictures(inputs[:1], reconstructions[:1], np.array([1.0]), 3.0, 0.1)[0]
     assert same[overlay].astype(float).mean() > small[overlay].astype(float).mean() + 20
+    blank_rows = [row for row in range(small.shape[0]) if (small[row] > 250).all()]
+    assert len(blank_rows) < small.shape[0] // 10  # no blank strip under the panels
 
 
 
