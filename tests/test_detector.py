@@ -232,7 +232,6 @@ def test_anomaly_maps_share_one_colour_scale():
     assert len(blank_rows) < small.shape[0] // 10  # no blank strip under the panels
 
 
-
 def test_every_experiment_has_a_detector_class_under_its_registered_name():
     import inspect
 
