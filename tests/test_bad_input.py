@@ -320,14 +320,14 @@ SCORE_CASES = {
                                               0.1], "either --threshold or --fpr"),
     "model-is-a-file": (lambda run, image: ["--model", image, image], "is a file; pass a run"),
     "model-missing": (lambda run, image: ["--model", MISSING, image], "does not exist"),
-    "model-without-metadata": (lambda run, image: ["--model", run / "checkpoints", image],
+    "model-without-metadata": (lambda run, image: ["--model", image.parent, image],
                                "holds no metadata.json"),
     "csv-is-a-directory": (lambda run, image: ["--model", run, image, "--csv", run],
                            "--csv"),
     "maps-is-a-file": (lambda run, image: ["--model", run, image, "--save-maps", image],
                        "is a file, not a directory"),
     "image-missing": (lambda run, image: ["--model", run, MISSING], "neither an image file"),
-    "no-images-in-folder": (lambda run, image: ["--model", run, run / "checkpoints"],
+    "no-images-in-folder": (lambda run, image: ["--model", run, run / "model"],
                             "no image files"),
 }
 
