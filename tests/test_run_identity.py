@@ -382,7 +382,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypat
     checkpoints = path.parent / "checkpoints"
     for data_file in checkpoints.glob("ckpt-2.data-*"):
         data_file.write_bytes(data_file.read_bytes()[:100])
-    resumed = train(tmp_path, grid, "--normal-label", 3)
+    resumed = train(tmp_path, grid, "--normal-label", 3, "--keep-checkpoints")
     assert resumed.exit_code == 0, resumed.output
     assert "ckpt-2 is unreadable" in resumed.output and "ckpt-1 (epoch 1 of 3 done)" in resumed.output
     assert read_results(path)["epochs_trained"] == 3
