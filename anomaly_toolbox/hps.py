@@ -246,27 +246,33 @@ class Hps(dict):
         super().__init__(values)
         self.given = frozenset(given)
 
+    def set_given(self, values: dict[str, Any]) -> Hps:
+        """Set ``values``, one layer the user gave (a grid's values, then the command line's
+        over them), and mark their keys given. An ``epochs`` in a layer without ``min_steps``
+        is trained exactly: ``min_steps`` becomes 0, so no step budget (the default, or an
+        earlier layer's) stretches it. Returns self."""
+        self.update(values)
+        self.given = self.given | set(values)
+        if "epochs" in values and "min_steps" not in values and "min_steps" in self:
+            self["min_steps"] = 0
+        return self
 
-def with_defaults(schema: Schema, values: dict[str, Any], given: Iterable[str]) -> Hps:
-    """``values`` over the schema's defaults. An ``epochs`` the user gave is trained exactly:
-    unless ``min_steps`` is given too, it becomes 0, so the default step budget does not
-    stretch it."""
-    hps = Hps({**defaults(schema), **values}, given)
-    if "epochs" in hps.given and "min_steps" not in hps.given and "min_steps" in hps:
-        hps["min_steps"] = 0
-    return hps
+
+def with_defaults(schema: Schema, values: dict[str, Any]) -> Hps:
+    """The schema's defaults with ``values`` set as one given layer (:meth:`Hps.set_given`)."""
+    return Hps(defaults(schema)).set_given(values)
 
 
 def expand(grid: dict[str, list[Any]], schema: Schema, tuning: bool,
            overrides: dict[str, Any] | None = None) -> list[Hps]:
     """Full hyperparameter sets: every combination when ``tuning``, else the first values only;
-    ``overrides`` (checked command-line values) replace a grid's values of their keys."""
+    ``overrides`` (checked command-line values) are set over the grid's as a layer of their own.
+    A grid's keys count as given even where their first value is the default."""
     overrides = {key: value for key, value in (overrides or {}).items() if key in schema}
-    given = {*grid, *overrides}
     keys = list(grid)
     combos = itertools.product(*(grid[key] for key in keys)) if tuning else [
         tuple(values[0] for values in grid.values())]
-    return [with_defaults(schema, {**dict(zip(keys, combo)), **overrides}, given)
+    return [with_defaults(schema, dict(zip(keys, combo))).set_given(overrides)
             for combo in combos]
 
 
@@ -282,7 +288,7 @@ def full_hps(values: dict[str, Any], schema: Schema, source: str = "hyperparamet
             checked[key] = schema[key].check(value)
         except HpsError as error:
             raise HpsError(f"{source}: '{key}': {error}") from None
-    return with_defaults(schema, checked, given=checked)
+    return with_defaults(schema, checked)
 
 
 def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: float,

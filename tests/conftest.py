@@ -36,7 +36,7 @@ def make_trainer(experiment: str, jit_compile: bool = False,
     """A trainer of ``experiment`` at tiny widths (and :data:`FAST` settings), seed 0."""
     cls = trainer_class(experiment)
     given = {**TINY, **FAST.get(experiment, {}), **overrides, "jit_compile": jit_compile}
-    hps = with_defaults(cls.schema(), given, given)
+    hps = with_defaults(cls.schema(), given)
     return cls(hps, sample_shape=sample_shape, seed=0)
 
 

@@ -93,6 +93,9 @@ def test_hps_carry_the_keys_the_user_gave_from_grid_command_line_or_api(schema):
     assert (from_grid["epochs"], from_grid["min_steps"], from_grid["learning_rate"]) == (3, 0, 1e-3)
     [overridden] = expand({"epochs": [3, 4]}, schema, tuning=False, overrides={"epochs": 9})
     assert (overridden["epochs"], overridden["min_steps"]) == (9, 0)
+    [over_a_budget] = expand({"epochs": [15], "min_steps": [1410]}, schema, tuning=False,
+                             overrides={"epochs": 1})  # the README's `--hps-path ganomaly --epochs 1`
+    assert (over_a_budget["epochs"], over_a_budget["min_steps"]) == (1, 0)
     steps_too = expand({}, schema, tuning=False, overrides={"epochs": 2, "min_steps": 40})[0]
     assert (steps_too["min_steps"], steps_too.given) == (40, {"epochs", "min_steps"})
     assert full_hps({"score": "bce"}, schema).given == {"score"}
