@@ -137,6 +137,7 @@ def test_rgb_images_are_taken_at_the_papers_32_pixels(experiment):
         assert trainer.compiled_score(tf.zeros([4, 32, 32, 3])).shape == (4,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["memgan", "cbigan", "ama"])
 def test_generated_images_leave_the_encoders_batchnorm_statistics_alone(bundled, experiment):
     """The encoder's moving statistics, which scoring uses on real images, come from real
