@@ -101,7 +101,8 @@ def write_benchmark_figure(path: Path, runs: list[dict], methods: list[str], lab
             axis.scatter(offsets, values, color="black", marker=next(markers, "x"), s=18,
                          zorder=3, label=f"{method}, paper {source}")
     axis.set(xticks=positions, xticklabels=[str(label) for label in labels],
-             xlabel="class label", ylabel="test AUROC (mean over seeds)", ylim=(0, 1.05),
+             xlabel="class label", ylabel="test AUROC of the reported models\n(mean over seeds)",
+             ylim=(0, 1.05),
              title=title)
     axis.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     figure.tight_layout()

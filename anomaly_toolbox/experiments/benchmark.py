@@ -106,7 +106,8 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
         method, config.dataset, config.protocol, "auroc", config.category)]
         for method in config.methods}
     figure = write_benchmark_figure(path.with_suffix(".png"), runs, config.methods, labels,
-                                    published, f"{raw.name}, {PROTOCOL_NAMES[config.protocol]}")
+                                    published, f"{raw.name}, {PROTOCOL_NAMES[config.protocol]}\n"
+                                    f"models chosen by: {rules_by_method(runs, config.methods)}")
     if figure is not None:
         print(f"Figure: {figure}")
     return report, path
@@ -217,7 +218,7 @@ RULE_WORDS = {
 }
 
 
-def reported_rules(runs: list[dict[str, Any]], methods: list[str]) -> str:
+def rules_by_method(runs: list[dict[str, Any]], methods: list[str]) -> str:
     """Per method, the rules that chose its reported models (with cell counts when mixed)."""
     parts = []
     for method in methods:
@@ -227,7 +228,13 @@ def reported_rules(runs: list[dict[str, Any]], methods: list[str]) -> str:
             parts.append(f"{method}: " + ", ".join(
                 rule if len(counts) == 1 else f"{rule} ({count})"
                 for rule, count in sorted(counts.items())))
-    return "; ".join(parts) + (". " if parts else "") + "; ".join(
+    return "; ".join(parts)
+
+
+def reported_rules(runs: list[dict[str, Any]], methods: list[str]) -> str:
+    """:func:`rules_by_method`, then what each rule means."""
+    chosen = rules_by_method(runs, methods)
+    return chosen + (". " if chosen else "") + "; ".join(
         RULE_WORDS.values()) + "; a scikit-learn baseline's one model counts as 'last' unless " \
         "labelled validation chose its kernel width"
 

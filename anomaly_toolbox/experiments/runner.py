@@ -446,7 +446,8 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
         write_run_pictures(run_dir, data.test_labels, evaluated["test_scores"],
                            metadata["threshold"], test,
                            f"{config.experiment}, {run.raw.name} {config.protocol} "
-                           f"{config.label}, seed {config.seed}")
+                           f"{config.label}, seed {config.seed}; model chosen by "
+                           f"{results['selection_rule']}")
     except Exception as error:  # noqa: BLE001 - the run is complete; its pictures are extras
         print(f"Note: the run's pictures could not be drawn ({type(error).__name__}: {error})")
     print(outcome_lines(results))
