@@ -8,6 +8,10 @@ from pathlib import Path
 
 import tensorflow as tf
 
+#: The scalar the engine writes at each check's train step with the epoch it followed:
+#: TensorBoard has one step axis (train steps), and this maps a check's step to its epoch.
+EPOCH_TAG = "epoch"
+
 
 def written_at(path: Path) -> tuple[int, str]:
     """Sort key of an event file: the creation time TensorBoard puts in its name
@@ -18,19 +22,26 @@ def written_at(path: Path) -> tuple[int, str]:
 
 def check_curves(run_dir: Path, prefix: str = "validation/") -> dict[str, dict[int, float]]:
     """``{metric: {epoch: value}}`` of every scalar ``<prefix><metric>`` in the run's event files
-    (``validation/``: the labelled validation split; ``synthetic/``: the synthetic set). Files
-    are read oldest first, so a value written again after a resume wins; a file that ends in a
+    (``validation/``: the labelled validation split; ``synthetic/``: the synthetic set). A check
+    logged at a train step is keyed by the epoch that :data:`EPOCH_TAG` records for that step
+    (runs written before checks moved to the step axis logged them at their epoch). Files are
+    read oldest first, so a value written again after a resume wins; a file that ends in a
     partial record (a run writing it now, or killed mid-write) is read up to it."""
-    curves: dict[str, dict[int, float]] = {}
+    by_step: dict[str, dict[int, float]] = {}
+    epochs: dict[int, int] = {}
     for path in sorted(run_dir.glob("events.out.tfevents.*"), key=written_at):
         try:
             for record in tf.data.TFRecordDataset(str(path)):
                 event = tf.compat.v1.Event.FromString(record.numpy())
                 for value in event.summary.value:
-                    if value.tag.startswith(prefix) and value.HasField("tensor") \
-                            and not value.tensor.tensor_shape.dim:
-                        curves.setdefault(value.tag[len(prefix):], {})[event.step] = float(
+                    if not value.HasField("tensor") or value.tensor.tensor_shape.dim:
+                        continue
+                    if value.tag == EPOCH_TAG:
+                        epochs[event.step] = int(tf.make_ndarray(value.tensor))
+                    elif value.tag.startswith(prefix):
+                        by_step.setdefault(value.tag[len(prefix):], {})[event.step] = float(
                             tf.make_ndarray(value.tensor))
         except tf.errors.DataLossError:
             continue
-    return curves
+    return {metric: {epochs.get(step, step): value for step, value in values.items()}
+            for metric, values in by_step.items()}

@@ -85,7 +85,7 @@ def finish_model(experiment: str, trainer: Any, run_dir: Path, data: PreparedDat
     metadata["map_scale"] = map_scale(trainer, data)
     write_json_atomically(run_dir / MODEL_DIR / METADATA_FILE, metadata)
     write_score_summaries(writer, data.validation_labels, scores,
-                          trainer.training_summary()["epochs_trained"])
+                          trainer.training_summary()["steps_trained"])
     return metadata
 
 

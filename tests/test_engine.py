@@ -7,18 +7,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from anomaly_toolbox.curves import check_curves
 from anomaly_toolbox.datasets import one_class_splits
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.training.callbacks import Callback
 from tests.conftest import make_trainer
 
 
-def _step_scalars(run_dir):
+def _step_scalars(run_dir, prefix="train/"):
     steps = {}
     for path in run_dir.glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
-                if value.tag.startswith("train/"):
+                if value.tag.startswith(prefix):
                     steps.setdefault(value.tag, []).append(event.step)
     return steps
 
@@ -36,6 +37,23 @@ def test_every_steps_losses_reach_its_own_runs_tensorboard_once(bundled, tmp_pat
         steps = _step_scalars(tmp_path / run)
         expected = list(range(2 * (data.train_size // trainer.hps["batch_size"])))
         assert steps and all(sorted(found) == expected for found in steps.values()), steps
+
+
+def test_checks_share_the_losses_step_axis_and_map_back_to_their_epochs(bundled, tmp_path):
+    """TensorBoard has one x axis: a check's scalars and images sit at the train step after
+    the epoch it checked (not at the epoch number beside step numbers), and the benchmark
+    scripts' reader still keys them by epoch."""
+    trainer = make_trainer("ae", epochs=3)
+    data = _fit(trainer, bundled, tmp_path)
+    per_epoch = data.train_size // trainer.hps["batch_size"]
+    checks = _step_scalars(tmp_path, "validation/")
+    assert set(checks) >= {"validation/auroc", "validation/auprc",
+                           "validation/input_vs_reconstruction"}
+    for tag, steps in checks.items():
+        assert sorted(steps) == [per_epoch, 2 * per_epoch, 3 * per_epoch], (tag, steps)
+    assert max(max(steps) for steps in _step_scalars(tmp_path).values()) == 3 * per_epoch - 1
+    curves = check_curves(tmp_path, "validation/")
+    assert sorted(curves["auroc"]) == [1, 2, 3]
 
 
 def _fit(trainer, bundled, run_dir):
@@ -100,7 +118,7 @@ class Recorder(Callback):
         self.calls.append(f"selectable {epoch}/{planned_epochs}")
         return epoch >= self.selectable_from
 
-    def on_check_end(self, epoch):
+    def on_check_end(self, epoch, step):
         self.calls.append(f"check_end {epoch}")
 
     def on_weights_chosen(self, data, model_dir):

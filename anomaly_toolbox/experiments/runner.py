@@ -42,12 +42,12 @@ from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.faults import MachineFault, memory_fault, storage_fault
-from anomaly_toolbox.hps import SELECTION_RULES, check_batch_fits, expand, load_grid
+from anomaly_toolbox.hps import check_batch_fits, expand, load_grid
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
 from anomaly_toolbox.model_files import train_select_finish
 from anomaly_toolbox.pictures import write_run_pictures
 from anomaly_toolbox.registry import trainer_class
-from anomaly_toolbox.results import (RESULTS_FILE, RULES, TABLE_FILE, TABLE_METRICS,
+from anomaly_toolbox.results import (RESULTS_FILE, RULES, TABLE_FILE,
                                      choice_summary, describe_code, read_results, safe_name,
                                      write_json_atomically, write_results_table,
                                      write_text_atomically)
@@ -190,27 +190,23 @@ def run_experiment(config: RunConfig, raw: RawData | None = None) -> list[dict[s
     for note in {default_batch_capped(hps, len(splits.train)) for hps in sets} - {None}:
         print(note)
     results = []
-    try:
-        if config.ray is not None and len(sets) > 1:
-            results = _sets_on_ray(config, raw, sets)  # each task prepares its own data
-            if root.is_dir():
-                write_results_table(root, compared=[r["run"] for r in results if "run" in r])
-        else:
-            data = PreparedData.from_splits(splits, trainer_cls.side_for(splits.train.x.shape[1:]),
-                                           raw.top_share, seed=config.seed)
-            in_grid = len(sets) > 1 or config.set_index is not None
-            for index, hps in enumerate(sets):
-                if config.set_index not in (None, index):
-                    continue
-                if len(sets) > 1:
-                    print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
-                run = RunContext(config, raw, splits, data, deterministic, in_grid=in_grid,
-                                 started=run_clock_start(), table=table)
-                results.append(_run_one(trainer_cls, hps, run, root))
-                write_results_table(root, compared=[r["run"] for r in results if "run" in r])
-    finally:
+    if config.ray is not None and len(sets) > 1:
+        results = _sets_on_ray(config, raw, sets)  # each task prepares its own data
         if root.is_dir():
-            _write_hparams_config(root, trainer_cls, sets)
+            write_results_table(root, compared=[r["run"] for r in results if "run" in r])
+    else:
+        data = PreparedData.from_splits(splits, trainer_cls.side_for(splits.train.x.shape[1:]),
+                                        raw.top_share, seed=config.seed)
+        in_grid = len(sets) > 1 or config.set_index is not None
+        for index, hps in enumerate(sets):
+            if config.set_index not in (None, index):
+                continue
+            if len(sets) > 1:
+                print(f"\n=== run {index + 1}/{len(sets)}: {json.dumps(hps, sort_keys=True)}")
+            run = RunContext(config, raw, splits, data, deterministic, in_grid=in_grid,
+                             started=run_clock_start(), table=table)
+            results.append(_run_one(trainer_cls, hps, run, root))
+            write_results_table(root, compared=[r["run"] for r in results if "run" in r])
     print(f"\nResults: {root / TABLE_FILE}")
     if len(sets) > 1:
         print(choice_summary(results))
@@ -258,24 +254,6 @@ def _sets_on_ray(config: RunConfig, raw: RawData,
     return [{"hps": hps, "status": "failed", "error": str(outcome).strip().splitlines()[-1]}
             if isinstance(outcome, BaseException) else outcome[0]
             for hps, outcome in zip(sets, outcomes)]
-
-
-def _write_hparams_config(root: Path, trainer_cls: TrainerClass,
-                          sets: list[dict[str, Any]]) -> None:
-    """The HParams dashboard's columns: every hps key, with the values this grid tries as its
-    domain (so that the dashboard can filter), and the validation and test metrics."""
-    metrics = [hp.Metric(f"validation/{m}", display_name=f"validation {m}")
-               for m in ("auroc", "auprc")]
-    metrics += [hp.Metric(f"test/{m}", display_name=f"test {m}") for m in TABLE_METRICS]
-    metrics += [hp.Metric(f"test_{rule}/{m}", display_name=f"test {m}, chosen by {rule}")
-                for rule in SELECTION_RULES for m in ("auroc", "auprc")]
-    hparams = []
-    for name in trainer_cls.schema():
-        values = sorted({hparam_value(hps[name]) for hps in sets}, key=repr)
-        same_type = len({type(value) for value in values}) == 1
-        hparams.append(hp.HParam(name, hp.Discrete(values) if same_type else None))
-    with tf.summary.create_file_writer(str(root)).as_default():
-        hp.hparams_config(hparams=hparams, metrics=metrics)
 
 
 def hparam_value(value: Any) -> bool | float | str:
@@ -428,11 +406,11 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
     summary = trainer.training_summary()
     with writer.as_default():
         for metric, value in test.items():
-            tf.summary.scalar(f"test/{metric}", value, step=summary["epochs_trained"])
+            tf.summary.scalar(f"test/{metric}", value, step=summary["steps_trained"])
         for rule, rule_test in results["test_by_selection"].items():
             for metric in ("auroc", "auprc"):
                 tf.summary.scalar(f"test_{rule}/{metric}", rule_test[metric],
-                                  step=summary["epochs_trained"])
+                                  step=summary["steps_trained"])
     results.update(
         status="completed", test=test, **summary,
         timings={"train_seconds": finished.train_seconds, "test_seconds": test_seconds,

@@ -127,7 +127,7 @@ class MEMGANTrainer(Trainer):
     def callbacks(self) -> list[Callback]:
         return [MemoryPictures(self)]
 
-    def memory_summary(self, epoch: int) -> None:
+    def memory_summary(self, step: int) -> None:
         """Decoded memory units G(m_i) as one image grid, ``IMAGES_PER_ROW`` units per row."""
         memory = self.scoring_networks["memory"].get_layer("memory_units").memory
         decoded = (self.scoring_networks["generator"](memory, training=False) + 1.0) / 2.0
@@ -137,7 +137,7 @@ class MEMGANTrainer(Trainer):
         grid = tf.reshape(padded, [rows, IMAGES_PER_ROW, side, side, -1])
         grid = tf.reshape(tf.transpose(grid, [0, 2, 1, 3, 4]),
                           [1, rows * side, IMAGES_PER_ROW * side, -1])
-        tf.summary.image("memory/decoded_units", grid, step=epoch)
+        tf.summary.image("memory/decoded_units", grid, step=step)
 
 
 class MemoryPictures(Callback):
@@ -146,5 +146,5 @@ class MemoryPictures(Callback):
     def __init__(self, trainer: MEMGANTrainer) -> None:
         self.trainer = trainer
 
-    def on_check_end(self, epoch: int) -> None:
-        self.trainer.memory_summary(epoch)
+    def on_check_end(self, epoch: int, step: int) -> None:
+        self.trainer.memory_summary(step)

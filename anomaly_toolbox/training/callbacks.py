@@ -31,8 +31,9 @@ class Callback:
         may become a rule's best check; the last check always may."""
         return True
 
-    def on_check_end(self, epoch: int) -> None:
-        """After a check, inside the run's TensorBoard writer: extra summaries."""
+    def on_check_end(self, epoch: int, step: int) -> None:
+        """After the check of trained epoch ``epoch``, inside the run's TensorBoard writer:
+        extra summaries, written at train step ``step`` (TensorBoard's one axis)."""
 
     def on_weights_chosen(self, data: Any, model_dir: Path | None) -> None:
         """After a rule's weights were loaded for final scoring: fit what scoring needs beyond
@@ -62,9 +63,9 @@ class CallbackList(Callback):
     def selectable(self, epoch: int, planned_epochs: int) -> bool:
         return all(callback.selectable(epoch, planned_epochs) for callback in self.callbacks)
 
-    def on_check_end(self, epoch: int) -> None:
+    def on_check_end(self, epoch: int, step: int) -> None:
         for callback in self.callbacks:
-            callback.on_check_end(epoch)
+            callback.on_check_end(epoch, step)
 
     def on_weights_chosen(self, data: Any, model_dir: Path | None) -> None:
         for callback in self.callbacks:

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.scalar import metadata as scalar_plugin
 
+from anomaly_toolbox.curves import EPOCH_TAG
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches, train_batches
 from anomaly_toolbox.evaluation import ranking_metrics
 from anomaly_toolbox.hps import check_batch_fits
@@ -260,18 +261,22 @@ class Engine:
                       or self.callbacks.selectable(epoch, trainer.epochs_planned))
         improved = [rule for rule, metrics in checks.items()
                     if metrics and selectable and self.checks.improves(rule, metrics)]
+        # One step axis in TensorBoard: checks sit at the train step they follow, as the
+        # losses do; the epoch scalar maps that step back to its epoch.
+        step = int(trainer.step.numpy())
+        tf.summary.scalar(EPOCH_TAG, epoch, step=step)
         for metric, value in logged.items():
-            tf.summary.scalar(f"validation/{metric}", value, step=epoch)
+            tf.summary.scalar(f"validation/{metric}", value, step=step)
         for metric, value in checks["synthetic"].items():
-            tf.summary.scalar(f"synthetic/{metric}", value, step=epoch)
+            tf.summary.scalar(f"synthetic/{metric}", value, step=step)
         with clock("checkpoints_and_saves"):
             self.checks.record(improved, checks, epoch, trainer.scoring_networks)
         with clock("tensorboard"):
             if reconstruction is not None and not trainer.tabular:
                 pairs = (tf.concat([strip, reconstruction], axis=2) + 1.0) / 2
-                tf.summary.image("validation/input_vs_reconstruction", pairs, step=epoch,
+                tf.summary.image("validation/input_vs_reconstruction", pairs, step=step,
                                  max_outputs=IMAGES_IN_STRIP)
-            self.callbacks.on_check_end(epoch)
+            self.callbacks.on_check_end(epoch, step)
         shown = ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) or "no anomalies"
         if checks["synthetic"]:
             shown += "; synthetic " + ", ".join(f"{k} {v:.4f}"
