@@ -23,6 +23,42 @@ def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
             "auprc": float(average_precision_score(labels, scores))}
 
 
+#: PRO is integrated over false-positive rates 0..PRO_FPR_LIMIT and divided by it (Bergmann et
+#: al., MVTec AD, IJCV 2021, section 5.2; anomalib's default).
+PRO_FPR_LIMIT = 0.3
+
+
+def pixel_metrics(maps: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+    """Pixel-level results of anomaly ``maps`` ``[N, H, W]`` (higher = more anomalous) against
+    ground-truth ``masks`` (bool, same shape): ``pixel_auroc`` over every pixel, and ``pro``,
+    the per-region overlap (each connected defect region, 8-connected, weighs the same however
+    large: the mean over regions of the share of its pixels at or above a threshold) integrated
+    over the normal pixels' false-positive rate up to :data:`PRO_FPR_LIMIT`, normalised to
+    [0, 1], and ``regions``, their count. Empty when the masks hold no defect or no normal
+    pixel."""
+    from scipy import ndimage
+
+    labels = masks.astype(bool)
+    if labels.all() or not labels.any():
+        return {}
+    normal = np.sort(maps[~labels])
+    regions = []
+    for image_map, mask in zip(maps, labels):
+        found, count = ndimage.label(mask, structure=np.ones((3, 3), int))
+        regions += [np.sort(image_map[found == index]) for index in range(1, count + 1)]
+    # Thresholds from just above every normal pixel down the normal pixels' quantiles, then
+    # the overlap read at false-positive rates 0 .. the limit.
+    rates = np.linspace(0.0, PRO_FPR_LIMIT, 301)
+    thresholds = np.r_[np.nextafter(normal[-1], np.inf),
+                       np.quantile(normal, 1.0 - rates[1:], method="lower")]
+    fpr = 1.0 - np.searchsorted(normal, thresholds, side="left") / len(normal)
+    overlap = np.mean([1.0 - np.searchsorted(region, thresholds, side="left") / len(region)
+                       for region in regions], axis=0)
+    pro = np.trapezoid(np.interp(rates, fpr, overlap), rates) / PRO_FPR_LIMIT
+    return {"pixel_auroc": float(roc_auc_score(labels.ravel(), maps.ravel())),
+            "pro": float(pro), "regions": len(regions)}
+
+
 def choose_threshold(labels: np.ndarray, scores: np.ndarray, label_free: bool = False) -> float:
     """Threshold that maximises F1 on these (validation) scores.
 

@@ -21,10 +21,10 @@ import tensorflow as tf
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
-from anomaly_toolbox.evaluation import choose_threshold, threshold_rule
+from anomaly_toolbox.evaluation import choose_threshold, pixel_metrics, threshold_rule
 from anomaly_toolbox.registry import EXPERIMENTS
 from anomaly_toolbox.results import write_json_atomically
-from anomaly_toolbox.summaries import error_scale, write_score_summaries
+from anomaly_toolbox.summaries import error_scale, pixel_errors, write_score_summaries
 from anomaly_toolbox.training.evaluation import MODEL_DIR
 
 METADATA_FILE = "metadata.json"
@@ -111,6 +111,46 @@ def map_scale(trainer: Any, data: PreparedData, images: int = 256) -> float | No
         inputs.append(batch.numpy())
         reconstructions.append(trainer.compiled_reconstruct(batch).numpy())
     return error_scale(np.concatenate(inputs), np.concatenate(reconstructions))
+
+
+#: How a reconstructing method's anomaly map is made, for results files.
+MAP_RULE = "mean over channels of |x - reconstruction| per pixel, at the method's input size"
+
+
+@dataclass
+class PixelResults:
+    """Pixel-level test results of a reconstructing method on data with ground-truth masks."""
+
+    #: ``pixel_auroc``, ``pro`` and ``regions`` (see :func:`~anomaly_toolbox.evaluation.
+    #: pixel_metrics`) and how the maps were made; or ``unavailable`` with the reason.
+    metrics: dict[str, Any]
+    #: The test inputs ``[N, S, S, C]`` in [-1, 1], their reconstructions and the masks
+    #: ``[N, S, S]`` at the method's input size (None when unavailable).
+    inputs: np.ndarray | None = None
+    reconstructions: np.ndarray | None = None
+    masks: np.ndarray | None = None
+
+
+def pixel_results(trainer: Any, data: PreparedData, masks: np.ndarray) -> PixelResults:
+    """Pixel AUROC and PRO of the trainer's final model's anomaly maps on the test split,
+    against its ground-truth ``masks`` (bool ``[N, H, W]``, the test split's order)."""
+    if not trainer_reconstructs(trainer):
+        return PixelResults({"unavailable": f"{type(trainer).__name__} makes no anomaly map "
+                                            f"(it does not reconstruct its inputs)"})
+    inputs, reconstructions = [], []
+    for batch, _ in eval_batches(data.test, trainer.scoring_batch_size()):
+        inputs.append(batch.numpy())
+        reconstructions.append(trainer.compiled_reconstruct(batch).numpy())
+    inputs, reconstructions = np.concatenate(inputs), np.concatenate(reconstructions)
+    side = inputs.shape[1:3]
+    covered = tf.image.resize(masks[..., None].astype(np.float32), side, method="area")
+    resized = covered.numpy()[..., 0] >= 0.5
+    metrics = pixel_metrics(pixel_errors(inputs, reconstructions), resized)
+    if not metrics:
+        return PixelResults({"unavailable": "the test masks hold no defect pixel at "
+                                            f"{side[0]}x{side[1]}"})
+    return PixelResults({**metrics, "map": MAP_RULE, "size": int(side[0])}, inputs,
+                        reconstructions, resized)
 
 
 def _finite_number(value: Any) -> bool:

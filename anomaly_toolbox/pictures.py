@@ -11,6 +11,10 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 #: File names of the pictures, in the order :func:`write_run_pictures` writes them.
 PICTURES = ("roc.png", "pr.png", "scores.png")
+#: The run's anomaly maps of test anomalies with their masks' outlines (data with masks).
+MAPS_PICTURE = "maps.png"
+#: How many test anomalies :data:`MAPS_PICTURE` shows.
+MAPS_SHOWN = 6
 
 
 def write_run_pictures(run_dir: Path, labels: np.ndarray, scores: np.ndarray, threshold: float,
@@ -108,4 +112,21 @@ def write_benchmark_figure(path: Path, runs: list[dict], methods: list[str], lab
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     pyplot.close(figure)
+    return path
+
+
+def write_map_examples(run_dir: Path, inputs: np.ndarray, reconstructions: np.ndarray,
+                       masks: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                       threshold: float, scale: float) -> Path:
+    """:data:`MAPS_PICTURE`: the first :data:`MAPS_SHOWN` test anomalies in split order, each as
+    input, reconstruction and error map with the ground-truth mask's outline, stacked."""
+    from anomaly_toolbox.summaries import anomaly_map_pictures
+
+    shown = np.flatnonzero(np.asarray(labels) == 1)[:MAPS_SHOWN]
+    pictures = anomaly_map_pictures(inputs[shown], reconstructions[shown], scores[shown],
+                                    threshold, scale, masks[shown])
+    path = run_dir / MAPS_PICTURE
+    import tensorflow as tf
+
+    tf.io.write_file(str(path), tf.io.encode_png(np.concatenate(pictures)))
     return path

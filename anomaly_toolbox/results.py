@@ -177,6 +177,10 @@ def choice_summary(runs: list[dict[str, Any]]) -> str:
             f"{rule_test(chosen, rule)['auroc']:.4f}")
 
 
+#: Pixel-level test metrics (data with ground-truth masks), as results.json's ``test_pixel``.
+PIXEL_METRICS = ("pixel_auroc", "pro")
+
+
 def markdown_table(runs: list[dict[str, Any]], compared: list[str] | None = None) -> str:
     """One row per run, best first under the ranking rule: name, status, whether it was compared
     and chosen, the hps that differ between runs, the rule that chose its model, the ranking
@@ -188,10 +192,12 @@ def markdown_table(runs: list[dict[str, Any]], compared: list[str] | None = None
     varying = sorted({key for run in runs for key in run.get("hps", {})
                       if len({json.dumps(r.get("hps", {}).get(key)) for r in runs}) > 1})
     metric, rule, chosen = selection_metric(pool), selection_rule(pool), chosen_run(pool)
+    pixel = [m for m in PIXEL_METRICS if any(m in run.get("test_pixel", {}) for run in runs)]
     header = ["run", "status", "compared", "chosen", *varying, "chosen by",
               f"rank: {ranked_set(rule)} {metric}", "validation auroc", "validation auprc",
               *(f"test {m}" for m in TABLE_METRICS),
-              *(f"test auroc [{name}]" for name in RULES), "train s"]
+              *(f"test auroc [{name}]" for name in RULES),
+              *(f"test {m.replace('_', ' ')}" for m in pixel), "train s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     ordered = sorted(sorted(runs, key=lambda r: r.get("run", "")),
                      key=lambda r: (r.get("run") in names, ranking_key(r, metric, rule)),
@@ -208,6 +214,8 @@ def markdown_table(runs: list[dict[str, Any]], compared: list[str] | None = None
                  *(f"{validation[m]:.4f}" if m in validation else "" for m in ("auroc", "auprc")),
                  *(f"{test[m]:.4f}" if m in test else "" for m in TABLE_METRICS),
                  *(f"{by_rule[name]['auroc']:.4f}" if name in by_rule else "" for name in RULES),
+                 *(f"{run['test_pixel'][m]:.4f}" if m in run.get("test_pixel", {}) else ""
+                   for m in pixel),
                  f"{run['timings']['train_seconds']:.0f}" if "timings" in run else ""]
         lines.append("| " + " | ".join(cells) + " |")
     note = (f"Compared: the {len(pool)} runs of the last command in this directory; runs marked "

@@ -64,18 +64,24 @@ ERROR_UNIT = "mean |x - x_hat| per pixel\n(pixels scaled to [-1, 1])"
 
 
 def anomaly_map_pictures(inputs: np.ndarray, reconstructions: np.ndarray, scores: np.ndarray,
-                         threshold: float, scale: float) -> list[np.ndarray]:
+                         threshold: float, scale: float,
+                         masks: np.ndarray | list[np.ndarray | None] | None = None,
+                         ) -> list[np.ndarray]:
     """One uint8 RGB picture per image: input, reconstruction, and the input with its error map
     |x - x_hat| overlaid in colour, every map on one colour scale from 0 to ``scale`` (with a
-    colour bar), titled with the score, the threshold and the verdict. Images in [-1, 1]."""
+    colour bar), titled with the score, the threshold and the verdict. Images in [-1, 1].
+    ``masks`` (bool ``[S, S]`` per image, None where an image has none): the ground truth's
+    outline is drawn on the input and on the map."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
     errors = pixel_errors(inputs, reconstructions)
+    masks = [None] * len(inputs) if masks is None else masks
     pictures = []
-    for image, reconstruction, error, score in zip(inputs, reconstructions, errors, scores):
+    for image, reconstruction, error, score, mask in zip(inputs, reconstructions, errors, scores,
+                                                         masks):
         figure, axes = pyplot.subplots(1, 3, figsize=(7.2, 2.5), dpi=100, layout="constrained")
         shown = [(image + 1.0) / 2.0, (reconstruction + 1.0) / 2.0]
         gray = {"cmap": "gray"} if image.shape[-1] == 1 else {}
@@ -85,6 +91,10 @@ def anomaly_map_pictures(inputs: np.ndarray, reconstructions: np.ndarray, scores
         axes[2].imshow(np.clip(shown[0].squeeze(), 0.0, 1.0), vmin=0.0, vmax=1.0, **gray)
         overlay = axes[2].imshow(error, cmap="inferno", vmin=0.0, vmax=scale, alpha=0.6)
         axes[2].set_title("|x - x_hat| on the input", fontsize=9)
+        if mask is not None and np.any(mask):
+            for axis in (axes[0], axes[2]):
+                axis.contour(mask.astype(float), levels=[0.5], colors="lime", linewidths=1.0)
+            axes[0].set_title("input (defect outlined)", fontsize=9)
         colour_bar = figure.colorbar(overlay, ax=axes[2], fraction=0.046, pad=0.04)
         colour_bar.ax.tick_params(labelsize=7)
         colour_bar.set_label(ERROR_UNIT, fontsize=7)

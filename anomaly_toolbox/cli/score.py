@@ -31,7 +31,8 @@ if TYPE_CHECKING:
               help="Write a PNG per image here: input, reconstruction and the error map "
                    "over the input on one colour scale for all images (the validation "
                    "anomalies' 99th percentile), with score and verdict (reconstructing "
-                   "methods).")
+                   "methods); images of an MVTec AD layout get their ground_truth/ mask "
+                   "outlined.")
 def score(model_path: Path, images: tuple[Path, ...], trust_model: bool, threshold: float | None,
           fpr: float | None, csv_path: Path | None, save_maps: Path | None) -> None:
     """Score image files (or folders of them), or the rows of CSV files for a model trained on
@@ -196,6 +197,7 @@ def _spreadsheet_safe(cell: str) -> str:
 def _save_maps(model, x, paths: list[str], scores, directory: Path) -> None:
     import tensorflow as tf
 
+    from anomaly_toolbox.datasets.folder import mask_file, read_masks
     from anomaly_toolbox.results import safe_name
     from anomaly_toolbox.summaries import anomaly_map_pictures, error_scale
 
@@ -206,9 +208,15 @@ def _save_maps(model, x, paths: list[str], scores, directory: Path) -> None:
         click.echo(f"This model predates stored map scales: the maps share the 99th percentile "
                    f"of these images' pixel errors ({scale:.3g}) as their scale")
     directory.mkdir(parents=True, exist_ok=True)
-    pictures = anomaly_map_pictures(inputs, reconstructions, scores, model.threshold, scale)
+    masks = [None if file is None else read_masks([file], inputs.shape[1:3])[0]
+             for file in (mask_file(Path(path)) for path in paths)]
+    pictures = anomaly_map_pictures(inputs, reconstructions, scores, model.threshold, scale,
+                                    masks)
     for index, (path, picture) in enumerate(zip(paths, pictures)):
         tf.io.write_file(str(directory / f"{index:05d}-{safe_name(Path(path).stem)}.png"),
                          tf.io.encode_png(picture))
+    outlined = sum(mask is not None for mask in masks)
     click.echo(f"Maps: {directory} ({len(paths)} PNGs: input, reconstruction, |x - x_hat| over "
-               f"the input on one colour scale, 0 to {scale:.3g}; score and verdict)")
+               f"the input on one colour scale, 0 to {scale:.3g}; score and verdict"
+               + (f"; {outlined} with their ground-truth mask outlined, from the MVTec AD "
+                  f"layout's ground_truth/" if outlined else "") + ")")

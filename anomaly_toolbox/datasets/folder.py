@@ -3,7 +3,10 @@
 Layouts under ``--data-dir`` (class 0 = normal, class 1 = anomalous):
 
 * MVTec AD: ``train/good/`` (training images, all normal), ``test/good/`` and ``test/<defect>/``
-  (any other name is a defect). ``ground_truth/`` masks are ignored.
+  (any other name is a defect). Where ``ground_truth/`` is present, each defect image's mask
+  ``ground_truth/<defect>/<name>_mask.png`` (or ``<name>.png``; nonzero = defect) is read too,
+  for pixel-level results (:func:`mask_file`); a defect image without one turns them off, with
+  a warning naming it.
 * ``normal/`` and ``abnormal/``: a fixed, seed-independent 20% of the normal images and every
   abnormal image form the test part; the other normal images the training part.
 
@@ -118,6 +121,53 @@ def _layout(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
                      f"test/<defect>/) nor normal/ and abnormal/ folders")
 
 
+def mask_file(image: Path) -> Path | None:
+    """The ground-truth mask of an MVTec AD-layout test image ``<root>/test/<defect>/<name>.*``:
+    ``<root>/ground_truth/<defect>/<name>_mask.png`` or ``<name>.png``, when present."""
+    if image.parent.parent.name != "test":
+        return None
+    folder = image.parent.parent.parent / "ground_truth" / image.parent.name
+    for name in (f"{image.stem}_mask", image.stem):
+        for suffix in IMAGE_SUFFIXES:
+            if (folder / f"{name}{suffix}").is_file():
+                return folder / f"{name}{suffix}"
+    return None
+
+
+def read_masks(paths: list[Path], size: tuple[int, int]) -> np.ndarray:
+    """bool ``[N, height, width]``: each mask file resized to ``size`` (area-averaged, then at
+    least half covered = defect)."""
+    masks = []
+    for path in paths:
+        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=1,
+                                   expand_animations=False)
+        covered = tf.image.resize(tf.cast(image > 0, tf.float32), size, method="area")
+        masks.append(covered.numpy()[..., 0] >= 0.5)
+    return np.stack(masks) if masks else np.zeros((0, *size), bool)
+
+
+def _test_masks(root: Path, test_groups: dict[str, list[Path]],
+                readable: dict[str, list[Path]]) -> np.ndarray | None:
+    """The masks of the readable test images in group order (normal: all False), or None
+    without ``ground_truth/`` or when a defect image has no mask (logged)."""
+    if not (root / "ground_truth").is_dir() or not (root / "train" / "good").is_dir():
+        return None
+    masks = []
+    for name in test_groups:
+        paths = readable[name]
+        if name == "good":
+            masks.append(np.zeros((len(paths), STORED_SIZE, STORED_SIZE), bool))
+            continue
+        files = [mask_file(path) for path in paths]
+        missing = [path for path, file in zip(paths, files) if file is None]
+        if missing:
+            log.warning("Pixel-level results are off: %d defect image(s) have no mask in "
+                        "%s (first: %s)", len(missing), root / "ground_truth", missing[0])
+            return None
+        masks.append(read_masks(files, (STORED_SIZE, STORED_SIZE)))
+    return np.concatenate(masks)
+
+
 def load_folder(data_dir: str | Path | None, category: str | None = None) -> RawData:
     """Images of a folder dataset at ``data_dir`` (see the module docstring)."""
     if data_dir is None:
@@ -125,11 +175,13 @@ def load_folder(data_dir: str | Path | None, category: str | None = None) -> Raw
                          "and test/<name> folders (MVTec AD layout) or normal/ and abnormal/")
     root = Path(data_dir)
     train_groups, test_groups = _layout(root)
-    loaded, skipped = {}, []
+    loaded, skipped, readable = {}, [], {}
     for part, groups in (("train", train_groups), ("test", test_groups)):
         for name, paths in groups.items():
             loaded[part, name], bad = read_images(paths)
             skipped += bad
+            if part == "test":
+                readable[name] = [path for path in paths if path not in set(bad)]
     if skipped:
         log.warning("Skipped %d file(s) that could not be read as images: %s", len(skipped),
                     ", ".join(str(p) for p in skipped))
@@ -146,13 +198,15 @@ def load_folder(data_dir: str | Path | None, category: str | None = None) -> Raw
         raise ValueError(f"{root}: no readable normal training images")
     if counts["test"][1] == 0:
         raise ValueError(f"{root}: no readable anomalous test images")
+    masks = _test_masks(root, test_groups, readable)
     return RawData(
         x_train=parts["train"][0], y_train=parts["train"][1],
         x_test=parts["test"][0], y_test=parts["test"][1], num_classes=2,
         source=(f"folder {root}: {counts['train'][0]} training and {counts['test'][0]} test "
                 f"images ({counts['test'][1]} anomalous), {'RGB' if rgb else 'grayscale'}"
-                + (f", {len(skipped)} unreadable file(s) skipped" if skipped else "")),
-        location=str(root.resolve()))
+                + (f", {len(skipped)} unreadable file(s) skipped" if skipped else "")
+                + (", with ground-truth masks" if masks is not None else "")),
+        location=str(root.resolve()), test_masks=masks)
 
 
 def load_mvtec(data_dir: str | Path | None, category: str | None) -> RawData:

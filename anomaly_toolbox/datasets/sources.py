@@ -50,6 +50,8 @@ class RawData:
         columns: for tables read as text (``csv``), the feature columns' names; ``x_*`` then
             hold the raw cells ``[N, C]`` (object arrays of strings), encoded after the splits
             by :func:`~anomaly_toolbox.datasets.table.encode_splits`.
+        test_masks: for folders that ship ground-truth masks (MVTec AD's ``ground_truth/``),
+            bool ``[N_test, H, W]``, True on the defect's pixels (all False for normal images).
     """
 
     x_train: np.ndarray
@@ -62,6 +64,7 @@ class RawData:
     name: str = ""
     location: str | None = None
     columns: tuple[str, ...] | None = None
+    test_masks: np.ndarray | None = None
 
     @cached_property
     def digest(self) -> str:
@@ -69,7 +72,8 @@ class RawData:
         joined for object arrays), and of the column names: two loads give
         the same digest exactly when they hold the same samples in the same order."""
         hasher = hashlib.sha256(repr(self.columns).encode() if self.columns else b"")
-        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+        masks = () if self.test_masks is None else (self.test_masks,)
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test, *masks):
             hasher.update(f"{array.dtype.str}{array.shape}".encode())
             if array.dtype == object:
                 hasher.update("\x1f".join(map(str, array.ravel())).encode())

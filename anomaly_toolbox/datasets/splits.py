@@ -20,6 +20,9 @@ When the training part holds no anomalies at all (MVTec AD and other folder data
 validation anomalies are ``val_share`` of the test part's anomalies, which the test split then
 lacks: model selection needs labelled anomalies, and the test split must never provide them.
 
+Ground-truth masks of a folder dataset (``RawData.test_masks``) follow the test images under P3
+with class 0 (the normal images) normal, the only case where they mark the anomalies' pixels.
+
 ``contamination`` = gamma puts anomalies into the training split so that they are a share gamma of
 it (Berg et al.), taken from the same pool as the validation anomalies and disjoint from them.
 """
@@ -38,10 +41,12 @@ P1_TRAIN_SHARE = 0.8
 
 @dataclass(frozen=True)
 class Split:
-    """Images ``x`` (uint8 ``[N, H, W, C]``) with anomaly labels ``y`` (int64 ``[N]``, 1 = anomalous)."""
+    """Images ``x`` (uint8 ``[N, H, W, C]``) with anomaly labels ``y`` (int64 ``[N]``, 1 = anomalous)
+    and, for a test split of data with ground-truth masks, ``masks`` (bool ``[N, H, W]``)."""
 
     x: np.ndarray
     y: np.ndarray
+    masks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -127,16 +132,22 @@ def one_class_splits(raw: RawData, protocol: str, label: int, contamination: flo
         train_normals = shuffled(raw.x_train[raw.y_train == label])
         spare_anomalies = shuffled(raw.x_train[raw.y_train != label])
         test_x, test_y = raw.x_test, (raw.y_test != label).astype(np.int64)
+        test_masks = raw.test_masks if label == 0 else None  # masks mark defects, not class 0
         if len(spare_anomalies) == 0:
-            test_anomalies = shuffled(raw.x_test[raw.y_test != label])
+            is_normal = raw.y_test == label
+            order = rng.permutation(int(np.sum(~is_normal)))
+            test_anomalies = raw.x_test[~is_normal][order]
             taken = max(1, int(round(val_share * len(test_anomalies))))
             if len(test_anomalies) - taken < 1:
                 raise ValueError(f"the test part has {len(test_anomalies)} anomalies; at least 2 "
                                  f"are needed (validation takes {taken})")
             spare_anomalies, anomalies_from_test = test_anomalies[:taken], True
-            test_x = np.concatenate([raw.x_test[raw.y_test == label], test_anomalies[taken:]])
-            test_y = np.r_[np.zeros(int(np.sum(raw.y_test == label)), np.int64),
+            test_x = np.concatenate([raw.x_test[is_normal], test_anomalies[taken:]])
+            test_y = np.r_[np.zeros(int(np.sum(is_normal)), np.int64),
                            np.ones(len(test_anomalies) - taken, np.int64)]
+            if test_masks is not None:
+                test_masks = np.concatenate([test_masks[is_normal],
+                                             test_masks[~is_normal][order][taken:]])
 
     val_normal_count = max(1, int(round(val_share * len(train_normals))))
     val_normals, train_normals = train_normals[:val_normal_count], train_normals[val_normal_count:]
@@ -157,7 +168,7 @@ def one_class_splits(raw: RawData, protocol: str, label: int, contamination: flo
     if protocol == "anomalous":
         test = _stack([(test_normals, 0), (spare_anomalies[used:], 1)], rng)
     else:
-        test = Split(test_x, test_y)
+        test = Split(test_x, test_y, test_masks)
     return OneClassSplits(
         train=_stack([(train_normals, 0), (train_anomalies, 1)], rng),
         validation=_stack([(val_normals, 0), (val_anomalies, 1)], rng),

@@ -39,13 +39,13 @@ from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.datasets.sources import RawData
 from anomaly_toolbox.datasets.splits import OneClassSplits
 from anomaly_toolbox.datasets.table import TableEncoder, encode_splits
-from anomaly_toolbox.evaluation import ranking_metrics
+from anomaly_toolbox.evaluation import PRO_FPR_LIMIT, ranking_metrics
 from anomaly_toolbox.experiments.ray_sweep import RaySettings
 from anomaly_toolbox.faults import MachineFault, memory_fault, storage_fault
 from anomaly_toolbox.hps import check_batch_fits, expand, load_grid
 from anomaly_toolbox.locks import LOCK_FILE, run_lock
-from anomaly_toolbox.model_files import train_select_finish
-from anomaly_toolbox.pictures import write_run_pictures
+from anomaly_toolbox.model_files import pixel_results, train_select_finish
+from anomaly_toolbox.pictures import write_map_examples, write_run_pictures
 from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.results import (RESULTS_FILE, RULES, TABLE_FILE,
                                      choice_summary, describe_code, read_results, safe_name,
@@ -384,6 +384,11 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
             by_rule = trainer.by_selection(run_dir, data, evaluated["test"])
         results["validation"].update(evaluated["validation"])
         test = evaluated["test"]
+        pixels = None
+        if run.splits.test.masks is not None:
+            with clock.measure("final_scoring"):
+                pixels = pixel_results(trainer, data, run.splits.test.masks)
+            results["test_pixel"] = pixels.metrics
         results.update(selection_rule=trainer.selection_rule,
                        test_by_selection={rule: report["test"] for rule, report in by_rule.items()},
                        selection_checks={rule: {key: report[key]
@@ -426,6 +431,10 @@ def _train_and_test(trainer: MethodTrainer, results: dict[str, Any], run: RunCon
                            f"{config.experiment}, {run.raw.name} {config.protocol} "
                            f"{config.label}, seed {config.seed}; model chosen by "
                            f"{results['selection_rule']}")
+        if pixels is not None and pixels.masks is not None:
+            write_map_examples(run_dir, pixels.inputs, pixels.reconstructions, pixels.masks,
+                               data.test_labels, evaluated["test_scores"], metadata["threshold"],
+                               metadata["map_scale"])
     except Exception as error:  # noqa: BLE001 - the run is complete; its pictures are extras
         print(f"Note: the run's pictures could not be drawn ({type(error).__name__}: {error})")
     print(outcome_lines(results))
@@ -445,8 +454,16 @@ def outcome_lines(results: dict[str, Any]) -> str:
     """The console's lines of a completed run: its test metrics with the rule that chose the
     model, then the test AUROC under every selection rule."""
     test = {key: round(value, 4) for key, value in results["test"].items()}
-    return (f"Test: {json.dumps(test)} (chosen by {results['selected_model']})\n"
-            f"{rules_line(results)}")
+    lines = (f"Test: {json.dumps(test)} (chosen by {results['selected_model']})\n"
+             f"{rules_line(results)}")
+    pixel = results.get("test_pixel")
+    if pixel and "unavailable" in pixel:
+        lines += f"\nPixel-level: not available ({pixel['unavailable']})"
+    elif pixel:
+        lines += (f"\nPixel-level (test masks, {pixel['regions']} defect regions): pixel AUROC "
+                  f"{pixel['pixel_auroc']:.4f}, PRO {pixel['pro']:.4f} (FPR up to "
+                  f"{PRO_FPR_LIMIT}); maps with the masks' outlines: maps.png")
+    return lines
 
 
 def rules_line(results: dict[str, Any]) -> str:
