@@ -39,7 +39,8 @@ def test_networks_have_the_widths_of_zenati_et_al_mnist_code():
     after each of D's four hidden layers; LeakyReLU 0.1 and TF1 BatchNorm settings."""
     import keras
 
-    from anomaly_toolbox.models.egbad import LeakyReLUOfRelus, build_egbad
+    from anomaly_toolbox.models.dcgan import LeakyReLUOfRelus
+    from anomaly_toolbox.models.egbad import build_egbad
 
     nets = build_egbad((28, 28, 1), latent_dim=200, filters=32, dropout=0.5)
 
@@ -69,7 +70,7 @@ def test_networks_have_the_widths_of_zenati_et_al_mnist_code():
 def test_leaky_relu_of_relus_is_leaky_relu():
     import tensorflow as tf
 
-    from anomaly_toolbox.models.egbad import LeakyReLUOfRelus
+    from anomaly_toolbox.models.dcgan import LeakyReLUOfRelus
 
     x = tf.constant([[-3.0, -0.5, 0.0, 0.25, 2.0]])
     np.testing.assert_allclose(LeakyReLUOfRelus(0.1)(x).numpy(),

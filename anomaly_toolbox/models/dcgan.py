@@ -38,9 +38,32 @@ def batch_norm(name: str) -> layers.BatchNormalization:
 NORMALISATIONS = ("dcgan", "batch", "none", "spectral", "spectral_batch")
 
 
+@keras.saving.register_keras_serializable(package="anomaly_toolbox")
+class LeakyReLUOfRelus(layers.Layer):
+    """relu(x) - slope relu(-x), any shape: LeakyReLU as two ReLUs (see :func:`conv_pyramid`)."""
+
+    def __init__(self, negative_slope: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+
+    def call(self, x: keras.KerasTensor) -> keras.KerasTensor:
+        return keras.ops.relu(x) - self.negative_slope * keras.ops.relu(-x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
 def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
                  normalisation: str = "dcgan") -> keras.KerasTensor:
-    """``steps`` x [Conv 4x4 s2 -> normalisation -> LeakyReLU]; filters double each stage."""
+    """``steps`` x [Conv 4x4 s2 -> normalisation -> LeakyReLU]; filters double each stage.
+
+    Without BatchNorm (``none``, ``spectral``: the critics of jointgan's WGAN-GP and of AMA)
+    LeakyReLU is computed as relu(x) - slope relu(-x) (:class:`LeakyReLUOfRelus`), the same
+    function: TensorFlow 2.21's graph remapper
+    tries to fuse Conv2D + BiasAdd + LeakyRelu inside the gradient penalty's second-order
+    gradients, fails, and prints an error line ("remapper failed: ... Mutation::Apply error")
+    on every run.
+    """
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation '{normalisation}'; use one of {NORMALISATIONS}")
     for i in range(steps):
@@ -53,7 +76,10 @@ def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
         x = conv(x)
         if with_bn:
             x = batch_norm(f"{prefix}_bn{i}")(x)
-        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{prefix}_lrelu{i}")(x)
+        activation = (LeakyReLUOfRelus(LEAKY_SLOPE, name=f"{prefix}_lrelu{i}")
+                      if normalisation in ("none", "spectral")
+                      else layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{prefix}_lrelu{i}"))
+        x = activation(x)
     return x
 
 

@@ -11,10 +11,9 @@ BatchNorm momentum 0.99 and epsilon 1e-3, LeakyReLU slope 0.1, kernels drawn fro
   LReLU, dropout; joint: dense 32f, LReLU, dropout (the feature-matching features f(x, z)) ->
   dense 1 (the logit).
 
-LReLU is computed as the code writes it, relu(x) - 0.1 relu(-x) (:class:`LeakyReLUOfRelus`):
-the same function as ``tf.nn.leaky_relu``, whose Conv2D + BiasAdd + LeakyRelu pattern
-TensorFlow 2.21's graph remapper tries to fuse in D's first layer and fails on, printing an
-error line ("remapper failed: ... Mutation::Apply error") on every run.
+LReLU is computed as the code writes it, relu(x) - 0.1 relu(-x) (:class:`~anomaly_toolbox.models.
+dcgan.LeakyReLUOfRelus`), which also keeps TensorFlow's graph remapper from failing on D's
+first layer.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from anomaly_toolbox.models.dcgan import LeakyReLUOfRelus
 from anomaly_toolbox.models.dense import (build_dense_decoder, build_dense_encoder,
                                           build_dense_joint_discriminator)
 
@@ -46,21 +46,6 @@ def _dense(units: int, name: str) -> layers.Dense:
 
 def _bn(name: str) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
-
-
-@keras.saving.register_keras_serializable(package="anomaly_toolbox")
-class LeakyReLUOfRelus(layers.Layer):
-    """relu(x) - slope relu(-x), any shape: LeakyReLU as two ReLUs (see the module docstring)."""
-
-    def __init__(self, negative_slope: float, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.negative_slope = negative_slope
-
-    def call(self, x: keras.KerasTensor) -> keras.KerasTensor:
-        return keras.ops.relu(x) - self.negative_slope * keras.ops.relu(-x)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "negative_slope": self.negative_slope}
 
 
 def _lrelu(name: str) -> LeakyReLUOfRelus:
