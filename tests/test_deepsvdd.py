@@ -7,6 +7,9 @@ import tensorflow as tf
 
 from anomaly_toolbox.datasets import one_class_splits
 from anomaly_toolbox.datasets.pipeline import PreparedData
+from anomaly_toolbox.hps import with_defaults
+from anomaly_toolbox.models.deepsvdd import build_pretraining_decoder
+from anomaly_toolbox.registry import trainer_class
 from tests.conftest import SEED, images_of, make_trainer
 
 
@@ -32,11 +35,24 @@ def test_deepsvdd_centre_is_the_mean_feature_pushed_away_from_zero(bundled):
         trainer.scoring_networks["centre"].get_layer("centre").centre.numpy(), centre)
 
 
-def test_deepsvdd_feature_map_is_the_papers_mnist_lenet():
-    trainer = make_trainer("deepsvdd", filters=8, latent_dim=32)
+@pytest.mark.parametrize("sample_shape, convs, features, side", [
+    ((28, 28, 1), [8, 4], 32, 28),          # the reference code's MNIST LeNet
+    ((32, 32, 3), [32, 64, 128], 128, 32),  # its CIFAR-10 LeNet
+], ids=["grayscale", "rgb"])
+def test_deepsvdd_default_feature_map_is_the_reference_codes_lenet_for_its_images(
+        sample_shape, convs, features, side):
+    cls = trainer_class("deepsvdd")
+    hps = with_defaults(cls.schema(), {"jit_compile": False})  # filters, latent_dim: auto
+    trainer = cls(hps, sample_shape=sample_shape, seed=0)
     feature_map = trainer.networks["feature_map"]
-    assert [feature_map.get_layer(f"conv{i}").filters for i in range(2)] == [8, 4]
-    assert tuple(feature_map.get_layer("features").kernel.shape) == (4 * 7 * 7, 32)
+    assert [feature_map.get_layer(f"conv{i}").filters for i in range(len(convs))] == convs
+    assert not any(layer.name == f"conv{len(convs)}" for layer in feature_map.layers)
+    assert feature_map.output_shape == (None, features) and trainer.image_size == side
+    assert (hps["filters"], hps["latent_dim"]) == (convs[0], features)  # recorded as used
+    decoder = build_pretraining_decoder(trainer.image_shape, features, convs[0])
+    assert decoder.output_shape == (None, side, side, sample_shape[-1])
+    assert sorted(layer.filters for layer in decoder.layers if hasattr(layer, "filters")) == \
+        sorted([sample_shape[-1], *convs[:-1]])
 
 
 def test_deepsvdd_pretraining_learns_to_reconstruct_and_moves_the_feature_map(bundled):

@@ -1,6 +1,10 @@
 """Deep SVDD networks (Ruff et al. 2018): a bias-free LeNet-style feature map, the centre c, and
 the mirrored decoder that pretrains the feature map as an autoencoder's encoder.
 
+Two LeNets, as the reference code picks by dataset: on grayscale images its MNIST LeNet (28 px,
+two stages whose filters halve, 8 -> 4, and 32 features at the defaults), on RGB images its
+CIFAR-10 LeNet (32 px, three stages whose filters double, 32 -> 64 -> 128, and 128 features).
+
 Every layer is bias-free and BatchNorm has no affine terms (epsilon 1e-4, as the reference code),
 because a bias would let the network map every input onto c, the trivial solution the paper rules
 out. LeakyReLU slope 0.01 (PyTorch's default, used by the reference code). Optionally the feature
@@ -71,22 +75,29 @@ class ContrastNormalization(keras.layers.Layer):
         return (self.contrast(images) - low) / (high - low)
 
 
-def stage_filters(filters: int, stage: int) -> int:
-    """Filters of the feature map's ``stage`` (0-based): ``filters`` halved per stage, at least 1."""
-    return max(filters // 2 ** stage, 1)
+def stage_filters(filters: int, stage: int, rgb: bool = False) -> int:
+    """Filters of the feature map's ``stage`` (0-based): ``filters`` halved per stage, at least 1
+    (the MNIST LeNet), or doubled per stage on RGB images (the CIFAR-10 LeNet)."""
+    return filters * 2 ** stage if rgb else max(filters // 2 ** stage, 1)
+
+
+def is_rgb(image_shape: tuple[int, int, int]) -> bool:
+    """Whether images of ``image_shape`` take the CIFAR-10 LeNet (three channels)."""
+    return image_shape[-1] == 3
 
 
 def build_feature_map(image_shape: tuple[int, int, int], latent_dim: int, filters: int,
                       contrast_normalised: bool = False) -> keras.Model:
     """Image ``[B, S, S, C]`` -> features ``[B, latent_dim]``: per stage Conv 5x5 (no bias) ->
-    BatchNorm (no affine) -> LeakyReLU -> MaxPool 2x2, filters halving (:func:`stage_filters`;
-    28 -> 14 -> 7 with 8 then 4 filters, the paper's MNIST LeNet), then a bias-free Dense.
+    BatchNorm (no affine) -> LeakyReLU -> MaxPool 2x2 (:func:`stage_filters`: 28 -> 14 -> 7 with
+    8 then 4 filters, the MNIST LeNet; 32 -> 16 -> 8 -> 4 with 32, 64, 128 on RGB, the CIFAR-10
+    LeNet), then a bias-free Dense.
     ``contrast_normalised``: a :class:`ContrastNormalization` layer named ``contrast`` first."""
     images = keras.Input(image_shape, name="images")
     x = ContrastNormalization(name="contrast")(images) if contrast_normalised else images
     for i in range(pyramid_steps(image_shape[0])):
-        x = layers.Conv2D(stage_filters(filters, i), 5, padding="same", use_bias=False,
-                          name=f"conv{i}")(x)
+        x = layers.Conv2D(stage_filters(filters, i, is_rgb(image_shape)), 5, padding="same",
+                          use_bias=False, name=f"conv{i}")(x)
         x = layers.BatchNormalization(epsilon=BN_EPSILON, center=False, scale=False,
                                       name=f"bn{i}")(x)
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"lrelu{i}")(x)
@@ -104,7 +115,8 @@ def build_pretraining_decoder(image_shape: tuple[int, int, int], latent_dim: int
     stages = pyramid_steps(image_shape[0])
     side = image_shape[0] // 2 ** stages
     features = keras.Input((latent_dim,), name="features")
-    last = stage_filters(filters, stages - 1)
+    rgb = is_rgb(image_shape)
+    last = stage_filters(filters, stages - 1, rgb)
     x = layers.Dense(side * side * last, use_bias=False, name="grid")(features)
     x = layers.Reshape((side, side, last))(x)
     for i in reversed(range(stages)):
@@ -112,7 +124,7 @@ def build_pretraining_decoder(image_shape: tuple[int, int, int], latent_dim: int
                                       name=f"bn{i}")(x)
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"lrelu{i}")(x)
         x = layers.UpSampling2D(2, name=f"up{i}")(x)
-        channels = stage_filters(filters, i - 1) if i > 0 else image_shape[-1]
+        channels = stage_filters(filters, i - 1, rgb) if i > 0 else image_shape[-1]
         x = layers.Conv2D(channels, 5, padding="same", use_bias=False, name=f"conv{i}")(x)
     images = layers.Activation("tanh", name="tanh")(x)
     return keras.Model(features, images, name="pretraining_decoder")

@@ -6,15 +6,25 @@
 
 from __future__ import annotations
 
-from anomaly_toolbox.hps import HParam, common_hparams
+from anomaly_toolbox.hps import MAX_FILTERS, MAX_LATENT_DIM, HParam, common_hparams
 
 #: Test AUROC without labels, P3 classes 0/2/8 of the bundled data (benchmarks/RESULTS.md):
 #: synthetic 0.9179, last 0.9168.
 LABEL_FREE_SELECTION = "synthetic"
 
+#: The reference code's LeNets: (grayscale, RGB) values of the keys left at None ("auto").
+LENET_WIDTHS = {"filters": (8, 32), "latent_dim": (32, 128)}
+
 HPARAMS = (
-    *common_hparams(epochs=150, batch_size=200, learning_rate=1e-4, beta_1=0.9,
-                    latent_dim=32, filters=8),
+    *(param for param in common_hparams(epochs=150, batch_size=200, learning_rate=1e-4,
+                                        beta_1=0.9, latent_dim=32, filters=8)
+      if param.name not in LENET_WIDTHS),
+    HParam("latent_dim", int, None, "size of the features phi(x) (default: 32 on grayscale, "
+           "the MNIST LeNet; 128 on RGB, the CIFAR-10 LeNet)", positive=True,
+           maximum=MAX_LATENT_DIM),
+    HParam("filters", int, None, "filters of the first conv stage (default: 8 on grayscale, "
+           "halving per stage; 32 on RGB, doubling per stage)", positive=True,
+           maximum=MAX_FILTERS),
     HParam("centre_eps", float, 0.1, "coordinates of c closer to 0 than this become +-eps",
            minimum=0.0),
     HParam("pretrain", bool, True, "pretrain the feature map as an autoencoder's encoder for "

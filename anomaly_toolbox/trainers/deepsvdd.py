@@ -12,9 +12,11 @@ the training split (inference mode, as the reference code), with coordinates clo
 ``centre_eps`` pushed to +-eps so that a zero feature cannot trivially hit them. Loss: mean
 ||phi(x) - c||_2^2 over the batch plus ``weight_decay``/2 times the squared weights (the paper's
 objective; PyTorch's Adam weight decay, as the reference code applies it, is the same gradient);
-score per image: ||phi(x) - c||_2^2. Both phases drop the learning rate x0.1 from published epoch
-``lr_milestone`` on, and train the reference code's MNIST budget: 150 epochs at batch 200
-(``min_steps`` 4,500, its steps on 6,000 images).
+score per image: ||phi(x) - c||_2^2. phi is the reference code's LeNet for the images' kind
+(``filters`` and ``latent_dim`` at "auto"): MNIST's on grayscale, CIFAR-10's on RGB. Both
+phases drop the learning rate x0.1 from published epoch ``lr_milestone`` on, and train the
+reference code's MNIST budget: 150 epochs at batch 200 (``min_steps`` 4,500, its steps on 6,000
+images).
 
 ``contrast_norm`` (off by default) puts the reference code's global contrast normalisation in
 front of phi: per image, subtract the mean and divide by the mean absolute deviation, then map
@@ -28,7 +30,8 @@ Deviations from the paper and the reference code:
   as AMA's paper does for its Deep SVDD column ("we removed this additional normalization
   step to make the method comparable").
 * The decoder upsamples and convolves (this toolbox's style) rather than using transposed
-  convolutions; it is only a pretraining aid.
+  convolutions; it is only a pretraining aid. The reference CIFAR-10 autoencoder also
+  batch-normalises the code (no affine terms) before decoding; ours does not.
 * Every epoch drops its last partial batch (the reference code trains on it).
 """
 
@@ -53,12 +56,23 @@ from anomaly_toolbox.training.callbacks import Callback
 
 
 class DeepSVDDTrainer(Trainer):
-    """One-class Deep SVDD on 28x28 images (the paper's MNIST LeNet: 8 and 4 filters, d = 32)."""
+    """One-class Deep SVDD: on 28x28 grayscale images the paper's MNIST LeNet (8 and 4 filters,
+    d = 32), on 32x32 RGB images its CIFAR-10 LeNet (32, 64 and 128 filters, d = 128)."""
 
     label_free_selection = schema.LABEL_FREE_SELECTION
     hparams = schema.HPARAMS
 
     image_size = 28
+
+    def __init__(self, hps: dict, sample_shape: tuple[int, ...], seed: int) -> None:
+        """``filters`` and ``latent_dim`` left at None ("auto") become the LeNet's of the
+        images' kind (:data:`~anomaly_toolbox.schemas.deepsvdd.LENET_WIDTHS`), recorded in the
+        hps."""
+        rgb = len(sample_shape) == 3 and sample_shape[-1] == 3
+        for key, (grayscale, colour) in schema.LENET_WIDTHS.items():
+            if hps.get(key) is None:
+                hps[key] = colour if rgb else grayscale
+        super().__init__(hps, sample_shape, seed)
 
     def build_networks(self) -> dict[str, keras.Model]:
         return {"feature_map": build_feature_map(self.image_shape, self.hps["latent_dim"],
