@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from anomaly_toolbox.datasets.folder import masks_at
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.datasets.table import TableEncoder, TableError
 from anomaly_toolbox.evaluation import choose_threshold, pixel_metrics, threshold_rule
@@ -106,11 +107,18 @@ def map_scale(trainer: Any, data: PreparedData, images: int = 256) -> float | No
     subset = data.validation
     if data.validation_labels.any():
         subset = subset.filter(lambda image, label: label == 1)
+    return error_scale(*inputs_and_reconstructions(trainer, subset.take(images)))
+
+
+def inputs_and_reconstructions(trainer: Any, cached: tf.data.Dataset
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of a cached split ``[N, S, S, C]`` in order and the trainer's
+    reconstruction of it, in batches of its ``scoring_batch_size()``."""
     inputs, reconstructions = [], []
-    for batch, _ in eval_batches(subset.take(images), trainer.scoring_batch_size()):
+    for batch, _ in eval_batches(cached, trainer.scoring_batch_size()):
         inputs.append(batch.numpy())
         reconstructions.append(trainer.compiled_reconstruct(batch).numpy())
-    return error_scale(np.concatenate(inputs), np.concatenate(reconstructions))
+    return np.concatenate(inputs), np.concatenate(reconstructions)
 
 
 #: How a reconstructing method's anomaly map is made, for results files.
@@ -137,14 +145,9 @@ def pixel_results(trainer: Any, data: PreparedData, masks: np.ndarray) -> PixelR
     if not trainer_reconstructs(trainer):
         return PixelResults({"unavailable": f"{type(trainer).__name__} makes no anomaly map "
                                             f"(it does not reconstruct its inputs)"})
-    inputs, reconstructions = [], []
-    for batch, _ in eval_batches(data.test, trainer.scoring_batch_size()):
-        inputs.append(batch.numpy())
-        reconstructions.append(trainer.compiled_reconstruct(batch).numpy())
-    inputs, reconstructions = np.concatenate(inputs), np.concatenate(reconstructions)
+    inputs, reconstructions = inputs_and_reconstructions(trainer, data.test)
     side = inputs.shape[1:3]
-    covered = tf.image.resize(masks[..., None].astype(np.float32), side, method="area")
-    resized = covered.numpy()[..., 0] >= 0.5
+    resized = masks_at(masks, side)
     metrics = pixel_metrics(pixel_errors(inputs, reconstructions), resized)
     if not metrics:
         return PixelResults({"unavailable": "the test masks hold no defect pixel at "

@@ -137,13 +137,16 @@ def mask_file(image: Path) -> Path | None:
 def read_masks(paths: list[Path], size: tuple[int, int]) -> np.ndarray:
     """bool ``[N, height, width]``: each mask file resized to ``size`` (area-averaged, then at
     least half covered = defect)."""
-    masks = []
-    for path in paths:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=1,
-                                   expand_animations=False)
-        covered = tf.image.resize(tf.cast(image > 0, tf.float32), size, method="area")
-        masks.append(covered.numpy()[..., 0] >= 0.5)
-    return np.stack(masks) if masks else np.zeros((0, *size), bool)
+    masks = [tf.io.decode_image(tf.io.read_file(str(path)), channels=1,
+                                expand_animations=False).numpy()[..., 0] > 0 for path in paths]
+    return masks_at(np.stack(masks), size) if masks else np.zeros((0, *size), bool)
+
+
+def masks_at(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """bool masks ``[N, H, W]`` resized to ``size``: area-averaged, then a pixel at least half
+    covered is a defect."""
+    covered = tf.image.resize(masks[..., None].astype(np.float32), size, method="area")
+    return covered.numpy()[..., 0] >= 0.5
 
 
 def _test_masks(root: Path, test_groups: dict[str, list[Path]],
@@ -181,7 +184,8 @@ def load_folder(data_dir: str | Path | None, category: str | None = None) -> Raw
             loaded[part, name], bad = read_images(paths)
             skipped += bad
             if part == "test":
-                readable[name] = [path for path in paths if path not in set(bad)]
+                unreadable = set(bad)
+                readable[name] = [path for path in paths if path not in unreadable]
     if skipped:
         log.warning("Skipped %d file(s) that could not be read as images: %s", len(skipped),
                     ", ".join(str(p) for p in skipped))

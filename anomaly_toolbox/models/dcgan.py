@@ -59,10 +59,9 @@ def conv_pyramid(x: keras.KerasTensor, filters: int, steps: int, prefix: str,
 
     Without BatchNorm (``none``, ``spectral``: the critics of jointgan's WGAN-GP and of AMA)
     LeakyReLU is computed as relu(x) - slope relu(-x) (:class:`LeakyReLUOfRelus`), the same
-    function: TensorFlow 2.21's graph remapper
-    tries to fuse Conv2D + BiasAdd + LeakyRelu inside the gradient penalty's second-order
-    gradients, fails, and prints an error line ("remapper failed: ... Mutation::Apply error")
-    on every run.
+    function: TensorFlow 2.21's graph remapper tries to fuse Conv2D + BiasAdd + LeakyRelu
+    inside the gradient penalty's second-order gradients, fails, and prints an error line
+    ("remapper failed: ... Mutation::Apply error") on every run.
     """
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation '{normalisation}'; use one of {NORMALISATIONS}")
