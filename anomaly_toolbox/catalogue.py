@@ -7,7 +7,8 @@ Everything it reads (the registry and :mod:`anomaly_toolbox.schemas`) is free of
 from __future__ import annotations
 
 from anomaly_toolbox.registry import EXPERIMENTS
-from anomaly_toolbox.schemas import cpu_jit_off_reason, label_free_selection, method_schema
+from anomaly_toolbox.schemas import (budget_source, cpu_jit_off_reason, label_free_selection,
+                                     method_schema)
 
 
 def render() -> str:
@@ -23,6 +24,8 @@ def render() -> str:
             lines.append(f"      {key:20s} {param.kind.__name__:5s} {default!s:10s} {param.help}")
             if key == "jit_compile" and jit_reason:
                 lines.append(f"      {'':20s} {'':5s} {'':10s} (off without a GPU: {jit_reason})")
+            if key == "min_steps":
+                lines.append(f"      {'':20s} {'':5s} {'':10s} (budget: {budget_source(name)})")
             if key == "selection":
                 lines.append(f"      {'':20s} {'':5s} {'':10s} (auto without labelled "
                              f"validation anomalies: {label_free_selection(name)}; why: "

@@ -23,9 +23,17 @@ SELECTION_METRICS = ("auroc", "auprc")
 #: Rules that choose a run's final weights (``selection``): the best check on the labelled
 #: validation split, the best check on the synthetic set (no labels), or the last weights.
 SELECTION_RULES = ("validation", "synthetic", "last")
-#: Training images per epoch that the methods' published epoch counts refer to: one class of
-#: MNIST (~6,000) or CIFAR-10 (5,000), the one-class-normal protocol of their papers.
-PUBLISHED_IMAGES_PER_EPOCH = 6000
+#: Epoch sizes that turn a method's epochs into ``min_steps`` (its schema's ``BUDGET_SOURCE``
+#: says which one and why): one class of MNIST's training part, the one-class-normal protocol
+#: (P3) of most papers here and the size for epoch counts that are ours;
+MNIST_CLASS_IMAGES = 6000
+#: one class of CIFAR-10's training part (papers that ran P3 on CIFAR-10 only);
+CIFAR10_CLASS_IMAGES = 5000
+#: nine classes of full MNIST under P1, as GANomaly's code splits them: 80% of the 63,000
+#: normal images train.
+MNIST_P1_TRAIN_IMAGES = 50_400
+#: What ``anomaly-box --list`` says of a method whose schema states no ``BUDGET_SOURCE``.
+BUDGET_SOURCE = "not stated"
 #: Upper bounds of the budget and widths: far beyond any published setting (epochs <= 1,500,
 #: filters <= 128, latent_dim <= 200), low enough that a typo is refused instead of running for
 #: years or asking for terabytes (filters 4096 already needs tens of GiB for GANomaly).
@@ -292,21 +300,24 @@ def full_hps(values: dict[str, Any], schema: Schema, source: str = "hyperparamet
 
 
 def common_hparams(epochs: int, batch_size: int, learning_rate: float, beta_1: float,
-                   latent_dim: int, filters: int, ema_decay: float = 0.0) -> tuple[HParam, ...]:
-    """Keys every method has; each method passes its published defaults.
+                   latent_dim: int, filters: int, ema_decay: float = 0.0,
+                   images_per_epoch: int = MNIST_CLASS_IMAGES) -> tuple[HParam, ...]:
+    """Keys every method has; each method passes its defaults (published ones where they exist).
 
-    The training budget is stated twice so that it holds on any dataset size: ``epochs`` as
-    published, and ``min_steps``, the train steps those epochs give on the data they were published
-    for (one class of MNIST or CIFAR-10, :data:`PUBLISHED_IMAGES_PER_EPOCH` images). A run trains
-    ``max(epochs, ceil(min_steps / steps per epoch))`` epochs (see
+    The training budget is stated twice so that it holds on any dataset size: ``epochs``, and
+    ``min_steps``, the train steps those epochs give on ``images_per_epoch`` images: the epoch of
+    the protocol and data a published count refers to (default: one class of MNIST,
+    :data:`MNIST_CLASS_IMAGES`). The schema's ``BUDGET_SOURCE`` says where both come from. A run
+    trains ``max(epochs, ceil(min_steps / steps per epoch))`` epochs (see
     :meth:`anomaly_toolbox.trainers.base.Trainer.planned_epochs`).
     """
     return (
         HParam("epochs", int, epochs, "training epochs (given alone, trained exactly: "
                "min_steps becomes 0)", positive=True, maximum=MAX_EPOCHS),
-        HParam("min_steps", int, epochs * math.ceil(PUBLISHED_IMAGES_PER_EPOCH / batch_size),
+        HParam("min_steps", int, epochs * math.ceil(images_per_epoch / batch_size),
                "train at least this many steps: more epochs on small datasets (0 = epochs "
-               "only; default: what the published epochs give on 6,000 images)", minimum=0,
+               f"only; default: what the default epochs give on {images_per_epoch:,} images; "
+               "the budget line below says why)", minimum=0,
                maximum=MAX_STEPS),
         HParam("batch_size", int, batch_size, "images per training batch", positive=True,
                maximum=MAX_BATCH),

@@ -4,8 +4,10 @@ from pathlib import Path
 import pytest
 
 from anomaly_toolbox.registry import EXPERIMENTS, trainer_class
-from anomaly_toolbox.hps import (HpsError, defaults, expand, full_hps, load_grid, parse_grid,
-                                  shipped_grids)
+from anomaly_toolbox.catalogue import render
+from anomaly_toolbox.hps import (BUDGET_SOURCE, HpsError, defaults, expand, full_hps, load_grid,
+                                  parse_grid, shipped_grids)
+from anomaly_toolbox.schemas import budget_source
 
 HPS_DIR = Path(__file__).resolve().parents[1] / "hps"
 
@@ -82,6 +84,28 @@ def test_epochs_given_alone_are_trained_exactly_and_the_default_budget_is_in_ste
     assert full_hps({"learning_rate": 1e-3}, schema)["min_steps"] == default["min_steps"]
     with pytest.raises(HpsError, match="'min_steps': must be >= 0"):
         full_hps({"min_steps": -1}, schema)
+
+
+@pytest.mark.parametrize("experiment, images_per_epoch", [
+    ("egbad", 6000), ("ganomaly", 50_400), ("memgan", 6000), ("ama", 6000), ("jointgan", 5000),
+    ("deepsvdd", 6000)])
+def test_the_default_budget_counts_the_epoch_of_the_protocol_its_epochs_come_from(
+        experiment, images_per_epoch):
+    """GANomaly's 15 epochs are P1 epochs of full MNIST (8.4 times the steps of one class);
+    Berg et al.'s 32 are epochs of one CIFAR-10 class."""
+    default = defaults(trainer_class(experiment).schema())
+    assert default["min_steps"] == default["epochs"] * -(-images_per_epoch // default["batch_size"])
+
+
+def test_every_network_method_says_where_its_budget_comes_from_and_list_shows_it():
+    listing = render()
+    for name, experiment in EXPERIMENTS.items():
+        if "min_steps" not in trainer_class(name).schema():
+            continue
+        source = budget_source(name)
+        assert source != BUDGET_SOURCE, f"{name} states no BUDGET_SOURCE"
+        assert source.startswith(("ours:", "Berg", "Ruff")) or "paper" in source, source
+        assert f"(budget: {source})" in " ".join(listing.split()), name
 
 
 def test_hps_carry_the_keys_the_user_gave_from_grid_command_line_or_api(schema):

@@ -1,7 +1,8 @@
 """Each method's hyperparameters, one module per registered name, importable without TensorFlow.
 
 A module ``schemas/<name>.py`` holds ``HPARAMS`` (the method's keys: ``common_hparams(...)`` with
-its published defaults, then its own) and, where measured, ``LABEL_FREE_SELECTION`` and
+its defaults, then its own), ``BUDGET_SOURCE`` (where its ``epochs`` and the epoch size
+that converts them into ``min_steps`` come from) and, where measured, ``LABEL_FREE_SELECTION`` and
 ``CPU_JIT_OFF_REASON``. The trainer takes them from there; ``anomaly-box --list``, the check of
 ``--set`` overrides and grid files read them here, so none of these loads TensorFlow.
 """
@@ -34,3 +35,8 @@ def label_free_selection(name: str) -> str:
 def cpu_jit_off_reason(name: str) -> str:
     """Why XLA stays off by default for ``name`` without a GPU (empty: on everywhere)."""
     return getattr(schema_module(name), "CPU_JIT_OFF_REASON", hps.CPU_JIT_OFF_REASON)
+
+
+def budget_source(name: str) -> str:
+    """Where ``name``'s default budget comes from: its epochs and the epoch they count."""
+    return getattr(schema_module(name), "BUDGET_SOURCE", hps.BUDGET_SOURCE)

@@ -12,6 +12,10 @@ from anomaly_toolbox.hps import HParam, common_hparams
 #: synthetic 0.9315, last 0.8243 (labelled validation 0.9322).
 LABEL_FREE_SELECTION = "synthetic"
 
+#: Where the default epochs and the epoch size of ``min_steps`` come from.
+BUDGET_SOURCE = (
+    "AMA's paper: 100 epochs at batch 256 under P3 on MNIST (one class, about 6,000 images)")
+
 HPARAMS = (
     *common_hparams(epochs=100, batch_size=256, learning_rate=3e-4, beta_1=0.0,
                     latent_dim=100, filters=64),

@@ -16,6 +16,11 @@ CPU_JIT_OFF_REASON = ("its latent search, which dominates a run, scored 25 image
                       "XLA against 59 as a plain graph on a 2-core CPU, and its train steps "
                       "gain nothing there either (benchmarks/RESULTS.md)")
 
+#: Where the default epochs and the epoch size of ``min_steps`` come from.
+BUDGET_SOURCE = (
+    'ours: AnoGAN was published on retinal OCT scans, with no MNIST budget; 20 epochs of one '
+    'MNIST class (6,000 images)')
+
 HPARAMS = (
     *common_hparams(epochs=20, batch_size=64, learning_rate=2e-4, beta_1=0.5,
                     latent_dim=100, filters=32),

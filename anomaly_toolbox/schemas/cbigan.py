@@ -16,6 +16,10 @@ DISCRIMINATORS = ("projection", "concat")
 #: synthetic 0.8290, last 0.8245.
 LABEL_FREE_SELECTION = "synthetic"
 
+#: Where the default epochs and the epoch size of ``min_steps`` come from.
+BUDGET_SOURCE = (
+    'ours: the CBiGAN paper states no epoch count; 40 epochs of one MNIST class (6,000 images)')
+
 HPARAMS = (
     *common_hparams(epochs=40, batch_size=64, learning_rate=1e-4, beta_1=0.9,
                     latent_dim=100, filters=32),

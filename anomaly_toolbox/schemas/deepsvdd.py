@@ -15,6 +15,10 @@ LABEL_FREE_SELECTION = "synthetic"
 #: The reference code's LeNets: (grayscale, RGB) values of the keys left at None ("auto").
 LENET_WIDTHS = {"filters": (8, 32), "latent_dim": (32, 128)}
 
+#: Where the default epochs and the epoch size of ``min_steps`` come from.
+BUDGET_SOURCE = (
+    "Ruff et al.'s code: 150 epochs at batch 200 on one MNIST class (about 6,000 images)")
+
 HPARAMS = (
     *(param for param in common_hparams(epochs=150, batch_size=200, learning_rate=1e-4,
                                         beta_1=0.9, latent_dim=32, filters=8)

@@ -13,6 +13,11 @@ from anomaly_toolbox.hps import HParam, common_hparams
 #: last 0.7086, synthetic 0.7084.
 LABEL_FREE_SELECTION = "last"
 
+#: Where the default epochs and the epoch size of ``min_steps`` come from.
+BUDGET_SOURCE = (
+    'ours: Zenati et al. publish no MNIST epoch count (their code takes --nb_epochs); 40 epochs'
+    ' of one MNIST class (6,000 images)')
+
 HPARAMS = (
     *common_hparams(epochs=40, batch_size=100, learning_rate=2e-4, beta_1=0.5,
                     latent_dim=200, filters=32, ema_decay=0.999),

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from anomaly_toolbox.hps import HParam, common_hparams
+from anomaly_toolbox.hps import CIFAR10_CLASS_IMAGES, HParam, common_hparams
 
 #: Test AUROC without labels, P3 classes 0, 2 and 8 of the bundled data, measured before issue 44
 #: changed the consistency term (benchmarks/RESULTS.md): synthetic 0.571, last 0.506 on average
@@ -14,9 +14,15 @@ from anomaly_toolbox.hps import HParam, common_hparams
 #: class 8: 0.514 vs 0.348).
 LABEL_FREE_SELECTION = "synthetic"
 
+#: Where the default epochs and the epoch size of ``min_steps`` come from.
+BUDGET_SOURCE = (
+    'Berg et al. section 4.2: 32 epochs on one CIFAR-10 class (5,000 images; 4 of them at full '
+    'resolution under progressive growing, which is not built here)')
+
 HPARAMS = (
     *common_hparams(epochs=32, batch_size=64, learning_rate=1e-4, beta_1=0.0,
-                    latent_dim=512, filters=64),
+                    latent_dim=512, filters=64,
+                    images_per_epoch=CIFAR10_CLASS_IMAGES),
     HParam("beta_2", float, 0.9, "Adam beta_2", minimum=0.0, maximum=0.9999),
     HParam("n_critic", int, 5, "critic updates per generator/encoder update", positive=True),
     HParam("gp_weight", float, 10.0, "gradient-penalty weight", minimum=0.0),

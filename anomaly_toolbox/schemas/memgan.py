@@ -13,6 +13,10 @@ from anomaly_toolbox.hps import HParam, common_hparams
 #: last 0.8814, synthetic 0.8811.
 LABEL_FREE_SELECTION = "last"
 
+#: Where the default epochs and the epoch size of ``min_steps`` come from.
+BUDGET_SOURCE = (
+    "MEMGAN's paper: 7 epochs under P3 on MNIST (one class, about 6,000 images)")
+
 HPARAMS = (
     *common_hparams(epochs=7, batch_size=64, learning_rate=1e-4, beta_1=0.5, latent_dim=64,
                     filters=64),
