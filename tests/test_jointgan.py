@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from anomaly_toolbox.registry import trainer_class
 from anomaly_toolbox.hps import defaults
-from anomaly_toolbox.trainers.jointgan import (consistency_loss, latent_norm_score,
-                                               min_max_normalise)
+from anomaly_toolbox.trainers.jointgan import (consistency_loss, drift_penalty,
+                                               latent_norm_score, min_max_normalise)
 from tests.conftest import images_of, make_trainer
 
 
@@ -27,6 +27,22 @@ def test_consistency_is_each_samples_l1_norm_averaged_over_the_batch():
         (16 * 0.5 + 16 * 0.25) / 2)
     codes = tf.constant([[1.0, -2.0, 0.0], [0.0, 0.0, 3.0]])
     assert float(consistency_loss(codes, tf.zeros_like(codes))) == pytest.approx(3.0)
+
+
+def test_the_critic_follows_pgans_schedule_one_update_with_the_drift_penalty(bundled):
+    """Berg et al. train pGAN's WGAN-GP: one critic update per G/E update, and the critic pays
+    0.001 E[D(x)^2]. The step's critic loss is -W + 10 GP + drift_weight E[D(x)^2]."""
+    assert float(drift_penalty(tf.constant([[1.0], [-3.0]]))) == pytest.approx(5.0)
+    default = defaults(trainer_class("jointgan").schema())
+    assert (default["n_critic"], default["drift_weight"]) == (1, 0.001)
+    trainer = make_trainer("jointgan", n_critic=1, drift_weight=20.0)
+    x = images_of(bundled, 1, trainer, 16)
+    real_scores = trainer.networks["critic"](x, training=True)[0]
+    losses = trainer.compiled_train_step(x, tf.constant([0, 1], tf.int64))
+    expected = (-losses["w_distance"] + 10.0 * losses["gradient_penalty"]
+                + 20.0 * drift_penalty(real_scores))
+    assert float(losses["critic_loss"]) == pytest.approx(float(expected), rel=1e-4)
+    assert float(20.0 * drift_penalty(real_scores)) > 1e-3 * abs(float(expected))  # visible
 
 
 def test_min_max_normalisation_is_per_image():

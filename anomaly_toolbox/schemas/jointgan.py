@@ -24,8 +24,11 @@ HPARAMS = (
                     latent_dim=512, filters=64,
                     images_per_epoch=CIFAR10_CLASS_IMAGES),
     HParam("beta_2", float, 0.9, "Adam beta_2", minimum=0.0, maximum=0.9999),
-    HParam("n_critic", int, 5, "critic updates per generator/encoder update", positive=True),
+    HParam("n_critic", int, 1, "critic updates per generator/encoder update (pGAN's 1; "
+           "WGAN-GP's 5 share the step's batch)", positive=True),
     HParam("gp_weight", float, 10.0, "gradient-penalty weight", minimum=0.0),
+    HParam("drift_weight", float, 0.001, "weight of pGAN's drift penalty E[D(x)^2] in the "
+           "critic's loss", minimum=0.0),
     HParam("encoder_loss", str, "image", "consistency in image or latent space",
            choices=("image", "latent")),
     HParam("consistency_weight", float, 1.0, "weight of the consistency term", minimum=0.0),

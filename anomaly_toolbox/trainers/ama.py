@@ -224,7 +224,7 @@ class AMATrainer(EncoderGeneratorTrainer):
         codes = encoder(images, training=True)
         decoded = self._decode(images, codes, negatives, noise)
         _, penalty, critic_loss = train_critic(
-            self, lambda: self._objective(codes, decoded, noise)[0],
+            self, lambda: (self._objective(codes, decoded, noise)[0], 0.0),
             [(pair(reference, reference), pair(reference, fake))
              for reference, fake in decoded.values()], noise["penalty_mix"])
         with tf.GradientTape(persistent=True) as tape:

@@ -7,8 +7,13 @@ min_{G,E} max_D E[D(x)] - E[D(G(z))] + w_c C(z) (+ gradient penalty for D), with
 trained together with G, not afterwards. C is the image-space consistency
 ``||G(z) - G(E(G(z)))||_1`` (``encoder_loss='image'``, the paper's choice) or the latent-space
 one ``||z - E(G(z))||_1`` (``'latent'``, its comparison): each sample's L1 norm, summed over its
-pixels (or code entries) as eq. 1 writes it, then averaged over the batch. Each step makes ``n_critic`` critic updates on its
-batch, then one joint G/E update. z ~ N(0, I) in R^512 (the paper's N_z) scaled to unit length,
+pixels (or code entries) as eq. 1 writes it, then averaged over the batch. The paper takes its
+generator, critic and loss from the progressive GAN (pGAN, Karras et al. 2018), whose WGAN-GP
+makes one critic update per generator update and adds a drift penalty
+``drift_weight * E[D(x)^2]`` (0.001) to the critic's loss; so does each step here
+(``n_critic`` 1), then one joint G/E update. With ``n_critic`` > 1 (Gulrajani et al.'s WGAN-GP
+schedule) the critic updates of a step share its real batch and G(z), where WGAN-GP draws a
+fresh batch for each. z ~ N(0, I) in R^512 (the paper's N_z) scaled to unit length,
 as the paper's progressive GAN does with its prior; the generator also scales every code it
 decodes (E(x) too) to unit length. The paper explains the latent-norm score by it (normal images
 end up far from the origin, anomalies near it, like unit-length noise). The latent-space
@@ -29,6 +34,8 @@ Deviations from the paper:
   generator and critic are this toolbox's DCGAN pyramids (the generator keeps DCGAN BatchNorm,
   whose statistics come from unit-length codes in training and at test time alike), and the
   batch size stays at 64 instead of shrinking from 128.
+* pGAN's optimiser settings (learning rate 1e-3, Adam beta_2 0.99) go with its equalised
+  learning rate, which these networks do not have; they keep WGAN-GP's (1e-4, beta_2 0.9).
 * The encoder has no BatchNorm, like ClusterGAN's encoder that the paper follows: it is trained
   on generated images only, so BatchNorm statistics would come from G(z) and then be applied to
   real images at test time.
@@ -64,6 +71,12 @@ def consistency_loss(reference: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tens
     return tf.reduce_mean(per_sample_l1(reference, reconstruction))
 
 
+def drift_penalty(real_scores: tf.Tensor) -> tf.Tensor:
+    """E[D(x)^2] over the critic's scores of real images ``[B, ...]`` -> scalar: the progressive
+    GAN's drift term, which keeps the scores near 0 with one critic step per generator step."""
+    return tf.reduce_mean(tf.square(real_scores))
+
+
 def latent_norm_score(codes: tf.Tensor) -> tf.Tensor:
     """Lo = -||z||_2 / sqrt(N_z) per code ``[B, N_z]`` -> ``[B]``."""
     return -tf.norm(codes, axis=1) / math.sqrt(codes.shape[-1])
@@ -95,9 +108,10 @@ class JointGANTrainer(EncoderGeneratorTrainer):
         z = noise["z"]
         generated = generator(z, training=True)
 
-        def w_distance() -> tf.Tensor:
-            return (tf.reduce_mean(critic(images, training=True)[0]) -
-                    tf.reduce_mean(critic(generated, training=True)[0]))
+        def w_distance() -> tuple[tf.Tensor, tf.Tensor]:
+            real = critic(images, training=True)[0]
+            distance = tf.reduce_mean(real) - tf.reduce_mean(critic(generated, training=True)[0])
+            return distance, self.hps["drift_weight"] * drift_penalty(real)
 
         distance, penalty, critic_loss = train_critic(self, w_distance, [(images, generated)],
                                                       noise["penalty_mix"])

@@ -29,27 +29,29 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
     return tf.reduce_mean(tf.square(tf.norm(gradients, axis=1) - 1.0))
 
 
-def train_critic(trainer: Trainer, objective: Callable[[], tf.Tensor],
+def train_critic(trainer: Trainer, objective: Callable[[], tuple[tf.Tensor, tf.Tensor]],
                  pairs: Sequence[tuple[tf.Tensor, tf.Tensor]],
                  mix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """``hps['n_critic']`` updates of ``trainer.networks['critic']`` on one batch.
 
-    Each minimises -objective() + gp_weight * mean_k GP(real_k, fake_k) over the ``(real, fake)``
-    critic inputs of ``pairs``, with its own row of ``mix`` ``[n_critic, B]``: the penalty covers
-    every kind of input the objective trains the critic on. With gp_weight 0 no penalty is
-    computed (a critic made Lipschitz otherwise, e.g. by spectral normalisation). Returns the
-    last ``(objective, penalty, loss)``.
+    ``objective()`` returns ``(value, regulariser)``: the critic maximises the value and pays the
+    regulariser (a term of its own loss only, such as the progressive GAN's drift penalty; 0.0
+    for none). Each update minimises -value + regulariser + gp_weight * mean_k GP(real_k, fake_k)
+    over the ``(real, fake)`` critic inputs of ``pairs``, with its own row of ``mix``
+    ``[n_critic, B]``: the penalty covers every kind of input the objective trains the critic
+    on. With gp_weight 0 no penalty is computed (a critic made Lipschitz otherwise, e.g. by
+    spectral normalisation). Returns the last ``(value, penalty, loss)``.
     """
     critic = trainer.networks["critic"]
     weight = trainer.hps["gp_weight"]
     for index in range(trainer.hps["n_critic"]):
         with tf.GradientTape() as tape:
-            value = objective()
+            value, regulariser = objective()
             penalty = tf.constant(0.0)
             if weight > 0:
                 penalty = tf.add_n([gradient_penalty(lambda x: critic(x, training=True)[0], real,
                                                      fake, mix[index])
                                     for real, fake in pairs]) / len(pairs)
-            loss = -value + weight * penalty
+            loss = -value + regulariser + weight * penalty
         trainer.apply_gradients(tape, {"critic": loss})
     return value, penalty, loss
