@@ -47,6 +47,24 @@ def test_atypical_samples_have_the_requested_norms(direction, low, high):
     assert offsets.max() - offsets.min() > 2.0
 
 
+@pytest.mark.parametrize("direction, low, high", [("outward", 2.0, 1000.0), ("inward", 0.0, 0.5)])
+def test_scaled_negatives_scale_each_images_own_code_as_the_released_code(bundled, direction,
+                                                                           low, high):
+    trainer = make_trainer("ama", negative_codes="scaled", negative_direction=direction)
+    x = images_of(bundled, 3, trainer, 40)
+    noise = trainer.sample_noise(40, tf.constant([4, 2], tf.int64))
+    z_neg = trainer.negative_codes(x, noise).numpy()
+    codes = trainer.networks["encoder"](x[:len(z_neg)], training=False).numpy()
+    assert len(z_neg) == 4
+    ratios = np.linalg.norm(z_neg, axis=1) / np.linalg.norm(codes, axis=1)
+    assert np.all(ratios >= low - 1e-5) and np.all(ratios <= high + 1e-5)
+    cosines = np.sum(z_neg * codes, axis=1) / np.linalg.norm(z_neg, axis=1) / np.linalg.norm(
+        codes, axis=1)
+    np.testing.assert_allclose(cosines, 1.0, rtol=1e-5)
+    annulus = make_trainer("ama", negative_direction=direction)
+    np.testing.assert_array_equal(annulus.negative_codes(x, noise), noise["z_negative"])
+
+
 def test_negatives_start_at_the_requested_epoch():
     trainer = make_trainer("ama", negative_start_epoch=3)
     seed = tf.constant([0, 0], tf.int64)
@@ -117,17 +135,20 @@ def test_gradient_penalty_covers_every_pair_type_the_critic_is_trained_on(bundle
 
 def test_interpolation_and_negative_decodes_leave_batchnorm_statistics_alone(bundled):
     """The encoder's and decoder's moving statistics after a step with interpolations and
-    negatives equal those after a step on real images only: test-time statistics come from x."""
+    negatives (either kind) equal those after a step on real images only: test-time statistics
+    come from x."""
     x = images_of(bundled, 1, make_trainer("ama"), 32)
     statistics = []
-    for extra in (dict(lambda_inter=0.0, lambda_neg=0.0), dict(lambda_inter=0.5, lambda_neg=5.0)):
+    for extra in (dict(lambda_inter=0.0, lambda_neg=0.0), dict(lambda_inter=0.5, lambda_neg=5.0),
+                  dict(lambda_inter=0.5, lambda_neg=5.0, negative_codes="scaled")):
         trainer = make_trainer("ama", negative_start_epoch=1, **extra)
         trainer.train_step(x, trainer.sample_noise(32, tf.constant([5, 5], tf.int64)))
         statistics.append([v.numpy() for name in ("encoder", "generator")
                            for v in trainer.networks[name].non_trainable_weights])
     assert statistics[0]
-    for plain, with_extra in zip(*statistics):
-        np.testing.assert_allclose(with_extra, plain, rtol=1e-5, atol=1e-6)
+    for plain, *with_extras in zip(*statistics):
+        for with_extra in with_extras:
+            np.testing.assert_allclose(with_extra, plain, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -33,6 +33,9 @@ HPARAMS = (
     HParam("interpolation_codes", int, 3, "k, codes mixed per interpolation (E(x) and k - 1 "
            "others of the batch)", positive=True),
     HParam("lambda_neg", float, 5.0, "atypical-negative weight (0 = off)", minimum=0.0),
+    HParam("negative_codes", str, "annulus", "atypical latents: on the annulus around sqrt(d) "
+           "(the paper's text) or each image's own code scaled (the released code)",
+           choices=("annulus", "scaled")),
     HParam("negative_direction", str, "outward", "atypical radius beyond or inside sqrt(d)",
            choices=("outward", "inward")),
     HParam("negative_delta", float, 5.0, "width of the atypical radius band", positive=True),
