@@ -112,6 +112,10 @@ register(Experiment("jointgan", f"{_TRAINERS}.jointgan:JointGANTrainer", "JointG
 register(Experiment("cbigan", f"{_TRAINERS}.cbigan:CBiGANTrainer", "CBiGAN",
                     "BiGAN with consistency losses and a projection discriminator (28x28)",
                     steps_to_learn=500))
+register(Experiment("fanogan", f"{_TRAINERS}.fanogan:FAnoGANTrainer", "FAnoGAN",
+                    "f-AnoGAN: WGAN-GP, then an izi_f encoder; image + critic-feature residual "
+                    "score in one pass (32x32)", steps_to_learn=800,
+                    learning_hps={"epochs": 100, "n_critic": 1}))
 register(Experiment("ae", f"{_TRAINERS}.autoencoder:AutoencoderTrainer", "Autoencoder",
                     "baseline: convolutional autoencoder, squared reconstruction error (32x32)",
                     baseline=True, steps_to_learn=100))

@@ -239,10 +239,11 @@ class AMATrainer(EncoderGeneratorTrainer):
                 self.networks["generator"](self.negative_codes(images, noise), training=False))
         codes = encoder(images, training=True)
         decoded = self._decode(images, codes, negatives, noise)
+        pairs = [(pair(reference, reference), pair(reference, fake))
+                 for reference, fake in decoded.values()]
         _, penalty, critic_loss = train_critic(
-            self, lambda: (self._objective(codes, decoded, noise)[0], 0.0),
-            [(pair(reference, reference), pair(reference, fake))
-             for reference, fake in decoded.values()], noise["penalty_mix"])
+            self, lambda _: (self._objective(codes, decoded, noise)[0], 0.0), lambda _: pairs,
+            noise["penalty_mix"])
         with tf.GradientTape(persistent=True) as tape:
             codes = encoder(images, training=True)
             objective, parts = self._objective(codes, self._decode(images, codes, negatives,

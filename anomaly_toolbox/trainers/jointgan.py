@@ -108,13 +108,13 @@ class JointGANTrainer(EncoderGeneratorTrainer):
         z = noise["z"]
         generated = generator(z, training=True)
 
-        def w_distance() -> tuple[tf.Tensor, tf.Tensor]:
+        def w_distance(_: int) -> tuple[tf.Tensor, tf.Tensor]:
             real = critic(images, training=True)[0]
             distance = tf.reduce_mean(real) - tf.reduce_mean(critic(generated, training=True)[0])
             return distance, self.hps["drift_weight"] * drift_penalty(real)
 
-        distance, penalty, critic_loss = train_critic(self, w_distance, [(images, generated)],
-                                                      noise["penalty_mix"])
+        distance, penalty, critic_loss = train_critic(
+            self, w_distance, lambda _: [(images, generated)], noise["penalty_mix"])
         with tf.GradientTape(persistent=True) as tape:
             generated = generator(z, training=True)
             adversarial = -tf.reduce_mean(critic(generated, training=True)[0])

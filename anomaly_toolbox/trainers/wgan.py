@@ -29,29 +29,31 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
     return tf.reduce_mean(tf.square(tf.norm(gradients, axis=1) - 1.0))
 
 
-def train_critic(trainer: Trainer, objective: Callable[[], tuple[tf.Tensor, tf.Tensor]],
-                 pairs: Sequence[tuple[tf.Tensor, tf.Tensor]],
+def train_critic(trainer: Trainer, objective: Callable[[int], tuple[tf.Tensor, tf.Tensor]],
+                 pairs: Callable[[int], Sequence[tuple[tf.Tensor, tf.Tensor]]],
                  mix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """``hps['n_critic']`` updates of ``trainer.networks['critic']`` on one batch.
+    """``hps['n_critic']`` updates of ``trainer.networks['critic']``.
 
-    ``objective()`` returns ``(value, regulariser)``: the critic maximises the value and pays the
-    regulariser (a term of its own loss only, such as the progressive GAN's drift penalty; 0.0
-    for none). Each update minimises -value + regulariser + gp_weight * mean_k GP(real_k, fake_k)
-    over the ``(real, fake)`` critic inputs of ``pairs``, with its own row of ``mix``
-    ``[n_critic, B]``: the penalty covers every kind of input the objective trains the critic
-    on. With gp_weight 0 no penalty is computed (a critic made Lipschitz otherwise, e.g. by
-    spectral normalisation). Returns the last ``(value, penalty, loss)``.
+    Update k takes ``objective(k)``, a ``(value, regulariser)`` pair: the critic maximises the
+    value and pays the regulariser (a term of its own loss only, such as the progressive GAN's
+    drift penalty; 0.0 for none). It minimises -value + regulariser + gp_weight * mean_j
+    GP(real_j, fake_j) over the ``(real, fake)`` critic inputs of ``pairs(k)``, with row k of
+    ``mix`` ``[n_critic, B]``: the penalty covers every kind of input the objective trains the
+    critic on. A method that gives every update the step's one batch ignores k; one that gives
+    each its own batch slices by it. With gp_weight 0 no penalty is computed (a critic made
+    Lipschitz otherwise, e.g. by spectral normalisation). Returns the last ``(value, penalty,
+    loss)``.
     """
     critic = trainer.networks["critic"]
     weight = trainer.hps["gp_weight"]
     for index in range(trainer.hps["n_critic"]):
         with tf.GradientTape() as tape:
-            value, regulariser = objective()
+            value, regulariser = objective(index)
             penalty = tf.constant(0.0)
             if weight > 0:
                 penalty = tf.add_n([gradient_penalty(lambda x: critic(x, training=True)[0], real,
                                                      fake, mix[index])
-                                    for real, fake in pairs]) / len(pairs)
+                                    for real, fake in pairs(index)]) / len(pairs(index))
             loss = -value + regulariser + weight * penalty
         trainer.apply_gradients(tape, {"critic": loss})
     return value, penalty, loss
