@@ -116,6 +116,10 @@ register(Experiment("fanogan", f"{_TRAINERS}.fanogan:FAnoGANTrainer", "FAnoGAN",
                     "f-AnoGAN: WGAN-GP, then an izi_f encoder; image + critic-feature residual "
                     "score in one pass (32x32)", steps_to_learn=800,
                     learning_hps={"epochs": 100, "n_critic": 1}))
+register(Experiment("alad", f"{_TRAINERS}.alad:ALADTrainer", "ALAD",
+                    "ALAD: BiGAN with image- and latent-cycle discriminators, D_xx feature "
+                    "score (32x32)", steps_to_learn=500,
+                    learning_hps={"spectral_norm": True}))
 register(Experiment("ae", f"{_TRAINERS}.autoencoder:AutoencoderTrainer", "Autoencoder",
                     "baseline: convolutional autoencoder, squared reconstruction error (32x32)",
                     baseline=True, steps_to_learn=100))

@@ -7,13 +7,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
 from anomaly_toolbox import __version__
 from anomaly_toolbox.cli import main
-from anomaly_toolbox.experiments.anchors import anchors_for
+from anomaly_toolbox.experiments.anchors import ANCHORS, anchors_for
 from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, benchmark_report, run_benchmark
 from anomaly_toolbox.results import benchmark_table, describe_code, mean_std
 from tests.conftest import TINY, only_run
@@ -416,3 +417,19 @@ def test_flop_counts_match_the_formulas_of_a_small_step():
     # it); matmul (the loss is returned) + its weight gradient + its input gradient (which the
     # filter gradient reads)
     assert flops.graph_flops(graph) == 2 * conv + 3 * matmul
+
+
+#: Anchors whose paper prints an average its own class values do not give (checked by hand
+#: against the paper's text): MEMGAN's table 1 row for itself, its table 2 column for ALAD.
+PAPERS_OWN_AVERAGE_SLIPS = {("memgan", "mnist", 0.9633), ("alad", "cifar10", 0.582)}
+
+
+def test_every_anchor_with_ten_classes_averages_to_its_published_average():
+    """A typo in a transcribed per-class number shows as a mean off the paper's average."""
+    complete = [a for a in ANCHORS if len(a.per_class) == 10 and a.average is not None]
+    assert {a.method for a in complete} >= {"memgan", "ama", "alad", "skipganomaly"}
+    for anchor in complete:
+        mean = np.mean(list(anchor.per_class.values()))
+        if (anchor.method, anchor.dataset, round(mean, 4)) in PAPERS_OWN_AVERAGE_SLIPS:
+            continue
+        assert mean == pytest.approx(anchor.average, abs=0.0015), (anchor.method, anchor.source)

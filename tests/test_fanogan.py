@@ -97,16 +97,22 @@ def test_the_encoder_phase_starts_at_its_share_of_the_planned_steps(bundled):
 
 @pytest.mark.slow
 def test_the_encoder_learns_to_invert_the_frozen_generator(bundled):
-    """The izi_f loss falls while the encoder trains on the GAN's output space."""
+    """After 100 WGAN-GP steps, the izi_f phase trained on the frozen generator's own images
+    (which it can reproduce exactly) sheds most of its loss: E learns G's inverse."""
     trainer = make_trainer("fanogan", n_critic=1, filters=8, latent_dim=16,
                            encoder_learning_rate=1e-3)
     x = images_of(bundled, 1, trainer, 320)
-    trainer.encoder_from_step.assign(200)
+    trainer.encoder_from_step.assign(100)
+    for step in range(100):
+        trainer.compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
+                                    tf.constant([0, step], tf.int64))
+        trainer.step.assign_add(1)
+    generated = trainer.networks["generator"](tf.random.stateless_normal([320, 16], [7, 7]),
+                                              training=False)
     losses = []
-    for step in range(400):
-        result = trainer.compiled_train_step(x[32 * (step % 10):32 * (step % 10 + 1)],
+    for step in range(100, 300):
+        result = trainer.compiled_train_step(generated[32 * (step % 10):32 * (step % 10 + 1)],
                                              tf.constant([0, step], tf.int64))
         trainer.step.assign_add(1)
-        if step >= 200:
-            losses.append(float(result["encoder_loss"]))
-    assert np.mean(losses[-20:]) < 0.7 * np.mean(losses[:20])
+        losses.append(float(result["encoder_loss"]))
+    assert np.mean(losses[-10:]) < 0.3 * np.mean(losses[:10])
