@@ -30,8 +30,10 @@ MNIST_CLASS_IMAGES = 6000
 #: one class of CIFAR-10's training part (papers that ran P3 on CIFAR-10 only);
 CIFAR10_CLASS_IMAGES = 5000
 #: nine classes of full MNIST under P1, as GANomaly's code splits them: 80% of the 63,000
-#: normal images train.
+#: normal images train;
 MNIST_P1_TRAIN_IMAGES = 50_400
+#: nine classes of CIFAR-10's training part under P1 (Skip-GANomaly's protocol).
+CIFAR10_P1_TRAIN_IMAGES = 45_000
 #: What ``anomaly-box --list`` says of a method whose schema states no ``BUDGET_SOURCE``.
 BUDGET_SOURCE = "not stated"
 #: Upper bounds of the budget and widths: far beyond any published setting (epochs <= 1,500,

@@ -120,6 +120,9 @@ register(Experiment("alad", f"{_TRAINERS}.alad:ALADTrainer", "ALAD",
                     "ALAD: BiGAN with image- and latent-cycle discriminators, D_xx feature "
                     "score (32x32)", steps_to_learn=500,
                     learning_hps={"spectral_norm": True}))
+register(Experiment("skipganomaly", f"{_TRAINERS}.skipganomaly:SkipGANomalyTrainer",
+                    "SkipGANomaly", "Skip-GANomaly: U-Net generator with skip connections, "
+                    "reconstruction + discriminator-feature score (32x32)", steps_to_learn=300))
 register(Experiment("ae", f"{_TRAINERS}.autoencoder:AutoencoderTrainer", "Autoencoder",
                     "baseline: convolutional autoencoder, squared reconstruction error (32x32)",
                     baseline=True, steps_to_learn=100))
