@@ -7,8 +7,8 @@ Everything it reads (the registry and :mod:`anomaly_toolbox.schemas`) is free of
 from __future__ import annotations
 
 from anomaly_toolbox.registry import EXPERIMENTS
-from anomaly_toolbox.schemas import (budget_source, cpu_jit_off_reason, label_free_selection,
-                                     method_schema)
+from anomaly_toolbox.schemas import (budget_source, cpu_jit_off_reason, label_free_reason,
+                                     label_free_selection, method_schema)
 
 
 def render() -> str:
@@ -28,6 +28,6 @@ def render() -> str:
                 lines.append(f"      {'':20s} {'':5s} {'':10s} (budget: {budget_source(name)})")
             if key == "selection":
                 lines.append(f"      {'':20s} {'':5s} {'':10s} (auto without labelled "
-                             f"validation anomalies: {label_free_selection(name)}; why: "
-                             f"benchmarks/RESULTS.md, 'Numbers without labels')")
+                             f"validation anomalies: {label_free_selection(name)}; "
+                             f"{label_free_reason(name)})")
     return "\n".join(lines) + "\n"

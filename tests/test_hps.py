@@ -104,8 +104,15 @@ def test_every_network_method_says_where_its_budget_comes_from_and_list_shows_it
             continue
         source = budget_source(name)
         assert source != BUDGET_SOURCE, f"{name} states no BUDGET_SOURCE"
-        assert source.startswith(("ours:", "Berg", "Ruff")) or "paper" in source, source
+        assert source.startswith("ours:") or "paper" in source or "code" in source, source
         assert f"(budget: {source})" in " ".join(listing.split()), name
+
+
+def test_list_says_which_label_free_rules_are_measured_and_which_are_the_default():
+    listing = " ".join(render().split())
+    assert ("fanogan" in listing and "synthetic; not measured for this method yet: the "
+            "toolbox's default)" in listing)
+    assert "last; measured: benchmarks/RESULTS.md, 'Numbers without labels')" in listing
 
 
 def test_hps_carry_the_keys_the_user_gave_from_grid_command_line_or_api(schema):

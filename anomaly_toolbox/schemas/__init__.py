@@ -32,6 +32,13 @@ def label_free_selection(name: str) -> str:
     return getattr(schema_module(name), "LABEL_FREE_SELECTION", hps.LABEL_FREE_SELECTION)
 
 
+def label_free_reason(name: str) -> str:
+    """Where ``name``'s label-free rule comes from: a measurement, or the toolbox's default."""
+    if hasattr(schema_module(name), "LABEL_FREE_SELECTION"):
+        return "measured: benchmarks/RESULTS.md, 'Numbers without labels'"
+    return "not measured for this method yet: the toolbox's default"
+
+
 def cpu_jit_off_reason(name: str) -> str:
     """Why XLA stays off by default for ``name`` without a GPU (empty: on everywhere)."""
     return getattr(schema_module(name), "CPU_JIT_OFF_REASON", hps.CPU_JIT_OFF_REASON)

@@ -14,7 +14,7 @@ SCORES = ("fm", "l1", "l2", "ch")
 
 #: Where the default epochs and the epoch size of ``min_steps`` come from.
 BUDGET_SOURCE = (
-    "ours, after Zenati et al.'s code, which fixes no epoch count: run with its early stopping "
+    "ours: after Zenati et al.'s code, which fixes no epoch count: run with its early stopping "
     "it trains 12 epochs of one CIFAR-10 class (5,000 images), because its best validation "
     "loss starts at 0, so no epoch improves on it and patience 10 ends the run")
 

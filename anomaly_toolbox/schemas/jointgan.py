@@ -16,8 +16,8 @@ LABEL_FREE_SELECTION = "synthetic"
 
 #: Where the default epochs and the epoch size of ``min_steps`` come from.
 BUDGET_SOURCE = (
-    'Berg et al. section 4.2: 32 epochs on one CIFAR-10 class (5,000 images; 4 of them at full '
-    'resolution under progressive growing, which is not built here)')
+    "the paper, Berg et al. section 4.2: 32 epochs on one CIFAR-10 class (5,000 images; 4 of "
+    "them at full resolution under progressive growing, which is not built here)")
 
 HPARAMS = (
     *common_hparams(epochs=32, batch_size=64, learning_rate=1e-4, beta_1=0.0,
