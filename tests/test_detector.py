@@ -298,7 +298,7 @@ def test_detectors_follow_pyod_conventions_and_scikit_learn_s_score_sign(bundled
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", ["ama", "jointgan", "egbad"])
+@pytest.mark.parametrize("experiment", ["ama", "jointgan", "egbad", "fanogan", "alad"])
 def test_training_prints_no_graph_remapper_error(tmp_path, experiment):
     """The critics' and EGBAD's LeakyReLU as two ReLUs: TensorFlow's remapper printed an error
     line ("remapper failed") on every run of these methods before."""

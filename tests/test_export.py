@@ -148,3 +148,30 @@ def test_anogan_export_scores_more_images_than_its_search_batch(tmp_path, bundle
     scorer = tf.saved_model.load(str(target))
     np.testing.assert_allclose(scorer.score(tf.constant(images))["score"].numpy(),
                                model.decision_function(images), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", ["fanogan", "alad", "skipganomaly"])
+def test_the_comparison_rows_methods_train_save_load_score_and_export(tmp_path, bundled,
+                                                                       experiment):
+    """f-AnoGAN, ALAD and Skip-GANomaly (issue 45) from the command line: a tiny run's saved
+    model scores PNG files through `score` as the run scored its test split, and the exported
+    SavedModel, without the toolbox, scores them alike."""
+    grid = write_grid(tmp_path / "grid.json", {**TINY, "epochs": 1})
+    result = invoke("-e", experiment, "-d", "mnist-5k", "--normal-label", "1", "--hps-path",
+                    grid, "--log-dir", tmp_path / "logs", "-q")
+    assert result.exit_code == 0, result.output
+    [results] = (tmp_path / "logs").glob("*/*/*/results.json")
+    run_dir = results.parent
+    assert np.isfinite(json.loads(results.read_text())["test"]["auroc"])
+    files = []
+    for index, image in enumerate(bundled.x_test[:4]):
+        files.append(tmp_path / f"digit{index}.png")
+        tf.io.write_file(str(files[-1]), tf.io.encode_png(image))
+    expected = cli_scores(run_dir, files, tmp_path)
+    assert np.all(np.isfinite(expected)) and len(set(expected.round(6))) == 4
+    result = invoke("export", "--model", run_dir, "--output", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(plain_tensorflow_scores("saved_model",
+                                                       tmp_path / "out" / "saved_model", files),
+                               expected, rtol=1e-4, atol=1e-5)
