@@ -69,8 +69,9 @@ class FAnoGANTrainer(EncoderGeneratorTrainer):
             raise ValueError(f"fanogan splits each batch into n_critic {hps['n_critic']} critic "
                              f"batches; batch_size {hps['batch_size']} is smaller: give a "
                              f"batch_size of at least {hps['n_critic']}")
-        #: The first train step of the encoder phase (set when training starts).
-        self.encoder_from_step = tf.Variable(0, dtype=tf.int64, trainable=False,
+        #: The first train step of the encoder phase, set when training starts; until then
+        #: every step is a WGAN-GP step.
+        self.encoder_from_step = tf.Variable(tf.int64.max, dtype=tf.int64, trainable=False,
                                              name="encoder_from_step")
         super().__init__(hps, sample_shape, seed)
 
