@@ -42,6 +42,13 @@ def make_trainer(experiment: str, jit_compile: bool = False,
     return cls(hps, sample_shape=sample_shape, seed=0)
 
 
+def eager_step(trainer: Trainer, images: tf.Tensor, step: int = 0) -> dict[str, tf.Tensor]:
+    """One train step (and the weight average) run op by op, seeded ``(0, step)``: the same
+    math as ``compiled_train_step`` without the seconds of tracing a tiny model's graph."""
+    seed = tf.constant([0, step], tf.int64)
+    return trainer._train_step_and_average(images, trainer.sample_noise(images.shape[0], seed))
+
+
 def images_of(bundled: Any, digit: int, trainer: Trainer, count: int) -> tf.Tensor:
     """``count`` training images of ``digit`` in the model's range and size."""
     x = bundled.x_train[bundled.y_train == digit][:count]

@@ -6,7 +6,7 @@ import tensorflow as tf
 from anomaly_toolbox.hps import defaults
 from anomaly_toolbox.models.skipganomaly import build_unet, unet_widths
 from anomaly_toolbox.registry import trainer_class
-from tests.conftest import images_of, make_trainer
+from tests.conftest import eager_step, images_of, make_trainer
 
 
 def test_the_unet_halves_to_one_pixel_and_every_level_skips_to_the_decoder():
@@ -38,7 +38,7 @@ def test_the_step_reports_the_papers_generator_loss_term_by_term(bundled):
     reconstruction = trainer.networks["generator"](x, training=True)
     logit_real, real = trainer.networks["discriminator"](x, training=True)
     logit_fake, fake = trainer.networks["discriminator"](reconstruction, training=True)
-    losses = trainer.compiled_train_step(x, tf.constant([0, 0], tf.int64))
+    losses = eager_step(trainer, x, 0)
     adversarial = np.mean(np.log1p(np.exp(-logit_fake.numpy())))
     contextual = np.mean(np.abs(x.numpy() - reconstruction.numpy()))
     latent = np.mean(np.square(real.numpy() - fake.numpy()))
@@ -57,7 +57,7 @@ def test_the_latent_loss_trains_the_generator_only_not_the_discriminator(bundled
     for weight in (0.0, 100.0):
         trainer = make_trainer("skipganomaly", latent_weight=weight)
         x = images_of(bundled, 1, trainer, 16)
-        trainer.compiled_train_step(x, tf.constant([0, 0], tf.int64))
+        eager_step(trainer, x, 0)
         after[weight] = {name: [w.numpy() for w in net.trainable_weights]
                          for name, net in trainer.networks.items()}
     for a, b in zip(after[0.0]["discriminator"], after[100.0]["discriminator"]):
