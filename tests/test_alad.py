@@ -86,16 +86,20 @@ def test_without_d_zz_its_weights_stay_and_the_others_move(bundled):
     assert "d_zz_loss" not in losses and float(losses["cycle_loss"]) > 0
 
 
-def test_scoring_encodes_real_images_only_the_g_of_z_pass_keeps_e_statistics(bundled):
-    """After a step, E's moving statistics are those of one training call on the real batch:
-    neither the discriminators' pass nor E(G(z)) moved them."""
+def test_batchnorm_statistics_move_in_the_g_and_e_pass_only_as_the_codes_update_ops(bundled):
+    """After a step, E's moving statistics are those of E(x) then E(G(z)) in training mode
+    with the G/E pass's codes: the discriminators' pass left them alone."""
     trainer = make_trainer("alad")
     x = images_of(bundled, 1, trainer, 32)
-    clone = keras.models.clone_model(trainer.networks["encoder"])
-    clone.set_weights(trainer.networks["encoder"].get_weights())
-    clone(x, training=True)
+    z = trainer.sample_noise(32, tf.constant([0, 0], tf.int64))["z_generators"]
+    encoder, generator = (keras.models.clone_model(trainer.networks[name])
+                          for name in ("encoder", "generator"))
+    encoder.set_weights(trainer.networks["encoder"].get_weights())
+    generator.set_weights(trainer.networks["generator"].get_weights())
+    encoder(x, training=True)
+    encoder(generator(z, training=True), training=True)
     eager_step(trainer, x, 0)
-    for expected, actual in zip(clone.non_trainable_weights,
+    for expected, actual in zip(encoder.non_trainable_weights,
                                 trainer.networks["encoder"].non_trainable_weights):
         np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
 

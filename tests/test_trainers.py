@@ -145,12 +145,16 @@ def test_rgb_images_are_taken_at_the_papers_32_pixels(experiment):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", ["memgan", "cbigan", "ama"])
-def test_generated_images_leave_the_encoders_batchnorm_statistics_alone(bundled, experiment):
-    """The encoder's moving statistics, which scoring uses on real images, come from real
+@pytest.mark.parametrize("experiment, from_real_only", [("memgan", True), ("ama", True),
+                                                        ("cbigan", False)])
+def test_which_encoders_batchnorm_statistics_learn_from_generated_images(bundled, experiment,
+                                                                         from_real_only):
+    """MEMGAN's and AMA's encoder statistics, which scoring uses on real images, come from real
     images only: two steps on the same real batch with different noise (so different G(z))
     leave them identical. The statistics are updated in the forward pass, before any weight
-    changes, so only what the encoder saw can make them differ."""
+    changes, so only what the encoder saw can make them differ. CBiGAN's learn from G(z) too,
+    as Keras' BatchNorm does: keeping them from x alone measured 14-30 points worse at the
+    last checkpoint (trainers/cbigan.py)."""
     statistics = []
     for noise_seed in (1, 2):
         trainer = make_trainer(experiment)
@@ -159,5 +163,5 @@ def test_generated_images_leave_the_encoders_batchnorm_statistics_alone(bundled,
         statistics.append([v.numpy() for v in trainer.networks["encoder"].non_trainable_variables
                            if "moving" in v.path])
     assert statistics[0], f"{experiment}'s encoder has no BatchNorm to check"
-    for first, second in zip(*statistics):
-        np.testing.assert_array_equal(first, second)
+    identical = all(np.array_equal(first, second) for first, second in zip(*statistics))
+    assert identical == from_real_only

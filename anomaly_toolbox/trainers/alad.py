@@ -29,9 +29,10 @@ Deviations from the paper and its code:
   pair the paper describes.
 * The G/E update reuses the step's real batch with fresh z (the code draws a second,
   independently shuffled batch).
-* E's pass over G(z) leaves E's BatchNorm moving statistics alone, as in this toolbox's other
-  BiGANs (scoring encodes real images only); the code's also learn from G(z). Each network's
-  moving statistics move only in its own update's pass, as the code's update ops do.
+* None in BatchNorm: each network's moving statistics move only in its own update's pass, as
+  the code's update ops do, so E's learn from x and from G(z) in the G/E pass. (Keeping them
+  from real images only, as MEMGAN does here, cut CBiGAN's last-checkpoint test AUROC by 20-30
+  points; ``benchmarks/RESULTS.md``, issue 44.)
 * A fixed budget and this toolbox's selection rules instead of the code's early stopping, which
   never finds an epoch better than its starting value of 0 (``BUDGET_SOURCE``).
 * ALAD was not published on MNIST: MNIST is resized to 32x32 and trained with the CIFAR-10
@@ -98,14 +99,13 @@ class ALADTrainer(EncoderGeneratorTrainer):
 
     def pair_logits(self, images: tf.Tensor, z: tf.Tensor) -> dict[str, tf.Tensor]:
         """The six logits ``[B, 1]`` of one training pass: each discriminator on its real and
-        fake pair. E's pass over G(z) keeps E's moving statistics."""
+        fake pair."""
         encoder, generator, d_xz, d_xx, d_zz = (self.networks[name] for name in (
             "encoder", "generator", *DISCRIMINATORS))
         encoded = encoder(images, training=True)
         generated = generator(z, training=True)
         reconstruction = generator(encoded, training=True)
-        with moving_statistics_kept(encoder):
-            recoded = encoder(generated, training=True)
+        recoded = encoder(generated, training=True)
         return {"xz_real": d_xz([images, encoded], training=True)[0],
                 "xz_fake": d_xz([generated, z], training=True)[0],
                 "xx_real": d_xx([images, images], training=True)[0],

@@ -13,9 +13,12 @@ adversarial BCE, with logits near 100, was 80 to 280: the adversarial term swamp
 reconstructions barely improved and class 2's validation AUROC fell below 0.5 after ~65 epochs.)
 E and G each minimise alpha (L_img + L_lat) + (1 - alpha) L_adv (their own adversarial term).
 BatchNorm follows every hidden convolution of E, G and D, and D's convolutions are spectrally
-normalised, for both discriminator kinds. E's pass over G(z) (for L_lat) normalises with its own
-batch statistics but leaves E's moving statistics alone: scoring encodes real images, so those
-come from real images only.
+normalised, for both discriminator kinds. BatchNorm behaves as Keras' does: E's moving
+statistics, which scoring applies to real images, learn from both its passes, over x and over
+G(z) (for L_lat). Keeping them from x alone, as MEMGAN does here, looks more correct and measured
+far worse: under P3 on the bundled data (seed 42) it left the selected-by-validation models as
+they were but cut the last checkpoint's test AUROC from 0.898 to 0.598 (class 0) and from 0.796
+to 0.655 (class 2) (``benchmarks/RESULTS.md``, issue 44).
 
 Score: (1 - lambda) ||x - G(E(x))||_1 + lambda ||f(x) - f(G(E(x)))||_1 (per-image sums), f the
 discriminator's features of (x, E(x)) and (G(E(x)), E(x)).
@@ -36,7 +39,6 @@ from anomaly_toolbox.models.cbigan import build_cbigan
 from anomaly_toolbox.schemas import cbigan as schema
 from anomaly_toolbox.trainers.base import EncoderGeneratorTrainer
 from anomaly_toolbox.trainers.bigan import bigan_terms
-from anomaly_toolbox.trainers.helpers import moving_statistics_kept
 from anomaly_toolbox.trainers.losses import per_sample_l1, residual_and_feature_score
 
 
@@ -68,9 +70,8 @@ class CBiGANTrainer(EncoderGeneratorTrainer):
             terms = bigan_terms(discriminator, images, z_encoded, generated, z)
             image_consistency = tf.reduce_mean(per_sample_l1(
                 images, generator(z_encoded, training=True)))
-            with moving_statistics_kept(encoder):  # scoring encodes real images only
-                latent_consistency = tf.reduce_mean(per_sample_l1(
-                    z, encoder(generated, training=True)))
+            latent_consistency = tf.reduce_mean(per_sample_l1(
+                z, encoder(generated, training=True)))
             consistency = alpha * (image_consistency + latent_consistency)
             e_loss = consistency + (1.0 - alpha) * terms.encoder_adversarial
             g_loss = consistency + (1.0 - alpha) * terms.generator_adversarial
