@@ -110,7 +110,7 @@ def test_every_network_method_says_where_its_budget_comes_from_and_list_shows_it
 
 def test_list_says_which_label_free_rules_are_measured_and_which_are_the_default():
     listing = " ".join(render().split())
-    assert ("fanogan" in listing and "synthetic; not measured for this method yet: the "
+    assert ("alad" in listing and "synthetic; not measured for this method yet: the "
             "toolbox's default)" in listing)
     assert "last; measured: benchmarks/RESULTS.md, 'Numbers without labels')" in listing
 

@@ -56,6 +56,7 @@ LOSSES = ("critic_loss", "w_distance", "gradient_penalty", "g_loss", "encoder_lo
 class FAnoGANTrainer(EncoderGeneratorTrainer):
     """f-AnoGAN on 32x32 images: WGAN-GP first, then the izi_f encoder."""
 
+    label_free_selection = schema.LABEL_FREE_SELECTION
     hparams = schema.HPARAMS
 
     distribution_off_reason = ("each step splits its batch into n_critic critic batches and "
