@@ -155,6 +155,7 @@ def test_restart_trains_every_cell_again_and_the_header_names_the_code(tmp_path)
     assert json.loads(results.read_text())["code"] == describe_code()
 
 
+@pytest.mark.slow
 def test_set_reaches_every_method_that_has_the_key_and_the_header_lists_it(tmp_path):
     """Each key reaches only the method that has it (a fixed bandwidth also spares KDE its
     validation search)."""

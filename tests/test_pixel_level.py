@@ -92,6 +92,7 @@ def _lime_pixels(png_path):
     return int(np.sum((picture[..., 1] > 180) & (picture[..., 0] < 120) & (picture[..., 2] < 120)))
 
 
+@pytest.mark.slow
 def test_a_run_reports_pixel_results_and_maps_with_outlines_and_score_outlines_them(tmp_path,
                                                                                      bundled):
     root = write_squares(tmp_path / "toy", bundled)

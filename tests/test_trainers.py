@@ -14,7 +14,14 @@ def weights_of(trainer):
             for name, net in trainer.networks.items()}
 
 
-@pytest.mark.parametrize("experiment", NETWORK_METHODS)
+#: Methods whose compiled step takes 10-20 s to trace (spectral normalisation, five networks);
+#: their own test files check their steps by default, the generic tests run with ``-m slow``.
+SLOW_TO_TRACE = ("ama", "alad")
+
+
+@pytest.mark.parametrize("experiment", [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_TRACE else name
+    for name in NETWORK_METHODS])
 def test_train_step_updates_every_network_and_scores_are_per_sample(bundled, experiment):
     """One step updates every network; f-AnoGAN's two, one per phase (its GAN, then its
     encoder), whose networks ``tests/test_fanogan.py`` tells apart."""
@@ -59,7 +66,7 @@ def test_xla_and_plain_steps_agree(bundled, experiment):
 
 
 @pytest.mark.parametrize("experiment", [
-    pytest.param(name, marks=pytest.mark.slow) if name in ("ama", "cbigan") else name
+    pytest.param(name, marks=pytest.mark.slow) if name in ("cbigan", *SLOW_TO_TRACE) else name
     for name in NETWORK_METHODS])
 def test_rgb_images_flow_through_every_image_method(bundled, experiment):
     """Networks read the channel count from the data (CIFAR-10, RGB folders)."""
