@@ -123,7 +123,8 @@ def build_discriminator_xx(image_shape: tuple[int, int, int], filters: int, drop
     second = keras.Input(image_shape, name="paired")
     x = layers.Concatenate(axis=-1)([first, second])
     for i, width in enumerate((max(1, filters // 2), filters)):
-        x = layers.Dropout(dropout)(_lrelu(f"d_xx_lrelu{i}")(_conv(width, 5, f"d_xx_conv{i}", spectral)(x)))
+        x = _lrelu(f"d_xx_lrelu{i}")(_conv(width, 5, f"d_xx_conv{i}", spectral)(x))
+        x = layers.Dropout(dropout)(x)
     features = layers.Flatten(name="d_xx_features")(x)
     logit = _dense(1, "d_xx_logit", False)(features)
     return keras.Model([first, second], [logit, features], name="discriminator_xx")
@@ -135,7 +136,8 @@ def build_discriminator_zz(latent_dim: int, dropout: float, spectral: bool = Tru
     second = keras.Input((latent_dim,), name="paired")
     y = layers.Concatenate()([first, second])
     for i, width in enumerate(ZZ_WIDTHS):
-        y = layers.Dropout(dropout)(_lrelu(f"d_zz_lrelu{i}")(_dense(width, f"d_zz_dense{i}", spectral)(y)))
+        y = _lrelu(f"d_zz_lrelu{i}")(_dense(width, f"d_zz_dense{i}", spectral)(y))
+        y = layers.Dropout(dropout)(y)
     logit = _dense(1, "d_zz_logit", False)(y)
     return keras.Model([first, second], [logit, y], name="discriminator_zz")
 

@@ -32,16 +32,16 @@ Simplex interpolation: z_inter = sum_i a_i e_i / sum_i a_i over k codes, a_i ~ U
 k - 1 codes of the batch, so x_inter is judged against one of the images it mixes (the authors'
 released code averages over all k; by symmetry the same in expectation). Atypical selection: z_neg
 = r u with u uniform on the unit sphere and r drawn between sqrt(d) and sqrt(d) +/- delta (outward
-or inward), from ``negative_start_epoch`` on (or scaled codes, see the deviations). A weight of 0 switches a term off (the paper's
-ablation). Each train step decodes x_hat, x_inter and x_neg_hat once for ``n_critic`` critic
-updates on the same batch (5: the paper does not say; the authors' released code defaults to 5 per
-batch), then once more for one encoder/decoder update. Only E(x) and its decode move BatchNorm
-moving statistics, so at test time E and G normalise with statistics of normal data; x_neg is
-decoded with them, in inference mode, as the released code does. Learning rates drop
-x``lr_decay_rate`` every ``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and 90 of
-100). Both schedules count published epochs: when ``min_steps`` stretches a run on a small dataset
-to N > ``epochs`` epochs, trained epoch e is published epoch floor(e * epochs / N), so they keep
-their share of training.
+or inward), from ``negative_start_epoch`` on (or scaled codes, see the deviations). A weight of 0
+switches a term off (the paper's ablation). Each train step decodes x_hat, x_inter and x_neg_hat
+once for ``n_critic`` critic updates on the same batch (5: the paper does not say; the authors'
+released code defaults to 5 per batch), then once more for one encoder/decoder update. Only E(x)
+and its decode move BatchNorm moving statistics, so at test time E and G normalise with statistics
+of normal data; x_neg is decoded with them, in inference mode, as the released code does. Learning
+rates drop x``lr_decay_rate`` every ``lr_decay_every`` epochs (the paper: x0.1 at epochs 30, 60 and
+90 of 100). Both schedules count published epochs: when ``min_steps`` stretches a run on a small
+dataset to N > ``epochs`` epochs, trained epoch e is published epoch floor(e * epochs / N), so they
+keep their share of training.
 
 Scores: R(x) = ||f(x,x) - f(x,x_hat)||_1 (f: the critic's feature layer), and the A-score, the
 paper's reported score, from a Gaussian N(mu, sigma) fitted to the training R-scores of the

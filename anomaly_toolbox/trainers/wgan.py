@@ -51,9 +51,10 @@ def train_critic(trainer: Trainer, objective: Callable[[int], tuple[tf.Tensor, t
             value, regulariser = objective(index)
             penalty = tf.constant(0.0)
             if weight > 0:
+                inputs = pairs(index)
                 penalty = tf.add_n([gradient_penalty(lambda x: critic(x, training=True)[0], real,
                                                      fake, mix[index])
-                                    for real, fake in pairs(index)]) / len(pairs(index))
+                                    for real, fake in inputs]) / len(inputs)
             loss = -value + regulariser + weight * penalty
         trainer.apply_gradients(tape, {"critic": loss})
     return value, penalty, loss
