@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from anomaly_toolbox import OCSVM, Autoencoder, GANomaly, load
 from anomaly_toolbox.cli import main
 from anomaly_toolbox.detector import ModelError, threshold_for_fpr
-from anomaly_toolbox.hps import HpsError
+from anomaly_toolbox.hps import HpsError, defaults
+from anomaly_toolbox.registry import trainer_class
 from tests.conftest import TINY, summary_values, write_grid
 
 NETWORK_TINY = {k: v for k, v in TINY.items() if k != "jit_compile"}
@@ -298,14 +299,16 @@ def test_detectors_follow_pyod_conventions_and_scikit_learn_s_score_sign(bundled
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", ["ama", "jointgan", "egbad", "fanogan", "alad"])
+@pytest.mark.parametrize("experiment", ["ama", "jointgan", "egbad", "fanogan", "alad",
+                                        "skipganomaly"])
 def test_training_prints_no_graph_remapper_error(tmp_path, experiment):
-    """The critics' and EGBAD's LeakyReLU as two ReLUs: TensorFlow's remapper printed an error
-    line ("remapper failed") on every run of these methods before."""
+    """The critics', EGBAD's and the U-Net's first LeakyReLU as two ReLUs: TensorFlow's remapper
+    printed an error line ("remapper failed") on every run of these methods before."""
     grid = tmp_path / "grid.json"
-    grid.write_text(json.dumps({"filters": {"type": "Discrete", "values": [4]},
-                                "latent_dim": {"type": "Discrete", "values": [8]},
-                                "batch_size": {"type": "Discrete", "values": [32]}}))
+    keys = defaults(trainer_class(experiment).schema())
+    small = {"filters": 4, "latent_dim": 8, "batch_size": 32}
+    grid.write_text(json.dumps({key: {"type": "Discrete", "values": [value]}
+                                for key, value in small.items() if key in keys}))
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     finished = subprocess.run(
         [sys.executable, "-m", "anomaly_toolbox", "-e", experiment, "-d", "mnist", "--epochs",

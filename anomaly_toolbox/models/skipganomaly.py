@@ -6,6 +6,12 @@ stride-2 4x4 convolutions down to 1x1 (f, 2f, 4f, 8f, then 8f; LeakyReLU 0.2 bef
 the first, BatchNorm after each but the first and the innermost), and n transposed
 convolutions back up (ReLU before each, BatchNorm after each but the last, tanh at the end),
 each level's decoder input concatenating the encoder's output at that level.
+
+The LeakyReLU after the first (biased, unnormalised) convolution is computed as relu(x) - slope
+relu(-x) (:class:`~anomaly_toolbox.models.dcgan.LeakyReLUOfRelus`), the same function:
+TensorFlow 2.21's graph remapper fuses Conv2D + BiasAdd + LeakyRelu there, though the skip
+connection still reads the BiasAdd, fails, and prints an error line ("remapper failed: ...
+Mutation::Apply error") on every run.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import math
 import keras
 from keras import layers
 
-from anomaly_toolbox.models.dcgan import LEAKY_SLOPE, batch_norm, build_discriminator
+from anomaly_toolbox.models.dcgan import (LEAKY_SLOPE, LeakyReLUOfRelus, batch_norm,
+                                          build_discriminator)
 
 
 def unet_widths(side: int, filters: int) -> list[int]:
@@ -33,7 +40,9 @@ def build_unet(image_shape: tuple[int, int, int], filters: int,
     images = keras.Input(image_shape, name="images")
     x, skips = images, []
     for level, width in enumerate(widths):
-        if level > 0:
+        if level == 1:
+            x = LeakyReLUOfRelus(LEAKY_SLOPE)(x)
+        elif level > 1:
             x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE)(x)
         normalised = 0 < level < len(widths) - 1
         x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=not normalised,
