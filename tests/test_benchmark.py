@@ -211,6 +211,25 @@ def benchmark_script(name):
 
 
 @pytest.mark.slow
+def test_contamination_script_prints_one_table_per_selection_rule(tmp_path):
+    """benchmarks/contamination.py trains a cell per contamination level and prints one table
+    per selection rule (here OC-SVM's labelled validation and its fixed-default 'last'), each
+    with the four levels' AUROCs in [0, 1], and marks the method's own rule with '*'."""
+    script = benchmark_script("contamination")
+    result = CliRunner().invoke(script.main, ["--methods", "ocsvm",
+                                              "--log-dir", str(tmp_path / "logs")])
+    assert result.exit_code == 0, result.output
+    tables = result.output.split("Weights chosen by: ")[1:]
+    assert [table.splitlines()[0] for table in tables] == ["validation", "last"]
+    rows = [next(line for line in table.splitlines() if line.startswith("| ocsvm"))
+            for table in tables]
+    assert rows[0].startswith("| ocsvm * |") and rows[1].startswith("| ocsvm |")
+    for row in rows:
+        aurocs = [float(cell.split(" +/- ")[0]) for cell in row.strip(" |").split(" | ")[1:]]
+        assert len(aurocs) == 4 and all(0.0 <= auroc <= 1.0 for auroc in aurocs)
+
+
+@pytest.mark.slow
 def test_selected_vs_last_script_compares_the_selected_model_with_the_last_checkpoint(tmp_path):
     """benchmarks/selected_vs_last.py on a finished 2-epoch EGBAD run: one row for the model
     validation selected and one for the last checkpoint (epoch 2), with finite residuals and
