@@ -214,11 +214,17 @@ def benchmark_script(name):
 def test_contamination_script_prints_one_table_per_selection_rule(tmp_path):
     """benchmarks/contamination.py trains a cell per contamination level and prints one table
     per selection rule (here OC-SVM's labelled validation and its fixed-default 'last'), each
-    with the four levels' AUROCs in [0, 1], and marks the method's own rule with '*'."""
+    with the four levels' AUROCs in [0, 1], and marks the method's own rule with '*'; a cell
+    trained by an earlier run with --levels is reused, not trained again."""
     script = benchmark_script("contamination")
-    result = CliRunner().invoke(script.main, ["--methods", "ocsvm",
-                                              "--log-dir", str(tmp_path / "logs")])
+    log_dir = str(tmp_path / "logs")
+    first = CliRunner().invoke(script.main, ["--methods", "ocsvm", "--levels", "0.02",
+                                             "--log-dir", log_dir])
+    assert first.exit_code == 0, first.output
+    assert "| 2% |" in first.output and "| 0% |" not in first.output
+    result = CliRunner().invoke(script.main, ["--methods", "ocsvm", "--log-dir", log_dir])
     assert result.exit_code == 0, result.output
+    assert result.output.count("already completed") == 1  # the 2% cell is reused
     tables = result.output.split("Weights chosen by: ")[1:]
     assert [table.splitlines()[0] for table in tables] == ["validation", "last"]
     rows = [next(line for line in table.splitlines() if line.startswith("| ocsvm"))
@@ -325,7 +331,7 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
 def test_benchmark_scripts_refuse_bad_lists_before_any_work(tmp_path):
     """benchmarks/contamination.py and benchmarks/throughput.py check every comma-separated
     option before training or timing anything: an unknown method later in the list, a seed or
-    batch size that is not an integer, a batch size of 0, an unknown mode or precision each end
+    batch size that is not an integer, a contamination level that is no share in [0, 1), a batch size of 0, an unknown mode or precision each end
     with exit 2 and what was wrong, and nothing is written to the log folder; a label outside
     the dataset's classes is one line too, not a traceback."""
     contamination = benchmark_script("contamination")
@@ -333,7 +339,10 @@ def test_benchmark_scripts_refuse_bad_lists_before_any_work(tmp_path):
     for args, message in ((["--methods", "egbad,egbda"], "unknown experiment 'egbda'. Did you "
                                                           "mean 'egbad'?"),
                           (["--seeds", "1,x"], "--seeds takes comma-separated integers"),
-                          (["--dataset", "mnsit"], "unknown dataset 'mnsit'")):
+                          (["--dataset", "mnsit"], "unknown dataset 'mnsit'"),
+                          (["--levels", "0,x"], "--levels takes comma-separated shares"),
+                          (["--levels", "0,1"], "--levels takes shares in [0, 1)"),
+                          (["--levels", ","], "--levels takes shares in [0, 1)")):
         result = CliRunner().invoke(contamination.main, [*args, "--log-dir", str(log_dir)])
         assert result.exit_code == 2 and message in result.output, result.output
     assert not log_dir.exists()
