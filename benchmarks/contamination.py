@@ -32,6 +32,7 @@ from anomaly_toolbox.cli.common import refuse_repeats  # noqa: E402
 from anomaly_toolbox.datasets import DATASETS  # noqa: E402
 from anomaly_toolbox.registry import EXPERIMENTS  # noqa: E402
 from anomaly_toolbox.experiments.runner import RunConfig, run_experiment  # noqa: E402
+from anomaly_toolbox.locks import RunLocked  # noqa: E402
 
 LEVELS = "0,0.01,0.02,0.05"
 
@@ -75,7 +76,7 @@ def main(methods: str, dataset: str, normal_label: int, epochs: int | None, seed
                         experiment=method, dataset=dataset, protocol="normal",
                         label=normal_label, contamination=level, seed=seed, log_dir=log_dir,
                         overrides=overrides, progress_bar=False))
-                except ValueError as error:
+                except (ValueError, RunLocked) as error:
                     raise BadInput(str(error)) from None
                 own_rule[method] = result["selection_rule"]
                 for rule, test in result["test_by_selection"].items():

@@ -210,6 +210,22 @@ def benchmark_script(name):
     return script
 
 
+def test_contamination_script_reports_a_cell_another_process_writes_in_one_line(tmp_path,
+                                                                                monkeypatch):
+    """Two contamination processes on one --log-dir may reach the same cell: the second ends with
+    exit 2 and the lock's message (who writes it, what to do), not a traceback."""
+    script = benchmark_script("contamination")
+
+    def locked(config):
+        raise script.RunLocked(f"another process is writing {config.log_dir}/cell; wait for it "
+                               "to finish or use another --log-dir")
+
+    monkeypatch.setattr(script, "run_experiment", locked)
+    result = CliRunner().invoke(script.main, ["--methods", "ocsvm", "--log-dir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "another process is writing" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.slow
 def test_contamination_script_prints_one_table_per_selection_rule(tmp_path):
     """benchmarks/contamination.py trains a cell per contamination level and prints one table
