@@ -12,6 +12,10 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from anomaly_toolbox.quiet import start_tensorflow_quietly  # noqa: E402
+
+start_tensorflow_quietly()  # a test worker of pytest-xdist imports this with stderr uncaptured
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
