@@ -347,9 +347,10 @@ def test_validation_curves_script_tables_every_check_and_the_newest_value_after_
 def test_benchmark_scripts_refuse_bad_lists_before_any_work(tmp_path):
     """benchmarks/contamination.py and benchmarks/throughput.py check every comma-separated
     option before training or timing anything: an unknown method later in the list, a seed or
-    batch size that is not an integer, a contamination level that is no share in [0, 1), a batch size of 0, an unknown mode or precision each end
-    with exit 2 and what was wrong, and nothing is written to the log folder; a label outside
-    the dataset's classes is one line too, not a traceback."""
+    batch size that is not an integer, a contamination level that is no share in [0, 1), a
+    batch size of 0, an unknown mode or precision each end with exit 2 and what was wrong, and
+    nothing is written to the log folder; a label outside the dataset's classes is one line
+    too, not a traceback."""
     contamination = benchmark_script("contamination")
     log_dir = tmp_path / "logs"
     for args, message in ((["--methods", "egbad,egbda"], "unknown experiment 'egbda'. Did you "
