@@ -15,16 +15,22 @@ Usage: python benchmarks/ama_negative_term.py [--steps 400] [--negatives-from 15
 from __future__ import annotations
 
 import argparse
+import os
 
-import numpy as np
-import anomaly_toolbox  # noqa: E402,F401 - before TensorFlow: it may turn oneDNN on
-import tensorflow as tf
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from anomaly_toolbox.datasets import load_raw
-from anomaly_toolbox.datasets.pipeline import to_model_range
-from anomaly_toolbox.evaluation import ranking_metrics
-from anomaly_toolbox.hps import defaults, exact_epochs_when_given
-from anomaly_toolbox.trainers.ama import AMATrainer
+from anomaly_toolbox.cli.common import start_tensorflow  # noqa: E402 - may turn oneDNN on first
+
+start_tensorflow()  # TensorFlow's C++ start-up lines kept off the console
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from anomaly_toolbox.datasets import load_raw  # noqa: E402
+from anomaly_toolbox.datasets.pipeline import to_model_range  # noqa: E402
+from anomaly_toolbox.evaluation import ranking_metrics  # noqa: E402
+from anomaly_toolbox.hps import with_defaults  # noqa: E402
+from anomaly_toolbox.trainers.ama import AMATrainer  # noqa: E402
 
 BATCH = 32
 
@@ -34,7 +40,7 @@ def small_ama() -> AMATrainer:
     counter to 1 when they should start) and whose learning rate never drops."""
     given = {"filters": 8, "latent_dim": 16, "n_critic": 2, "batch_size": BATCH, "epochs": 1,
              "negative_start_epoch": 2, "lr_decay_rate": 1.0, "jit_compile": False}
-    hps = exact_epochs_when_given({**defaults(AMATrainer.schema()), **given}, given)
+    hps = with_defaults(AMATrainer.schema(), given)
     return AMATrainer(hps, sample_shape=(28, 28, 1), seed=0)
 
 

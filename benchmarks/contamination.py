@@ -24,6 +24,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from anomaly_toolbox.cli.common import start_tensorflow  # noqa: E402 - may turn oneDNN on first
+
+start_tensorflow()  # TensorFlow's C++ start-up lines kept off the console
+
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 

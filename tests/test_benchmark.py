@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -201,9 +202,12 @@ def test_the_code_line_names_the_commit_of_a_checkout_and_its_changes(tmp_path):
     assert describe_code(package) != edited
 
 
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
 def benchmark_script(name):
     """The module of ``benchmarks/<name>.py``."""
-    path = Path(__file__).parent.parent / "benchmarks" / f"{name}.py"
+    path = BENCHMARKS / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
@@ -479,3 +483,15 @@ def test_every_anchor_with_ten_classes_averages_to_its_published_average():
         if (anchor.method, anchor.dataset, round(mean, 4)) in PAPERS_OWN_AVERAGE_SLIPS:
             continue
         assert mean == pytest.approx(anchor.average, abs=0.0015), (anchor.method, anchor.source)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(path.name for path in BENCHMARKS.glob("*.py")))
+def test_benchmark_scripts_start_without_tensorflow_start_up_noise(script):
+    """Each benchmark script's console starts with its own lines: no absl pre-initialisation
+    warning, oneDNN note or CUDA probing (``--help`` imports everything the script does)."""
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), "--help"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for noise in ("absl::InitializeLog", "oneDNN", "cuda", "I0000"):
+        assert noise not in result.stdout + result.stderr, result.stderr[:2000]
