@@ -16,7 +16,9 @@ from click.testing import CliRunner
 from anomaly_toolbox import __version__
 from anomaly_toolbox.cli import main
 from anomaly_toolbox.experiments.anchors import ANCHORS, anchors_for
-from anomaly_toolbox.experiments.benchmark import BenchmarkConfig, benchmark_report, run_benchmark
+from anomaly_toolbox.experiments.benchmark import (BenchmarkConfig, benchmark_report,
+                                                   recorded_seconds, run_benchmark,
+                                                   time_left_text)
 from anomaly_toolbox.results import benchmark_table, describe_code, mean_std
 from tests.conftest import TINY, only_run
 
@@ -108,11 +110,26 @@ def test_two_classes_one_seed_of_tiny_models_fill_the_table(tmp_path, capsys):
     assert "- Reported models chosen by: deepsvdd: validation; iforest: last." in report
     first = capsys.readouterr().out
     assert first.count("Test: ") == 4
+    headers = [line for line in first.splitlines() if line.startswith("##### benchmark run")]
+    assert ["left)" in line for line in headers] == [False, False, False, True], headers
     figure = path.with_suffix(".png")
     assert f"Figure: {figure}" in first
     assert tf.io.decode_png(tf.io.read_file(str(figure))).shape[1] >= 600
     assert run_benchmark(config)[0] == report
     assert capsys.readouterr().out.count("already completed") == 4
+
+
+def test_time_left_counts_each_cell_at_its_methods_mean_once_every_method_has_one():
+    """A benchmark's time estimate: each cell left at its method's mean recorded cell time,
+    nothing while a method left has no finished cell; a cell's recorded time sums its runs'
+    ``wall_seconds`` (a grid's), and a run without one gives none."""
+    times = {"egbad": [3000.0, 3600.0], "ocsvm": [10.0]}
+    assert time_left_text(["egbad", "egbad", "ocsvm"], times) == ", about 1:50:10 left"
+    assert time_left_text(["egbad", "ganomaly"], times) == ""
+    assert time_left_text([], times) == ""
+    assert recorded_seconds([{"timings": {"wall_seconds": 60.5}},
+                             {"timings": {"wall_seconds": 30}}]) == 90.5
+    assert recorded_seconds([{"timings": {"wall_seconds": 60.5}}, {"status": "failed"}]) is None
 
 
 def test_benchmark_rejects_bad_input_with_exit_code_2(tmp_path):

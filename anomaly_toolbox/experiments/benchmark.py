@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from anomaly_toolbox.pictures import write_benchmark_figure
 from anomaly_toolbox.results import (benchmark_table, chosen_run, describe_code, rules_table,
                                      write_text_atomically)
 from anomaly_toolbox.schemas import method_schema
+from anomaly_toolbox.timing import clock_text
 
 PROTOCOL_NAMES = {"anomalous": "P1: the class is the anomaly, the other classes are normal",
                   "normal": "P3: the class is normal, the other classes are anomalies"}
@@ -91,10 +92,15 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
         outcomes = run_all(run_experiment, configs, names, raw, config.ray)
     else:
         outcomes, started = [], time.perf_counter()
+        seconds_by_method: dict[str, list[float]] = defaultdict(list)
         for index, cell_config in enumerate(configs):
+            left = time_left_text([method for method, _, _ in cells[index:]], seconds_by_method)
             print(f"\n##### benchmark run {index + 1}/{len(cells)}: {names[index]} "
-                  f"({time.perf_counter() - started:.0f} s so far)")
+                  f"({clock_text(time.perf_counter() - started)} so far{left})")
+            cell_started = time.perf_counter()
             outcomes.append(run_experiment(cell_config, raw=raw))
+            seconds_by_method[cell_config.experiment].append(
+                recorded_seconds(outcomes[-1]) or time.perf_counter() - cell_started)
     runs = [failed_cell(cell_config, outcome) if isinstance(outcome, BaseException)
             else chosen_run(outcome) or outcome[0]
             for cell_config, outcome in zip(configs, outcomes)]
@@ -111,6 +117,24 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     if figure is not None:
         print(f"Figure: {figure}")
     return report, path
+
+
+def recorded_seconds(runs: list[dict[str, Any]]) -> float | None:
+    """The wall time a cell's runs recorded (``timings.wall_seconds`` summed; for a cell read
+    back, the time it took when trained), or None where a run recorded none (a baseline's, a
+    failed run's)."""
+    seconds = [run.get("timings", {}).get("wall_seconds") for run in runs]
+    return float(sum(seconds)) if seconds and None not in seconds else None
+
+
+def time_left_text(methods_left: list[str], seconds_by_method: dict[str, list[float]]) -> str:
+    """``', about h:mm:ss left'`` for the cells of ``methods_left`` (one entry a cell), each at
+    its method's mean recorded cell time; empty until every one of those methods has one."""
+    if not methods_left or not all(seconds_by_method.get(method) for method in methods_left):
+        return ""
+    left = sum(sum(seconds_by_method[method]) / len(seconds_by_method[method])
+               for method in methods_left)
+    return f", about {clock_text(left)} left"
 
 
 def failed_cell(config: RunConfig, error: BaseException) -> dict[str, Any]:
