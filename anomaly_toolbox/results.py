@@ -278,10 +278,14 @@ def _column(by_cell: dict[tuple[str, int], list[dict[str, Any]]], method: str,
     return cells
 
 
-def _published_column(anchor: Anchor, labels: list[int]) -> list[str]:
-    """A paper's numbers per label and its average ("-" where it gives none)."""
-    return [f"{v:.3f}" if v is not None else "-"
-            for v in [anchor.per_class.get(label) for label in labels] + [anchor.average]]
+def _published_column(anchor: Anchor, labels: list[int], all_classes: bool) -> list[str]:
+    """A paper's numbers per label ("-" where it gives none) and its average: the printed one
+    when ``labels`` are all the classes, else the mean of its numbers for ``labels`` ("-" unless
+    it gives each)."""
+    values = [anchor.per_class.get(label) for label in labels]
+    average = (anchor.average if all_classes else
+               None if None in values else sum(values) / len(values))
+    return [f"{v:.3f}" if v is not None else "-" for v in [*values, average]]
 
 
 def _table(labels: list[int], columns: list[tuple[str, list[str]]]) -> str:
@@ -302,27 +306,31 @@ def _by_cell(runs: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str,
 
 def benchmark_table(runs: list[dict[str, Any]], metric: str, methods: list[str],
                     labels: list[int],
-                    published: dict[str, list[tuple[str, Anchor]]] | None = None) -> str:
+                    published: dict[str, list[tuple[str, Anchor]]] | None = None,
+                    all_classes: bool = True) -> str:
     """Markdown table of test ``metric`` of each run's reported model: one row per class label,
     one column per method (cells as :func:`_column`), and the average row. ``published``: per
-    method, ``(reference mark, anchor)`` pairs, each shown as a column beside the method's."""
+    method, ``(reference mark, anchor)`` pairs, each shown as a column beside the method's
+    (averaged as :func:`_published_column` says with ``all_classes``)."""
     published = published or {}
     by_cell = _by_cell(runs)
     columns = []
     for method in methods:
         columns.append((method, _column(by_cell, method, labels,
                                         lambda run: run["test"].get(metric))))
-        columns += [(f"{method} paper{mark}", _published_column(anchor, labels))
+        columns += [(f"{method} paper{mark}", _published_column(anchor, labels, all_classes))
                     for mark, anchor in published.get(method, [])]
     return _table(labels, columns)
 
 
 def rules_table(runs: list[dict[str, Any]], metric: str, methods: list[str], labels: list[int],
-                published: dict[str, list[tuple[str, Anchor]]] | None = None) -> str:
+                published: dict[str, list[tuple[str, Anchor]]] | None = None,
+                all_classes: bool = True) -> str:
     """Markdown table of test ``metric`` under every selection rule a method's runs report: one
     row per method and rule (a scikit-learn baseline: its own rule, and 'last' for its default
     setting when labels chose another), one column per class label and the average; each
-    paper's row right after ours of the rule that paper used."""
+    paper's row right after ours of the rule that paper used (averaged as
+    :func:`_published_column` says with ``all_classes``)."""
     published = published or {}
     by_cell = _by_cell(runs)
     lines = ["| method | model chosen by | " + " | ".join(map(str, labels)) + " | average |",
@@ -337,10 +345,10 @@ def rules_table(runs: list[dict[str, Any]], metric: str, methods: list[str], lab
             rows.append((rule, _column(
                 by_cell, method, labels,
                 lambda run, rule=rule: run.get("test_by_selection", {}).get(rule, {}).get(metric))))
-            rows += [(f"paper{mark}, {rule}", _published_column(anchor, labels))
+            rows += [(f"paper{mark}, {rule}", _published_column(anchor, labels, all_classes))
                      for mark, anchor in anchors if anchor.selection == rule]
         rows += [(f"paper{mark}, {anchor.selection or 'rule not stated'}",
-                  _published_column(anchor, labels))
+                  _published_column(anchor, labels, all_classes))
                  for mark, anchor in anchors if anchor.selection not in present]
         lines += [f"| {method} | {name} | " + " | ".join(cells) + " |" for name, cells in rows]
     return "\n".join(lines) + "\n"

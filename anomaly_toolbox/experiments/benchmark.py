@@ -70,10 +70,9 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     for method, path in config.hps_paths.items():
         load_grid(path, method_schema(method))
     raw = load_raw(config.dataset, config.data_dir, config.category, config.dataset_options)
-    labels = config.labels
-    if labels is None:
-        labels = ([DATASETS[config.dataset].label] if raw.num_classes == 2
-                  else list(range(raw.num_classes)))
+    every_label = ([DATASETS[config.dataset].label] if raw.num_classes == 2
+                   else list(range(raw.num_classes)))
+    labels = every_label if config.labels is None else config.labels
     for label in labels:
         check_label(raw, label)
     cells = [(method, label, seed) for method in config.methods for label in labels
@@ -104,7 +103,8 @@ def run_benchmark(config: BenchmarkConfig) -> tuple[str, Path]:
     runs = [failed_cell(cell_config, outcome) if isinstance(outcome, BaseException)
             else chosen_run(outcome) or outcome[0]
             for cell_config, outcome in zip(configs, outcomes)]
-    report = benchmark_report(runs, config, labels, raw.source)
+    report = benchmark_report(runs, config, labels, raw.source,
+                              all_classes=set(every_label) <= set(labels))
     path = config.log_dir / f"benchmark-{data_label(raw)}-{config.protocol}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, report)
@@ -154,10 +154,12 @@ def describe_overrides(overrides: dict[str, Any], methods: list[str]) -> str:
 
 
 def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels: list[int],
-                     source: str) -> str:
+                     source: str, all_classes: bool = True) -> str:
     """Title, data and settings, then the AUROC and AUPRC tables of the reported models, each
     followed by its table per selection rule, which holds the published numbers (and precision,
-    recall and F1 at the top-share threshold for datasets that define one, as KDD99)."""
+    recall and F1 at the top-share threshold for datasets that define one, as KDD99).
+    ``all_classes``: ``labels`` cover every class the protocol takes in turn, so a paper's
+    printed average stands beside ours; else its average is over the labels shown."""
     overrides = describe_overrides(config.overrides, config.methods)
     grids = ", ".join(f"{m}: {p}" for m, p in config.hps_paths.items())
     hyperparameters = ("each method's defaults" if not grids else
@@ -202,11 +204,13 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
                 f"{' (top-scoring share called anomalous)' if 'top' in metric else ''}")
         by_rule = metric in ("auroc", "auprc") and any("test_by_selection" in run for run in runs)
         lines += ["", f"{name}:", "", benchmark_table(runs, metric, config.methods, labels,
-                                                      None if by_rule else published)]
+                                                      None if by_rule else published,
+                                                      all_classes)]
         if by_rule:
             lines += ["", f"{name} by selection rule: the model each rule chose in the same runs "
                           f"(each paper's row under ours of the rule that paper used):", "",
-                      rules_table(runs, metric, config.methods, labels, published)]
+                      rules_table(runs, metric, config.methods, labels, published,
+                                  all_classes)]
     if sources:
         loaded = runs[0]["dataset"] if runs else config.dataset
         subset = (", a 5,000-image subset, so the two are not directly comparable"
@@ -214,7 +218,7 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
         lines += ["", "Published numbers (\"paper\" rows of the by-rule tables; columns for runs "
                       "of versions that reported one rule), measured on the full "
                       f"{FAMILY_DATA.get(config.dataset, config.dataset)}; ours on {loaded}"
-                      f"{subset}. Sources:", ""]
+                      f"{subset}.{'' if all_classes else SUBSET_AVERAGES} Sources:", ""]
         lines += [f"{index}. {source}; its model chosen by: "
                   f"{RULE_WORDS.get(rules_of_sources[source], 'not stated in the paper')}"
                   for index, source in enumerate(sources, 1)]
@@ -232,6 +236,10 @@ def benchmark_report(runs: list[dict[str, Any]], config: BenchmarkConfig, labels
                          f"{run['run']} | {validation} | {tuned} |")
     return "\n".join(lines)
 
+
+#: The note on paper averages in a table of some of the classes.
+SUBSET_AVERAGES = (" With some of the classes, a paper's average is the mean of its numbers for "
+                   "the classes shown ('-' where it prints only its average over all classes).")
 
 #: What each selection rule means, for the reports' notes.
 RULE_WORDS = {
