@@ -110,9 +110,10 @@ def test_every_network_method_says_where_its_budget_comes_from_and_list_shows_it
 
 def test_list_says_which_label_free_rules_are_measured_and_which_are_the_default():
     listing = " ".join(render().split())
-    assert ("alad" in listing and "synthetic; not measured for this method yet: the "
+    assert ("skipganomaly" in listing and "synthetic; not measured for this method yet: the "
             "toolbox's default)" in listing)
-    assert "last; measured: benchmarks/RESULTS.md, 'Numbers without labels')" in listing
+    assert ("last; measured: the README's table 'Numbers without labels'; "
+            "benchmarks/RESULTS.md)" in listing)
 
 
 def test_hps_carry_the_keys_the_user_gave_from_grid_command_line_or_api(schema):

@@ -35,7 +35,7 @@ def label_free_selection(name: str) -> str:
 def label_free_reason(name: str) -> str:
     """Where ``name``'s label-free rule comes from: a measurement, or the toolbox's default."""
     if hasattr(schema_module(name), "LABEL_FREE_SELECTION"):
-        return "measured: benchmarks/RESULTS.md, 'Numbers without labels'"
+        return "measured: the README's table 'Numbers without labels'; benchmarks/RESULTS.md"
     return "not measured for this method yet: the toolbox's default"
 
 

@@ -81,6 +81,7 @@ class ALADTrainer(EncoderGeneratorTrainer):
     """ALAD on 32x32 images at the widths and settings of its CIFAR-10 code."""
 
     hparams = schema.HPARAMS
+    label_free_selection = schema.LABEL_FREE_SELECTION
 
     image_size = 32
 
