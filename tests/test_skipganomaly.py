@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from anomaly_toolbox.hps import defaults
 from anomaly_toolbox.models.skipganomaly import build_unet, unet_widths
