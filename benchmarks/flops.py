@@ -19,7 +19,6 @@ from anomaly_toolbox.cli.common import start_tensorflow  # noqa: E402 - may turn
 
 start_tensorflow()  # TensorFlow's C++ start-up lines kept off the console
 
-
 import click  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import math  # noqa: E402
