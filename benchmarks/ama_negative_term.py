@@ -15,11 +15,8 @@ Usage: python benchmarks/ama_negative_term.py [--steps 400] [--negatives-from 15
 from __future__ import annotations
 
 import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from anomaly_toolbox.cli.common import start_tensorflow  # noqa: E402 - may turn oneDNN on first
+from anomaly_toolbox.cli.common import start_tensorflow  # may turn oneDNN on first
 
 start_tensorflow()  # TensorFlow's C++ start-up lines kept off the console
 

@@ -17,14 +17,11 @@ Run: python benchmarks/contamination.py [--methods jointgan,fanogan,egbad] [--da
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from anomaly_toolbox.cli.common import start_tensorflow  # noqa: E402 - may turn oneDNN on first
+from anomaly_toolbox.cli.common import start_tensorflow  # may turn oneDNN on first
 
 start_tensorflow()  # TensorFlow's C++ start-up lines kept off the console
 

@@ -19,7 +19,6 @@ Run: python benchmarks/throughput.py [--methods egbad,ganomaly] [--batch-sizes 6
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,9 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from anomaly_toolbox.cli.common import start_tensorflow  # noqa: E402 - may turn oneDNN on first
+from anomaly_toolbox.cli.common import start_tensorflow  # may turn oneDNN on first
 
 start_tensorflow()  # TensorFlow's C++ start-up lines kept off the console
 

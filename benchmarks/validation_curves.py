@@ -14,12 +14,9 @@ python benchmarks/validation_curves.py RUN_DIR [RUN_DIR ...] [--metrics auroc,ln
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from anomaly_toolbox.cli.common import start_tensorflow  # noqa: E402 - may turn oneDNN on first
+from anomaly_toolbox.cli.common import start_tensorflow  # may turn oneDNN on first
 
 start_tensorflow()  # TensorFlow's C++ start-up lines kept off the console
 

@@ -31,7 +31,9 @@ def start_tensorflow() -> None:
     if the import fails. Log messages print as plain lines (configured before any library can):
     ours (data fallbacks, skipped files) from INFO, TensorFlow's from WARNING but its retracing
     notes (every run of a grid or benchmark builds its own compiled steps, so they say nothing
-    to fix), absl's (tensorflow-datasets' probing) from ERROR."""
+    to fix), absl's (tensorflow-datasets' probing) from ERROR. TensorFlow's C++ log starts at
+    warnings (``TF_CPP_MIN_LOG_LEVEL`` 2) unless the user set the variable."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("anomaly_toolbox").setLevel(logging.INFO)
     start_tensorflow_quietly()
@@ -295,7 +297,6 @@ def main() -> None:
 
     Without a command, the arguments go to `train`: anomaly-box -e egbad -d mnist
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _interrupt(signum: int, frame: object) -> None:
