@@ -97,6 +97,21 @@ def read_results(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def completed_runs(log_dir: Path,
+                   methods: list[str] | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """``(run_dir, results)`` of every completed run under a benchmark's ``log_dir`` (laid out
+    ``<method>/<data and split>/<run>/results.json``), of ``methods`` only when given, sorted by
+    method, class and seed."""
+    runs = []
+    for path in log_dir.glob(f"*/*/*/{RESULTS_FILE}"):
+        results = read_results(path)
+        if (isinstance(results, dict) and results.get("status") == "completed"
+                and (methods is None or results.get("experiment") in methods)):
+            runs.append((path.parent, results))
+    return sorted(runs, key=lambda item: (str(item[1].get("experiment")),
+                                          item[1].get("label", -1), item[1].get("seed", -1)))
+
+
 def ranked_set(rule: str) -> str:
     """The set a rule's models are ranked on: the labelled validation split for 'validation',
     the synthetic set for the label-free rules ('last' has no checks; runs chosen by it are

@@ -10,13 +10,10 @@ python benchmarks/selection_rules.py LOG_DIR [--methods egbad,ganomaly]
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from anomaly_toolbox.cli.common import start_tensorflow  # noqa: E402 - may turn oneDNN on first
+from anomaly_toolbox.cli.common import start_tensorflow  # may turn oneDNN on first
 
 start_tensorflow()  # TensorFlow's C++ start-up lines kept off the console
 
@@ -25,23 +22,9 @@ import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from anomaly_toolbox.curves import check_curves  # noqa: E402
-from anomaly_toolbox.results import RESULTS_FILE, RULES, read_results  # noqa: E402
+from anomaly_toolbox.results import RULES, completed_runs  # noqa: E402
 
 LABEL_FREE = ("synthetic", "last")
-
-
-def finished_runs(log_dir: Path, methods: list[str] | None) -> list[tuple[Path, dict[str, Any]]]:
-    """``(run_dir, results)`` of every completed run under ``log_dir`` that reports its rules,
-    sorted by method, class and seed."""
-    runs = []
-    for path in log_dir.glob(f"*/*/*/{RESULTS_FILE}"):
-        results = read_results(path)
-        if (isinstance(results, dict) and results.get("status") == "completed"
-                and "test_by_selection" in results
-                and (methods is None or results["experiment"] in methods)):
-            runs.append((path.parent, results))
-    return sorted(runs, key=lambda item: (item[1]["experiment"], item[1]["label"],
-                                          item[1]["seed"]))
 
 
 def rank_agreement(run_dir: Path, metric: str = "auroc") -> float | None:
@@ -91,7 +74,8 @@ def mean(values: list[float | None]) -> float | None:
               help="Comma-separated methods to show (default: every method in LOG_DIR).")
 def main(log_dir: Path, methods: str | None) -> None:
     wanted = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
-    runs = finished_runs(log_dir, wanted)
+    runs = [(run_dir, results) for run_dir, results in completed_runs(log_dir, wanted)
+            if "test_by_selection" in results]
     if not runs:
         raise click.BadParameter(f"{log_dir} holds no completed run that reports its selection "
                                  f"rules (<method>/<data>/<run>/results.json with "

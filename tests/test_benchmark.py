@@ -252,6 +252,35 @@ def test_contamination_script_reports_a_cell_another_process_writes_in_one_line(
     assert "another process is writing" in result.output and "Traceback" not in result.output
 
 
+def test_kept_runs_rebuild_the_report_without_training(tmp_path):
+    """benchmarks/keep_runs.py copies only each completed run's results.json (no models, no
+    checkpoints, no running run); a benchmark given a copy of that folder as --log-dir reads the
+    cell back instead of training it and prints the same report; an empty folder is refused."""
+    args = ["benchmark", "-e", "iforest", "-d", "mnist-5k", "--labels", "0", "--seeds", "0"]
+    first = CliRunner().invoke(main, [*args, "--log-dir", str(tmp_path / "logs")])
+    assert first.exit_code == 0, first.output
+    running = tmp_path / "logs" / "iforest" / "data" / "unfinished"
+    running.mkdir(parents=True)
+    (running / "results.json").write_text(json.dumps({"experiment": "iforest",
+                                                      "status": "running"}))
+    script = benchmark_script("keep_runs")
+    kept = CliRunner().invoke(script.main, [str(tmp_path / "logs"), str(tmp_path / "kept")])
+    assert kept.exit_code == 0, kept.output
+    assert "kept iforest, class 0, seed 0" in kept.output
+    assert [path.name for path in (tmp_path / "kept").rglob("*") if path.is_file()] == [
+        "results.json"]
+    shutil.copytree(tmp_path / "kept", tmp_path / "elsewhere")
+    again = CliRunner().invoke(main, [*args, "--log-dir", str(tmp_path / "elsewhere")])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already completed; showing its results") == 1
+    table = again.output.split("Test AUROC:")[1].split("Test AUPRC:")[0]
+    assert table == first.output.split("Test AUROC:")[1].split("Test AUPRC:")[0]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = CliRunner().invoke(script.main, [str(empty), str(tmp_path / "none")])
+    assert refused.exit_code == 2 and "holds no completed run" in refused.output
+
+
 @pytest.mark.slow
 def test_contamination_script_prints_one_table_per_selection_rule(tmp_path):
     """benchmarks/contamination.py trains a cell per contamination level and prints one table
