@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from anomaly_toolbox.cli import name_list
+from anomaly_toolbox.registry import EXPERIMENTS
 from anomaly_toolbox.results import RESULTS_FILE, completed_runs, write_text_atomically
 
 
@@ -25,7 +27,7 @@ from anomaly_toolbox.results import RESULTS_FILE, completed_runs, write_text_ato
 @click.option("--methods", default=None,
               help="Comma-separated methods to keep (default: every method in LOG_DIR).")
 def main(log_dir: Path, dest: Path, methods: str | None) -> None:
-    wanted = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
+    wanted = None if methods is None else name_list("experiment", methods, list(EXPERIMENTS))
     runs = completed_runs(log_dir, wanted)
     if not runs:
         raise click.BadParameter(f"{log_dir} holds no completed run (<method>/<data>/<run>/"

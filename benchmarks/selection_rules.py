@@ -21,7 +21,9 @@ import click  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
+from anomaly_toolbox.cli import name_list  # noqa: E402
 from anomaly_toolbox.curves import check_curves  # noqa: E402
+from anomaly_toolbox.registry import EXPERIMENTS  # noqa: E402
 from anomaly_toolbox.results import RULES, completed_runs  # noqa: E402
 
 LABEL_FREE = ("synthetic", "last")
@@ -73,7 +75,7 @@ def mean(values: list[float | None]) -> float | None:
 @click.option("--methods", default=None,
               help="Comma-separated methods to show (default: every method in LOG_DIR).")
 def main(log_dir: Path, methods: str | None) -> None:
-    wanted = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
+    wanted = None if methods is None else name_list("experiment", methods, list(EXPERIMENTS))
     runs = [(run_dir, results) for run_dir, results in completed_runs(log_dir, wanted)
             if "test_by_selection" in results]
     if not runs:

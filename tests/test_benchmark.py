@@ -279,6 +279,9 @@ def test_kept_runs_rebuild_the_report_without_training(tmp_path):
     empty.mkdir()
     refused = CliRunner().invoke(script.main, [str(empty), str(tmp_path / "none")])
     assert refused.exit_code == 2 and "holds no completed run" in refused.output
+    misspelt = CliRunner().invoke(script.main, [str(tmp_path / "logs"), str(tmp_path / "none"),
+                                                "--methods", "iforst"])
+    assert misspelt.exit_code == 2 and "Did you mean 'iforest'?" in misspelt.output
 
 
 @pytest.mark.slow
