@@ -178,3 +178,11 @@ def test_the_comparison_rows_methods_train_save_load_score_and_export(tmp_path, 
     np.testing.assert_allclose(plain_tensorflow_scores("saved_model",
                                                        tmp_path / "out" / "saved_model", files),
                                expected, rtol=1e-4, atol=1e-5)
+    if experiment == "skipganomaly":  # its U-Net's 1-2 pixel levels are matrix products
+        for kind in ("tflite", "onnx"):
+            result = invoke("export", "--model", run_dir, "--format", kind, "--output",
+                            tmp_path / kind)
+            assert result.exit_code == 0, result.output
+            np.testing.assert_allclose(
+                plain_tensorflow_scores(kind, tmp_path / kind / TARGETS[kind], files), expected,
+                rtol=1e-4, atol=1e-5)
