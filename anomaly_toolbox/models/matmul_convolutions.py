@@ -1,7 +1,7 @@
 """4x4 stride-2 'same' convolutions at 1-2 pixel sides, computed as one matrix product.
 
 At such sides a convolution is a small dense layer, yet on the CPU both of TensorFlow's
-convolution paths run it far below their usual rate: on this project's 2-core Xeon (batch 64,
+convolution paths run it far below their usual rate: on a 2-core AVX2 AMD EPYC (batch 64,
 forward and backward) the U-Net's 2x2 -> 1x1 convolution took 300-640 ms with oneDNN and 2.6 s
 with Eigen, its 1x1 -> 2x2 transposed convolution 300-590 ms and 2.4 s, where the same
 products as matrix products take about 50 ms (``benchmarks/RESULTS.md``, "Skip-GANomaly's

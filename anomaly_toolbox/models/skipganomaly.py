@@ -15,7 +15,8 @@ Mutation::Apply error") on every run.
 
 The convolutions are :mod:`~anomaly_toolbox.models.matmul_convolutions`' layers, Keras's with
 the same weights and results: at the 1x1 and 2x2 levels they run as matrix products, where
-TensorFlow's CPU convolutions were slow (a train step 1.3x faster with oneDNN, 4x without).
+TensorFlow's CPU convolutions were slow (on an AVX2 AMD EPYC a train step 1.2-1.6x faster with
+oneDNN, 4x without).
 """
 
 from __future__ import annotations
