@@ -287,6 +287,7 @@ def test_a_best_model_held_in_memory_is_written_with_its_own_epochs_weights(tmp_
     assert train(tmp_path, {**AE, "epochs": 4}, "--normal-label", 3,
                  "--keep-checkpoints").exit_code == 0
     run_dir = results_files(tmp_path / "logs")[0].parent
+    assert list((run_dir / "checkpoints").glob("ckpt-*.index"))  # kept past the run's end
     best = tf.keras.models.load_model(run_dir / "best_validation" / "decoder.keras",
                                       compile=False).get_weights()
     for saved, expected in zip(best, weights_after[1], strict=True):
