@@ -31,6 +31,7 @@ import abc
 import io
 import pickle
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,7 +43,6 @@ from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import Pipeline
 from sklearn.svm import OneClassSVM
 from sklearn.tree._tree import Tree
-from skops import io as skops_io
 
 from anomaly_toolbox.datasets.pipeline import PreparedData, eval_batches
 from anomaly_toolbox.evaluation import ranking_metrics, test_metrics
@@ -62,6 +62,14 @@ PICKLED_DETECTOR_FILE = "detector.pkl"
 #: Types that skops does not trust by default and that this module checks or rebuilds on load.
 CHECKED_TYPES = ("sklearn.tree._tree.Tree", "sklearn.neighbors._kd_tree.KDTree",
                  "sklearn.metrics._dist_metrics.EuclideanDistance64")
+
+
+def skops_io() -> ModuleType:
+    """``skops.io``, imported on first use: importing it lists every scikit-learn type it
+    trusts, which takes about 4 s, a cost that only saving or loading a detector should pay."""
+    import skops.io
+
+    return skops.io
 
 
 class UntrustedModel(ValueError):
@@ -180,7 +188,7 @@ class ShallowTrainer(ImageSides, abc.ABC):
     def save_detector(self, model_dir: Path) -> None:
         """Store the detector as ``detector.skops`` (loads without running code); an older
         model's pickle there is removed."""
-        write_bytes_atomically(model_dir / DETECTOR_FILE, skops_io.dumps(self.detector))
+        write_bytes_atomically(model_dir / DETECTOR_FILE, skops_io().dumps(self.detector))
         (model_dir / PICKLED_DETECTOR_FILE).unlink(missing_ok=True)
 
     def selection_note(self) -> str | None:
@@ -233,7 +241,7 @@ class ShallowTrainer(ImageSides, abc.ABC):
         else:
             data = stored.read_bytes()
             try:
-                unknown = [name for name in skops_io.get_untrusted_types(data=data)
+                unknown = [name for name in skops_io().get_untrusted_types(data=data)
                            if name not in CHECKED_TYPES]
                 if unknown and not trusted:
                     raise UntrustedModel(
@@ -241,7 +249,7 @@ class ShallowTrainer(ImageSides, abc.ABC):
                         f"({', '.join(unknown)}); it was not loaded. Load it as trusted "
                         f"(--trust-model, or anomaly_toolbox.load(path, trusted=True)) only if "
                         f"you made it")
-                detector = skops_io.load(io.BytesIO(data), trusted=[*CHECKED_TYPES, *unknown])
+                detector = skops_io().load(io.BytesIO(data), trusted=[*CHECKED_TYPES, *unknown])
             except UntrustedModel:
                 raise
             except Exception as error:  # noqa: BLE001 - skops reports damage in many ways
