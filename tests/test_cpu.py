@@ -28,7 +28,10 @@ def test_onednn_is_turned_on_only_where_tensorflow_leaves_it_off(flags, environ,
     assert onednn_setting(flags, environ, imported) == expected
 
 
-@pytest.mark.parametrize("value, enabled", [("0", False), ("1", True)])
+#: "1" where TensorFlow leaves oneDNN off is the toolbox's own choice too, so only "0" runs
+#: by default; the subprocess costs a TensorFlow import (about 13 s on 2 cores).
+@pytest.mark.parametrize("value, enabled", [("0", False),
+                                            pytest.param("1", True, marks=pytest.mark.slow)])
 def test_the_users_own_setting_is_never_overridden(value, enabled):
     code = ("import os, anomaly_toolbox; from anomaly_toolbox.cpu import onednn_state; "
             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], onednn_state())")

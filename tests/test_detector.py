@@ -256,7 +256,9 @@ def test_every_experiment_has_a_detector_class_under_its_registered_name():
                    if key != "jit_compile")
         assert all(f"    {key} (" in cls.__doc__ for key in schema)
 
-@pytest.mark.parametrize("user_level, quiet", [(None, True), ("0", False)])
+
+@pytest.mark.parametrize("user_level, quiet", [
+    (None, True), pytest.param("0", False, marks=pytest.mark.slow)])  # a process each: ~13 s
 def test_the_library_keeps_tensorflows_start_up_lines_off_stderr_unless_asked(tmp_path,
                                                                               user_level, quiet):
     """Loading a model from Python prints none of TensorFlow's C++ start-up lines (oneDNN,
