@@ -232,25 +232,6 @@ def test_fit_without_a_log_dir_leaves_no_temporary_directory(bundled):
 
 
 # ----------------------------------------------------------------------- choice on validation
-def test_a_grid_is_ranked_and_chosen_on_validation(tmp_path):
-    result = train(tmp_path, {**AE, "learning_rate": [1e-4, 3e-3, 1e-2]}, "--tuning",
-                   "--normal-label", 3)
-    assert result.exit_code == 0, result.output
-    runs = [read_results(path) for path in results_files(tmp_path / "logs")]
-    best = max(runs, key=lambda r: (r["validation"]["auroc"], r["validation"]["auprc"]))
-    assert chosen_run(runs)["run"] == best["run"]
-    names = ", ".join(run["run"] for run in sorted(runs, key=lambda r: r["hps"]["learning_rate"]))
-    assert (f"chosen by validation (validation auroc {best['validation']['auroc']:.4f}) among "
-            f"3 runs ({names}): run {best['run']}; its test auroc {best['test']['auroc']:.4f}"
-            in result.output)
-    table = (results_files(tmp_path / "logs")[0].parent.parent / "results.md").read_text()
-    header = next(line for line in table.splitlines() if line.startswith("| run"))
-    assert header.index("validation auroc") < header.index("test auroc")
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert rows[0].startswith(f"| {best['run']} |") and "**chosen**" in rows[0]
-    assert sum("**chosen**" in row for row in rows) == 1
-
-
 def test_best_epoch_ties_go_to_the_other_metric_then_the_later_epoch(tmp_path, monkeypatch):
     sequence = iter([{"auroc": 1.0, "auprc": 0.8}, {"auroc": 1.0, "auprc": 0.9},
                      {"auroc": 1.0, "auprc": 0.9}, {"auroc": 1.0, "auprc": 0.85}])

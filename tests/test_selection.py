@@ -241,22 +241,27 @@ def test_the_runs_of_a_grid_share_one_synthetic_set_and_a_label_free_grid_ranks_
 
 
 def test_a_grid_after_a_single_run_names_one_chosen_run_everywhere(tmp_path):
-    """The issue's case: a one-run command, then a grid into the same log dir. The console and
-    results.md choose among the grid's runs only and name the same run."""
+    """The issue's case: a one-run command, then a grid into the same log dir. The grid's run
+    with the best validation AUROC (then AUPRC) is chosen; the console and results.md (best
+    first, validation before test columns) choose among the grid's runs only and name it."""
     assert train(tmp_path, AE, "--normal-label", 3).exit_code == 0
     (single,) = results_of(tmp_path / "logs")
     result = train(tmp_path, {**AE, "learning_rate": [1e-4, 3e-3]}, "--tuning", "--normal-label", 3)
     assert result.exit_code == 0, result.output
     grid = [run for run in results_of(tmp_path / "logs") if run["run"] != single["run"]]
     assert len(grid) == 2
-    console = re.search(r"among 2 runs \(([^)]*)\): run (\w+);", result.output)
-    assert console, result.output
-    assert set(console[1].split(", ")) == {run["run"] for run in grid}
-    assert console[2] == chosen_run(grid)["run"]
+    best = max(grid, key=lambda r: (r["validation"]["auroc"], r["validation"]["auprc"]))
+    assert chosen_run(grid)["run"] == best["run"]
+    names = ", ".join(run["run"] for run in sorted(grid, key=lambda r: r["hps"]["learning_rate"]))
+    assert (f"chosen by validation (validation auroc {best['validation']['auroc']:.4f}) among "
+            f"2 runs ({names}): run {best['run']}; its test auroc {best['test']['auroc']:.4f}"
+            in result.output)
     table = next((tmp_path / "logs").glob("*/*/results.md")).read_text()
-    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()
-            if line.startswith("| ") and "---" not in line and not line.startswith("| run")}
-    assert "**chosen**" in rows[console[2]] and " | yes | " in rows[console[2]]
-    assert sum("**chosen**" in row for row in rows.values()) == 1
-    assert " | no | " in rows[single["run"]]
-    assert f"run {console[2]}" in table
+    header = next(line for line in table.splitlines() if line.startswith("| run"))
+    assert header.index("validation auroc") < header.index("test auroc")
+    rows = [line for line in table.splitlines()
+            if line.startswith("| ") and "---" not in line and not line.startswith("| run")]
+    assert rows[0].startswith(f"| {best['run']} | ") and "**chosen**" in rows[0]
+    assert " | yes | " in rows[0] and sum("**chosen**" in row for row in rows) == 1
+    assert " | no | " in next(row for row in rows if row.startswith(f"| {single['run']} | "))
+    assert f"run {best['run']}" in table
