@@ -17,6 +17,8 @@ def weights_of(trainer):
 #: Methods whose compiled step takes 10-20 s to trace (spectral normalisation, five networks);
 #: their own test files check their steps by default, the generic tests run with ``-m slow``.
 SLOW_TO_TRACE = ("ama", "alad")
+#: AnoGAN's score is a latent search of 500 steps by default; these tests check shapes only.
+FEW_SEARCH_STEPS = {"anogan": {"search_steps": 3}}
 
 
 @pytest.mark.parametrize("experiment", [
@@ -25,7 +27,7 @@ SLOW_TO_TRACE = ("ama", "alad")
 def test_train_step_updates_every_network_and_scores_are_per_sample(bundled, experiment):
     """One step updates every network; f-AnoGAN's two, one per phase (its GAN, then its
     encoder), whose networks ``tests/test_fanogan.py`` tells apart."""
-    trainer = make_trainer(experiment)
+    trainer = make_trainer(experiment, **FEW_SEARCH_STEPS.get(experiment, {}))
     x = images_of(bundled, 1, trainer, 32)
     before = weights_of(trainer)
     phases = 2 if hasattr(trainer, "encoder_from_step") else 1
@@ -69,8 +71,8 @@ def test_xla_and_plain_steps_agree(bundled, experiment):
 def test_rgb_images_flow_through_every_image_method(bundled, experiment):
     """Networks read the channel count from the data (CIFAR-10, RGB folders). Run op by op:
     the compiled step is the test above's (and the slow tests' at 28 px and with XLA)."""
-    few_search_steps = {"search_steps": 3} if experiment == "anogan" else {}
-    trainer = make_trainer(experiment, sample_shape=(32, 32, 3), **few_search_steps)
+    trainer = make_trainer(experiment, sample_shape=(32, 32, 3),
+                           **FEW_SEARCH_STEPS.get(experiment, {}))
     grey = images_of(bundled, 4, trainer, 32)
     x = tf.concat([grey, -grey, grey * 0.5], axis=-1)
     losses = eager_step(trainer, x)
