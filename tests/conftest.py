@@ -206,3 +206,21 @@ def train_on_table(tmp_path: Path, rows: list[list[str]], epochs: int) -> Path:
     assert result.exit_code == 0, result.output
     [results] = (tmp_path / "logs").glob("egbad/csv-payments-*/*/results.json")
     return results.parent
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, bundled):
+    """A tiny autoencoder (reconstructs) and Isolation Forest (does not), and one digit PNG,
+    trained once per test process for the bad-input and hardening tests (which edit copies)."""
+    root = tmp_path_factory.mktemp("trained")
+    models = {}
+    for experiment, grid in (("ae", {**TINY, "filters": 2}), ("iforest", {"n_estimators": 5})):
+        hps = write_grid(root / f"{experiment}.json", grid)
+        result = invoke("-e", experiment, "-d", "mnist-5k", "--normal-label", 1, "--hps-path",
+                        hps, "--log-dir", root / "logs", "-q")
+        assert result.exit_code == 0, result.output
+        [models[experiment]] = [p.parent for p in (root / "logs" / experiment).glob(
+            "*/*/results.json")]
+    image = root / "digit.png"
+    write_png(image, bundled.x_test[0])
+    return models, image

@@ -274,23 +274,6 @@ def test_benchmark_log_dir_that_is_a_file(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- score
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, bundled):
-    """A tiny autoencoder (reconstructs) and Isolation Forest (does not), and one digit PNG."""
-    root = tmp_path_factory.mktemp("trained")
-    models = {}
-    for experiment, grid in (("ae", {**TINY, "filters": 2}), ("iforest", {"n_estimators": 5})):
-        hps = write_grid(root / f"{experiment}.json", grid)
-        result = invoke("-e", experiment, "-d", "mnist-5k", "--normal-label", 1, "--hps-path",
-                        hps, "--log-dir", root / "logs", "-q")
-        assert result.exit_code == 0, result.output
-        [models[experiment]] = [p.parent for p in (root / "logs" / experiment).glob(
-            "*/*/results.json")]
-    image = root / "digit.png"
-    write_png(image, bundled.x_test[0])
-    return models, image
-
-
 def model_copy(trained, tmp_path, experiment="ae"):
     models, image = trained
     copy = tmp_path / "run"

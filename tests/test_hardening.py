@@ -25,8 +25,7 @@ from anomaly_toolbox.locks import run_lock
 from anomaly_toolbox.model_files import ModelError, threshold_for_fpr
 from anomaly_toolbox.results import safe_name, write_text_atomically
 from tests.conftest import HEADER, TINY, table_rows, write_grid, write_png, write_table
-from tests.test_bad_input import (assert_bad_input, edit_metadata, invoke, model_copy,
-                                  trained)  # noqa: F401 - the module's trained models
+from tests.test_bad_input import assert_bad_input, edit_metadata, invoke, model_copy
 
 MARKER = "code-ran.txt"
 
