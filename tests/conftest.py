@@ -224,3 +224,16 @@ def trained(tmp_path_factory, bundled):
     image = root / "digit.png"
     write_png(image, bundled.x_test[0])
     return models, image
+
+
+@pytest.fixture(scope="session")
+def ganomaly_run(tmp_path_factory):
+    """A tiny two-epoch GANomaly run on mnist-5k (7 anomalous) trained by the CLI, once per test
+    process, for the tests that read, score and export a run directory (without editing it)."""
+    root = tmp_path_factory.mktemp("ganomaly")
+    grid = write_grid(root / "grid.json", {**TINY, "epochs": 2})
+    result = invoke("-e", "ganomaly", "-d", "mnist-5k", "--anomalous-label", "7", "--hps-path",
+                    grid, "--log-dir", root / "logs", "-q")
+    assert result.exit_code == 0, result.output
+    [results] = (root / "logs").glob("*/*/*/results.json")
+    return results.parent

@@ -17,7 +17,7 @@ from anomaly_toolbox.cli import main
 from anomaly_toolbox.detector import ModelError, threshold_for_fpr
 from anomaly_toolbox.hps import HpsError, defaults
 from anomaly_toolbox.registry import trainer_class
-from tests.conftest import TINY, summary_values, write_grid
+from tests.conftest import TINY, summary_values
 
 NETWORK_TINY = {k: v for k, v in TINY.items() if k != "jit_compile"}
 
@@ -109,40 +109,28 @@ def write_pngs(directory, images):
         tf.io.write_file(str(directory / f"{i:02d}.png"), tf.io.encode_png(image))
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    grid = write_grid(root / "grid.json", {**TINY, "epochs": 2})
-    result = CliRunner().invoke(main, ["-e", "ganomaly", "-d", "mnist-5k", "--anomalous-label",
-                                       "7", "--hps-path", str(grid), "--log-dir",
-                                       str(root / "logs"), "-q"])
-    assert result.exit_code == 0, result.output
-    [results] = (root / "logs").glob("*/*/*/results.json")
-    return results.parent
-
-
-def test_every_run_stores_metadata_and_score_summaries(trained_run):
-    metadata = load(trained_run).metadata
+def test_every_run_stores_metadata_and_score_summaries(ganomaly_run):
+    metadata = load(ganomaly_run).metadata
     assert metadata["experiment"] == "ganomaly" and metadata["sample_shape"] == [28, 28, 1]
     assert metadata["image_size"] == 32 and metadata["hps"]["epochs"] == 2
     assert metadata["score_min"] < metadata["threshold"] <= metadata["score_max"]
-    tags = {value.tag for value in summary_values(trained_run)}
+    tags = {value.tag for value in summary_values(ganomaly_run)}
     assert {"validation/scores_normal", "validation/scores_anomalous", "validation/roc_curve",
             "validation/pr_curve"} <= tags
 
 
-def test_score_command_on_a_folder_writes_csv_and_maps(trained_run, bundled, tmp_path):
+def test_score_command_on_a_folder_writes_csv_and_maps(ganomaly_run, bundled, tmp_path):
     write_pngs(tmp_path / "images", np.concatenate([digits(bundled, 1, 3, "test"),
                                                     digits(bundled, 7, 3, "test")]))
     (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
-    result = CliRunner().invoke(main, ["score", "--model", str(trained_run),
+    result = CliRunner().invoke(main, ["score", "--model", str(ganomaly_run),
                                        str(tmp_path / "images"), "--csv", str(tmp_path / "s.csv"),
                                        "--save-maps", str(tmp_path / "maps")])
     assert result.exit_code == 0, result.output
     assert "skipped (not a readable image)" in result.output and "broken.png" in result.output
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert [row["image"].rsplit("/", 1)[1] for row in rows] == [f"{i:02d}.png" for i in range(6)]
-    model = load(trained_run)
+    model = load(ganomaly_run)
     for row in rows:
         assert (row["is_anomaly"] == "True") == (float(row["score"]) >= model.threshold)
         assert 0.0 <= float(row["normalised_score"]) <= 1.0
@@ -153,19 +141,19 @@ def test_score_command_on_a_folder_writes_csv_and_maps(trained_run, bundled, tmp
     assert model.metadata["map_scale"] > 0
     assert f"one colour scale, 0 to {model.metadata['map_scale']:.3g}" in result.output
 
-    override = CliRunner().invoke(main, ["score", "--model", str(trained_run),
+    override = CliRunner().invoke(main, ["score", "--model", str(ganomaly_run),
                                          str(tmp_path / "images"), "--fpr", "0.5"])
     assert override.exit_code == 0 and "false-positive rate 0.5" in override.output
 
 
-def test_score_command_rejects_bad_input_with_exit_code_2(trained_run, tmp_path):
+def test_score_command_rejects_bad_input_with_exit_code_2(ganomaly_run, tmp_path):
     write_pngs(tmp_path / "rgb", [np.full((28, 28, 3), 90, np.uint8)])
     for args, message in [
         (["--model", str(tmp_path), str(tmp_path / "rgb")], "holds no metadata.json"),
-        (["--model", str(trained_run), str(tmp_path / "rgb")], "colour image"),
-        (["--model", str(trained_run), str(tmp_path / "none")], "neither an image file"),
-        (["--model", str(trained_run), str(tmp_path / "rgb"), "--fpr", "2"], "in (0, 1)"),
-        (["--model", str(trained_run), str(tmp_path / "rgb"), "--fpr", "0.1",
+        (["--model", str(ganomaly_run), str(tmp_path / "rgb")], "colour image"),
+        (["--model", str(ganomaly_run), str(tmp_path / "none")], "neither an image file"),
+        (["--model", str(ganomaly_run), str(tmp_path / "rgb"), "--fpr", "2"], "in (0, 1)"),
+        (["--model", str(ganomaly_run), str(tmp_path / "rgb"), "--fpr", "0.1",
           "--threshold", "1"], "not both"),
     ]:
         result = CliRunner().invoke(main, ["score", *args])

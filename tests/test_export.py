@@ -61,19 +61,15 @@ def cli_scores(run_dir, inputs, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def image_run(tmp_path_factory, bundled):
-    """GANomaly on 28x28 digits (resized to 32 inside), and 6 test digits as PNG files."""
+def image_run(tmp_path_factory, bundled, ganomaly_run):
+    """The shared GANomaly run (28x28 digits, resized to 32 inside), and 6 test digits as PNG
+    files."""
     root = tmp_path_factory.mktemp("export")
-    grid = write_grid(root / "grid.json", {**TINY, "epochs": 1})
-    result = invoke("-e", "ganomaly", "-d", "mnist-5k", "--anomalous-label", "7", "--hps-path",
-                    grid, "--log-dir", root / "logs", "-q")
-    assert result.exit_code == 0, result.output
-    [results] = (root / "logs").glob("*/*/*/results.json")
     files = []
     for index, image in enumerate(bundled.x_test[:6]):
         files.append(root / f"digit{index}.png")
         tf.io.write_file(str(files[-1]), tf.io.encode_png(image))
-    return results.parent, files
+    return ganomaly_run, files
 
 
 TARGETS = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
