@@ -209,7 +209,7 @@ def train_on_table(tmp_path: Path, rows: list[list[str]], epochs: int) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, bundled):
+def ae_and_iforest_runs(tmp_path_factory, bundled):
     """A tiny autoencoder (reconstructs) and Isolation Forest (does not), and one digit PNG,
     trained once per test process for the bad-input and hardening tests (which edit copies)."""
     root = tmp_path_factory.mktemp("trained")

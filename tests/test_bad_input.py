@@ -274,8 +274,8 @@ def test_benchmark_log_dir_that_is_a_file(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- score
-def model_copy(trained, tmp_path, experiment="ae"):
-    models, image = trained
+def model_copy(ae_and_iforest_runs, tmp_path, experiment="ae"):
+    models, image = ae_and_iforest_runs
     copy = tmp_path / "run"
     shutil.copytree(models[experiment], copy)
     return copy, image
@@ -316,22 +316,22 @@ SCORE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(SCORE_CASES))
-def test_score_options(trained, tmp_path, case):
-    run, image = model_copy(trained, tmp_path)
+def test_score_options(ae_and_iforest_runs, tmp_path, case):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     arguments, message = SCORE_CASES[case]
     assert_bad_input(invoke("score", *arguments(run, image)), message)
 
 
-def test_score_unreadable_images_only(trained, tmp_path):
-    run, _ = model_copy(trained, tmp_path)
+def test_score_unreadable_images_only(ae_and_iforest_runs, tmp_path):
+    run, _ = model_copy(ae_and_iforest_runs, tmp_path)
     fake = tmp_path / "fake.png"
     fake.write_bytes(b"not a png")
     assert_bad_input(invoke("score", "--model", run, fake), "none of the given files could be read")
 
 
-def test_score_maps_of_a_method_without_reconstruction_still_print_the_scores(trained,
-                                                                               tmp_path):
-    run, image = model_copy(trained, tmp_path, "iforest")
+def test_score_maps_of_a_method_without_reconstruction_still_print_the_scores(
+        ae_and_iforest_runs, tmp_path):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path, "iforest")
     result = invoke("score", "--model", run, image, "--save-maps", tmp_path / "maps")
     assert result.exit_code == 0, result.output
     assert "is_anomaly" in result.output and image.name in result.output
@@ -356,8 +356,8 @@ METADATA_EDITS = {
 
 
 @pytest.mark.parametrize("case", list(METADATA_EDITS))
-def test_edited_or_damaged_metadata(trained, tmp_path, case):
-    run, image = model_copy(trained, tmp_path)
+def test_edited_or_damaged_metadata(ae_and_iforest_runs, tmp_path, case):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     edit, message = METADATA_EDITS[case]
     path = run / "model" / "metadata.json"
     if isinstance(edit, dict):
@@ -372,8 +372,8 @@ def test_edited_or_damaged_metadata(trained, tmp_path, case):
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "garbage"])
-def test_damaged_network_files(trained, tmp_path, damage):
-    run, image = model_copy(trained, tmp_path)
+def test_damaged_network_files(ae_and_iforest_runs, tmp_path, damage):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     network = run / "model" / "decoder.keras"
     assert network.is_file()
     if damage == "missing":

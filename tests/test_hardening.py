@@ -47,8 +47,8 @@ def plant_pickle(run, payload):
 
 
 # ----------------------------------------------------------------------- untrusted models
-def test_a_pickle_in_a_model_directory_never_runs_by_default(trained, tmp_path):
-    run, image = model_copy(trained, tmp_path, "iforest")
+def test_a_pickle_in_a_model_directory_never_runs_by_default(ae_and_iforest_runs, tmp_path):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path, "iforest")
     marker = tmp_path / MARKER
     plant_pickle(run, Payload(marker))
     for result in (invoke("score", "--model", run, image),
@@ -60,8 +60,8 @@ def test_a_pickle_in_a_model_directory_never_runs_by_default(trained, tmp_path):
     assert not marker.exists() and not (tmp_path / "export").exists()
 
 
-def test_a_trusted_old_pickle_loads_and_is_saved_again_without_it(trained, tmp_path):
-    run, image = model_copy(trained, tmp_path, "iforest")
+def test_a_trusted_old_pickle_loads_and_is_saved_again_without_it(ae_and_iforest_runs, tmp_path):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path, "iforest")
     detector = anomaly_toolbox.load(run).trainer.detector
     expected = anomaly_toolbox.load(run).decision_function(np.zeros((2, 28, 28, 1), np.uint8))
     plant_pickle(run, detector)
@@ -74,8 +74,8 @@ def test_a_trusted_old_pickle_loads_and_is_saved_again_without_it(trained, tmp_p
     np.testing.assert_allclose(again.decision_function(np.zeros((2, 28, 28, 1), np.uint8)), expected)
 
 
-def test_a_skops_file_with_foreign_types_or_detector_is_refused(trained, tmp_path):
-    run, image = model_copy(trained, tmp_path, "iforest")
+def test_a_skops_file_with_foreign_types_or_detector_is_refused(ae_and_iforest_runs, tmp_path):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path, "iforest")
     stored = run / "model" / "detector.skops"
     stored.write_bytes(skops_io.dumps({"detector": np.sum}))
     assert_bad_input(invoke("score", "--model", run, image), "holds object types that no iforest")
@@ -86,8 +86,8 @@ def test_a_skops_file_with_foreign_types_or_detector_is_refused(trained, tmp_pat
                      "holds a OneClassSVM, not the IsolationForest of a iforest model")
 
 
-def test_a_tree_with_node_indices_out_of_bounds_is_refused(trained, tmp_path):
-    run, image = model_copy(trained, tmp_path, "iforest")
+def test_a_tree_with_node_indices_out_of_bounds_is_refused(ae_and_iforest_runs, tmp_path):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path, "iforest")
     detector = anomaly_toolbox.load(run).trainer.detector
     tree = detector.estimators_[0].tree_
     state = tree.__getstate__()
@@ -98,8 +98,8 @@ def test_a_tree_with_node_indices_out_of_bounds_is_refused(trained, tmp_path):
     assert_bad_input(invoke("score", "--model", run, image), "node indices out of bounds")
 
 
-def test_a_lambda_layer_in_a_network_file_never_runs(trained, tmp_path, monkeypatch):
-    run, image = model_copy(trained, tmp_path)
+def test_a_lambda_layer_in_a_network_file_never_runs(ae_and_iforest_runs, tmp_path, monkeypatch):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     marker = tmp_path / MARKER
     inputs = keras.Input((8,))
     monkeypatch.setenv("ANOMALY_TOOLBOX_MARKER", str(marker))
@@ -144,8 +144,8 @@ def test_a_link_planted_where_the_temporary_file_goes_is_not_followed(tmp_path):
                                                          "victim.txt"]
 
 
-def test_score_csv_cells_never_start_a_formula(trained, tmp_path, bundled, monkeypatch):
-    run, _ = model_copy(trained, tmp_path)
+def test_score_csv_cells_never_start_a_formula(ae_and_iforest_runs, tmp_path, bundled, monkeypatch):
+    run, _ = model_copy(ae_and_iforest_runs, tmp_path)
     names = [f"{name}.png" for name in ("=HYPERLINK(1)", "+1", "-2", "@SUM(1)", "plain")]
     for name in names:
         write_png(tmp_path / name, bundled.x_test[0])
@@ -159,8 +159,8 @@ def test_score_csv_cells_never_start_a_formula(trained, tmp_path, bundled, monke
 
 # ------------------------------------------------------------- outputs that destroy inputs
 @pytest.mark.parametrize("target", ["image", "metadata", "maps-in-model", "maps-in-inputs"])
-def test_outputs_onto_inputs_or_into_the_model_are_refused(trained, tmp_path, target):
-    run, image = model_copy(trained, tmp_path)
+def test_outputs_onto_inputs_or_into_the_model_are_refused(ae_and_iforest_runs, tmp_path, target):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     images = tmp_path / "images"
     shutil.copytree(image.parent, images, ignore=shutil.ignore_patterns("logs", "*.json"))
     scored = images / image.name
@@ -175,8 +175,8 @@ def test_outputs_onto_inputs_or_into_the_model_are_refused(trained, tmp_path, ta
     assert all(path.read_bytes() == data for path, data in before.items())
 
 
-def test_map_names_from_long_file_names_fit_the_file_system(trained, tmp_path, bundled):
-    run, _ = model_copy(trained, tmp_path)
+def test_map_names_from_long_file_names_fit_the_file_system(ae_and_iforest_runs, tmp_path, bundled):
+    run, _ = model_copy(ae_and_iforest_runs, tmp_path)
     image = tmp_path / "in" / f"{'a' * 240}.png"
     write_png(image, bundled.x_test[0])
     result = invoke("score", "--model", run, image, "--save-maps", tmp_path / "maps")
@@ -222,9 +222,9 @@ def test_tensorflow_storage_faults_during_a_run_are_one_line(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("where", ["csv", "maps", "export"])
-def test_a_full_disk_while_scoring_or_exporting_is_one_line(trained, tmp_path, monkeypatch,
-                                                             where):
-    run, image = model_copy(trained, tmp_path)
+def test_a_full_disk_while_scoring_or_exporting_is_one_line(ae_and_iforest_runs, tmp_path,
+                                                             monkeypatch, where):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     if where == "csv":
         monkeypatch.setattr("anomaly_toolbox.results.write_bytes_atomically", full_disk)
         result = invoke("score", "--model", run, image, "--csv", tmp_path / "s.csv")
@@ -262,14 +262,14 @@ def test_sizes_and_budgets_beyond_any_machine_are_refused(tmp_path, setting, mes
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
-def test_deeply_nested_json_is_one_line(trained, tmp_path):
+def test_deeply_nested_json_is_one_line(ae_and_iforest_runs, tmp_path):
     assert_bad_input(invoke("-e", "ae", "--set", f"filters={DEEP}", "--log-dir", tmp_path),
                      "nested too deeply")
     grid = tmp_path / "grid.json"
     grid.write_text('{"filters": ' + DEEP + "}")
     assert_bad_input(invoke("-e", "ae", "--hps-path", grid, "--log-dir", tmp_path / "logs"),
                      "nested too deeply")
-    run, image = model_copy(trained, tmp_path)
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     (run / "model" / "metadata.json").write_text(DEEP)
     assert_bad_input(invoke("score", "--model", run, image), "nested too deeply")
 
@@ -285,8 +285,8 @@ def test_an_hps_path_that_is_a_device_is_refused(tmp_path):
     ({"experiment": "egbad", "hps": {"filters": 2}},
      "names method 'egbad', but its hps are not egbad's"),
 ])
-def test_metadata_missing_fields_or_of_another_method(trained, tmp_path, edit, message):
-    run, image = model_copy(trained, tmp_path)
+def test_metadata_missing_fields_or_of_another_method(ae_and_iforest_runs, tmp_path, edit, message):
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     if "experiment" in edit:
         metadata = json.loads((run / "model" / "metadata.json").read_text())
         metadata["experiment"] = "iforest"
@@ -345,8 +345,8 @@ def test_options_that_do_not_apply_are_refused(tmp_path, args, message):
     assert_bad_input(invoke(*args, "--log-dir", tmp_path / "logs"), message, tmp_path / "logs")
 
 
-def test_a_looping_link_among_images_is_named(trained, tmp_path, bundled):
-    run, _ = model_copy(trained, tmp_path)
+def test_a_looping_link_among_images_is_named(ae_and_iforest_runs, tmp_path, bundled):
+    run, _ = model_copy(ae_and_iforest_runs, tmp_path)
     images = tmp_path / "images"
     write_png(images / "a.png", bundled.x_test[0])
     (images / "loop.png").symlink_to(images / "loop.png")
@@ -372,11 +372,11 @@ def test_an_image_method_on_a_small_table_says_images_only(tmp_path):
 
 # --------------------------------------------------------------------- exit codes, locks
 @pytest.mark.parametrize("where", ["start-up", "score"])
-def test_a_stop_outside_training_exits_130(trained, tmp_path, monkeypatch, where):
+def test_a_stop_outside_training_exits_130(ae_and_iforest_runs, tmp_path, monkeypatch, where):
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt  # what the SIGTERM handler raises
 
-    run, image = model_copy(trained, tmp_path)
+    run, image = model_copy(ae_and_iforest_runs, tmp_path)
     target = ("anomaly_toolbox.cli.common.start_tensorflow" if where == "start-up"
               else "anomaly_toolbox.detector.Detector.decision_function")
     monkeypatch.setattr(target, stopped)
@@ -393,16 +393,16 @@ def test_a_lock_naming_a_reused_pid_is_taken_over(tmp_path):
     assert not lock.exists()
 
 
-def test_saving_a_model_onto_its_own_directory_rewrites_its_metadata(trained, tmp_path):
-    run, _ = model_copy(trained, tmp_path)
+def test_saving_a_model_onto_its_own_directory_rewrites_its_metadata(ae_and_iforest_runs, tmp_path):
+    run, _ = model_copy(ae_and_iforest_runs, tmp_path)
     model = anomaly_toolbox.load(run)
     model.set_threshold(threshold=0.5)
     assert model.save(run / "model") == run / "model"
     assert anomaly_toolbox.load(run).threshold == 0.5
 
 
-def test_a_grayscale_gif_scores_with_a_grayscale_model(trained, tmp_path, bundled):
-    run, _ = model_copy(trained, tmp_path)
+def test_a_grayscale_gif_scores_with_a_grayscale_model(ae_and_iforest_runs, tmp_path, bundled):
+    run, _ = model_copy(ae_and_iforest_runs, tmp_path)
     gif = tmp_path / "digit.gif"
     Image.fromarray(bundled.x_test[0][..., 0]).convert("RGB").save(gif)
     result = invoke("score", "--model", run, gif)
