@@ -178,3 +178,18 @@ def test_terminal_runs_head_each_bar_with_its_epochs_and_the_run_estimate(capsys
     out = capsys.readouterr().out
     assert out.startswith("epoch 3/10 (") and "\nepoch 4-6/10 (" in out
     assert out.count("epoch") == 2
+
+
+@pytest.mark.parametrize("experiment", ["ganomaly", "ama"])
+def test_scoring_traces_once_for_every_batch_size(experiment):
+    """A split's last batch is smaller than the others: score, reconstruct and every score
+    variant are traced once for both sizes, not a second time for the last batch."""
+    trainer = make_trainer(experiment)
+    compiled = {"score": trainer.compiled_score, "reconstruct": trainer.compiled_reconstruct,
+                **trainer.compiled_variants()}
+    for batch in (8, 3):
+        images = tf.random.uniform((batch, *trainer.input_shape), -1.0, 1.0, seed=batch)
+        for name, function in compiled.items():
+            assert function(images).shape[0] == batch, name
+    assert {name: function.experimental_get_tracing_count()
+            for name, function in compiled.items()} == dict.fromkeys(compiled, 1)

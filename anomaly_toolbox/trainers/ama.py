@@ -123,7 +123,7 @@ class AMATrainer(EncoderGeneratorTrainer):
         self.gaussian = tf.Variable([0.0, 1.0], dtype=tf.float64, trainable=False,
                                     name="r_score_gaussian")
         super().__init__(*args, **kwargs)
-        self._compiled_r_score = tf.function(self.r_score, reduce_retracing=True)
+        self._compiled_r_score = self.traced_for_any_batch(self.r_score)
 
     def build_networks(self) -> dict[str, keras.Model]:
         return build_ama(self.image_shape, self.hps["latent_dim"], self.hps["filters"])

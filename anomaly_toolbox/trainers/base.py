@@ -134,9 +134,8 @@ class Trainer(ImageSides, abc.ABC):
                                               jit_compile=jit_compile)
         self.compiled_train_step = tf.function(self._draw_noise_and_step)
         self.compiled_steps = tf.function(self._steps, reduce_retracing=True)
-        self.compiled_score = tf.function(self.score, jit_compile=jit_compile,
-                                           reduce_retracing=True)
-        self.compiled_reconstruct = tf.function(self.reconstruct, reduce_retracing=True)
+        self.compiled_score = self.traced_for_any_batch(self.score, jit_compile)
+        self.compiled_reconstruct = self.traced_for_any_batch(self.reconstruct)
         self._compiled_variants: dict[str, Callable[[tf.Tensor], tf.Tensor]] | None = None
         #: What trains, checks, selects and evaluates this method.
         self.engine = Engine(self)
@@ -212,6 +211,13 @@ class Trainer(ImageSides, abc.ABC):
         return None
 
     # --------------------------------------------------------------- helpers for methods
+    def traced_for_any_batch(self, function: Callable[[tf.Tensor], tf.Tensor],
+                             jit_compile: bool = False) -> Callable[[tf.Tensor], tf.Tensor]:
+        """``function`` of a float32 batch ``[B, *input_shape]`` as a ``tf.function`` traced once
+        for every ``B`` (a last, smaller batch would otherwise trace it a second time)."""
+        batch = tf.TensorSpec([None, *self.input_shape], tf.float32)
+        return tf.function(function, input_signature=[batch], jit_compile=jit_compile)
+
     def adam_per_network(self, names: tuple[str, ...], beta_2: float = 0.999,
                          ) -> dict[str, tuple[keras.optimizers.Optimizer, tuple[str, ...]]]:
         """One Adam (hps learning_rate and beta_1) per network, named after it."""
@@ -365,7 +371,7 @@ class Trainer(ImageSides, abc.ABC):
     def compiled_variants(self) -> dict[str, Callable[[tf.Tensor], tf.Tensor]]:
         """:meth:`score_variants` as ``tf.function`` s, traced once per run."""
         if self._compiled_variants is None:
-            self._compiled_variants = {name: tf.function(variant, reduce_retracing=True)
+            self._compiled_variants = {name: self.traced_for_any_batch(variant)
                                        for name, variant in self.score_variants().items()}
         return self._compiled_variants
 
