@@ -11,6 +11,7 @@ from anomaly_toolbox.curves import check_curves
 from anomaly_toolbox.datasets import one_class_splits
 from anomaly_toolbox.datasets.pipeline import PreparedData
 from anomaly_toolbox.training.callbacks import Callback
+from anomaly_toolbox.training.engine import restore_newest_readable
 from tests.conftest import make_trainer
 
 
@@ -193,3 +194,33 @@ def test_scoring_traces_once_for_every_batch_size(experiment):
             assert function(images).shape[0] == batch, name
     assert {name: function.experimental_get_tracing_count()
             for name, function in compiled.items()} == dict.fromkeys(compiled, 1)
+
+
+def test_a_resumed_run_draws_the_dropout_masks_an_uninterrupted_one_would(tmp_path, capsys):
+    """EGBAD's discriminator has dropout: Keras's seed generators are part of the checkpoint, so
+    a fresh trainer restored after two steps takes the third step exactly as the first trainer
+    does; a checkpoint from before they were saved still restores, and says so."""
+    images = tf.random.uniform((16, 28, 28, 1), -1.0, 1.0, seed=1)
+    seeds = [tf.constant([0, step], tf.int64) for step in range(3)]
+    first = make_trainer("egbad", dropout=0.5)
+    assert first.random_states()
+    for seed in seeds[:2]:
+        first.compiled_train_step(images, seed)
+    saved = first.engine.checkpoint().save(str(tmp_path / "run"))
+    after_two = [weight.numpy() for weight in first.networks["generator"].weights]
+    old_layout = first.engine.checkpoint(random_states=False).save(str(tmp_path / "old"))
+    first.compiled_train_step(images, seeds[2])
+
+    resumed = make_trainer("egbad", dropout=0.5)
+    assert restore_newest_readable(resumed.engine.checkpoint(), [saved]) == saved
+    resumed.compiled_train_step(images, seeds[2])
+    for expected, got in zip(first.networks["discriminator"].weights,
+                             resumed.networks["discriminator"].weights, strict=True):
+        np.testing.assert_array_equal(expected.numpy(), got.numpy())
+
+    older = make_trainer("egbad", dropout=0.5)
+    assert restore_newest_readable(older.engine.checkpoint(), [old_layout],
+                                   older.engine.checkpoint(random_states=False)) == old_layout
+    assert "predates saved dropout states" in capsys.readouterr().out
+    for expected, got in zip(after_two, older.networks["generator"].weights, strict=True):
+        np.testing.assert_array_equal(expected, got.numpy())

@@ -116,23 +116,37 @@ def test_trained_model_scores_noise_above_normal_digits(bundled, experiment):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", NETWORK_METHODS)
-def test_xla_steps_under_op_determinism_reproduce_a_seed_exactly(bundled, experiment):
+def test_xla_steps_under_op_determinism_reproduce_a_seed_exactly(bundled, experiment, tmp_path):
     """XLA may be the default, so the determinism promise must hold with it: two fresh trainers
-    of one seed take identical steps (dropout masks and noise included) and score identically."""
+    of one seed start from identical weights, and from there identical steps (dropout masks and
+    noise included) give identical weights and scores. The second pass restores the first's
+    starting checkpoint, as a resumed run does, and reuses its compiled step (one XLA compile)."""
     tf.config.experimental.enable_op_determinism()
+    hps = {"n_critic": 2} if experiment in FAST else {}
+    trainer = make_trainer(experiment, jit_compile=True, **hps)
+    start = weights_of(trainer)
+    assert_same_weights(weights_of(make_trainer(experiment, jit_compile=True, **hps)), start)
+    checkpoint = tf.train.Checkpoint(**trainer.checkpointed())
+    saved = checkpoint.write(str(tmp_path / "start"))
+    x = images_of(bundled, 3, trainer, 32)
     results = []
     for _ in range(2):
-        trainer = make_trainer(experiment, jit_compile=True, n_critic=2) if experiment in FAST \
-            else make_trainer(experiment, jit_compile=True)
-        x = images_of(bundled, 3, trainer, 32)
+        checkpoint.read(saved).assert_consumed()
+        assert_same_weights(weights_of(trainer), start)
         for step in range(3):
             trainer.compiled_train_step(x, tf.constant([5, step], tf.int64))
         results.append((weights_of(trainer), trainer.compiled_score(x).numpy()))
     (weights_a, scores_a), (weights_b, scores_b) = results
     np.testing.assert_array_equal(scores_a, scores_b)
-    for name in weights_a:
-        for a, b in zip(weights_a[name], weights_b[name]):
-            np.testing.assert_array_equal(a, b)
+    assert_same_weights(weights_a, weights_b)
+    assert trainer.compiled_train_step.experimental_get_tracing_count() == 1
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        for left, right in zip(a[name], b[name], strict=True):
+            np.testing.assert_array_equal(left, right)
 
 
 def test_every_method_says_whether_xla_is_on_by_default():

@@ -26,7 +26,7 @@ from anomaly_toolbox.registry import registered_name
 from anomaly_toolbox.timing import Stopwatch
 from anomaly_toolbox.trainers.helpers import adam
 from anomaly_toolbox.training.callbacks import Callback
-from anomaly_toolbox.training.engine import Engine
+from anomaly_toolbox.training.engine import RANDOM_STATES, Engine
 
 SCORING_BATCH_SIZE = 256
 
@@ -339,12 +339,25 @@ class Trainer(ImageSides, abc.ABC):
 
     def checkpointed(self) -> dict[str, Any]:
         """What a run's checkpoint keeps of the method, by checkpoint name: the counters, the
-        networks (and their weight averages), the optimizers."""
+        networks (and their weight averages), the optimizers, and the networks' random states
+        when they have any (see :meth:`random_states`)."""
+        states = self.random_states()
         return {"epoch": self.epoch, "step": self.step,
                 **{f"network_{name}": net for name, net in self.networks.items()},
                 **{f"scoring_{name}": net for name, net in self.scoring_networks.items()
                    if net is not self.networks[name]},
-                **{f"optimizer_{name}": opt for name, opt in self.optimizers.items()}}
+                **{f"optimizer_{name}": opt for name, opt in self.optimizers.items()},
+                **({RANDOM_STATES: states} if states else {})}
+
+    def random_states(self) -> list[keras.Variable]:
+        """The training networks' variables that are not weights: the states of Keras's seed
+        generators (dropout layers'), which advance at every training call, so that a resumed
+        run draws the dropout masks an uninterrupted one would."""
+        states = []
+        for net in self.networks.values():
+            weights = {id(weight) for weight in net.weights}
+            states += [variable for variable in net.variables if id(variable) not in weights]
+        return states
 
     #: Whether :meth:`score` takes at most :meth:`scoring_batch_size` samples per call (a
     #: method whose scoring state is sized to one batch).

@@ -29,6 +29,8 @@ from anomaly_toolbox.training.selection import BestChecks, resolve_selection
 
 IMAGES_IN_STRIP = 8
 CHECKPOINT_DIR = "checkpoints"
+#: The checkpoint name of the networks' random states (Keras seed generators' states).
+RANDOM_STATES = "random_states"
 #: A run whose first epoch predicts more than this many hours says so.
 LONG_RUN_HOURS = 24.0
 
@@ -93,13 +95,23 @@ def planned_epochs(hps: dict[str, Any], steps_per_epoch: int) -> int:
     return max(hps["epochs"], math.ceil(hps["min_steps"] / steps_per_epoch))
 
 
-def restore_newest_readable(checkpoint: tf.train.Checkpoint, paths: list[str]) -> str:
+def restore_newest_readable(checkpoint: tf.train.Checkpoint, paths: list[str],
+                            without_random_states: tf.train.Checkpoint | None = None) -> str:
     """Restore the newest checkpoint that reads back whole; an unreadable one (a truncated
-    file after a crash or a full disk) falls back to the one before."""
+    file after a crash or a full disk) falls back to the one before. ``without_random_states``:
+    the same state without the networks' random states, which checkpoints written before
+    they were saved lack (their dropout masks then start again from the seed)."""
     problems = []
     for path in reversed(paths):
         try:
-            checkpoint.restore(path).assert_existing_objects_matched()
+            try:
+                checkpoint.restore(path).assert_existing_objects_matched()
+            except AssertionError:
+                if without_random_states is None:
+                    raise
+                without_random_states.restore(path).assert_existing_objects_matched()
+                print(f"Checkpoint {path} predates saved dropout states: this run's dropout "
+                      f"masks start again from its seed")
             return path
         except Exception as error:  # noqa: BLE001 - TF reports damage as many error types
             print(f"Checkpoint {path} is unreadable ({type(error).__name__}); trying the "
@@ -127,9 +139,13 @@ class Engine:
         #: Whether the train step has run once (its first call traces and compiles it).
         self._traced = False
 
-    def checkpoint(self) -> tf.train.Checkpoint:
-        """The run's state: the trainer's (networks, optimizers, counters) and the checks'."""
-        return tf.train.Checkpoint(**self.trainer.checkpointed(), **self.checks.checkpointed())
+    def checkpoint(self, random_states: bool = True) -> tf.train.Checkpoint:
+        """The run's state: the trainer's (networks, optimizers, counters, random states unless
+        ``random_states`` is False) and the checks'."""
+        state = self.trainer.checkpointed()
+        if not random_states:
+            state.pop(RANDOM_STATES, None)
+        return tf.train.Checkpoint(**state, **self.checks.checkpointed())
 
     def fit(self, data: PreparedData, run_dir: Path, writer: tf.summary.SummaryWriter,
             progress_bar: bool = True) -> None:
@@ -153,7 +169,9 @@ class Engine:
                   f"{hps['min_steps']} at {steps} steps per epoch (give epochs alone to "
                   f"train exactly that many)")
         if checkpoints.saved:
-            restored = restore_newest_readable(checkpoint, checkpoints.saved)
+            restored = restore_newest_readable(
+                checkpoint, checkpoints.saved,
+                self.checkpoint(random_states=False) if trainer.random_states() else None)
             print(f"Resuming from {restored} "
                   f"(epoch {int(trainer.epoch.numpy())} of {epochs} done)")
         else:
