@@ -136,7 +136,8 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path, monk
     assert results["status"] == "completed"
     assert results["steps_trained"] == expected["steps_trained"] == 3 * (360 // 32)
     assert results["test"]["auroc"] == pytest.approx(expected["test"]["auroc"], abs=1e-6)
-    last, expected_last = results["test_by_selection"]["last"], expected["test_by_selection"]["last"]
+    last = results["test_by_selection"]["last"]
+    expected_last = expected["test_by_selection"]["last"]
     assert last["threshold"] == pytest.approx(expected_last["threshold"], rel=1e-6)
     assert last["auroc"] == pytest.approx(expected_last["auroc"], abs=1e-6)
 
